@@ -1,0 +1,261 @@
+//! [`PhoneConfig`] and its builder: servers, account, registration,
+//! reconnection, keep-alive and TLS settings.
+
+use std::time::Duration;
+
+use crate::Error;
+use crate::secret::Password;
+use crate::transport::keepalive::{KeepAliveConfig, PingKind};
+use crate::transport::tls::TlsConfig;
+use crate::transport::ws::ServerUrl;
+
+/// Everything a [`crate::Phone`] needs. Build it with [`PhoneConfig::builder`].
+/// `Debug` never shows the password.
+#[derive(Clone, Debug)]
+pub struct PhoneConfig {
+    pub(crate) servers: Vec<ServerUrl>,
+    pub(crate) user: String,
+    pub(crate) auth_user: Option<String>,
+    pub(crate) password: Password,
+    pub(crate) domain: String,
+    pub(crate) display_name: Option<String>,
+    pub(crate) register_on_start: bool,
+    pub(crate) register_expires: u32,
+    pub(crate) reconnect_min: Duration,
+    pub(crate) reconnect_max: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) keepalive: KeepAliveConfig,
+    pub(crate) tls: TlsConfig,
+    pub(crate) user_agent: String,
+    pub(crate) instance_id: Option<String>,
+    pub(crate) unregister_timeout: Duration,
+    pub(crate) seed: Option<u64>,
+}
+
+impl PhoneConfig {
+    /// A builder with JsSIP-like defaults.
+    pub fn builder() -> PhoneConfigBuilder {
+        PhoneConfigBuilder::default()
+    }
+
+    /// The servers, in order of preference.
+    pub fn servers(&self) -> impl Iterator<Item = &str> {
+        self.servers.iter().map(ServerUrl::as_str)
+    }
+
+    /// The account's user part.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// The SIP domain.
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+}
+
+/// Builds a [`PhoneConfig`].
+#[derive(Clone, Debug)]
+pub struct PhoneConfigBuilder {
+    servers: Vec<String>,
+    user: Option<String>,
+    auth_user: Option<String>,
+    password: Option<Password>,
+    domain: Option<String>,
+    display_name: Option<String>,
+    register_on_start: bool,
+    register_expires: u32,
+    reconnect_min: Duration,
+    reconnect_max: Duration,
+    connect_timeout: Duration,
+    keepalive: KeepAliveConfig,
+    tls: TlsConfig,
+    user_agent: String,
+    instance_id: Option<String>,
+    unregister_timeout: Duration,
+    seed: Option<u64>,
+}
+
+impl Default for PhoneConfigBuilder {
+    fn default() -> Self {
+        PhoneConfigBuilder {
+            servers: Vec::new(),
+            user: None,
+            auth_user: None,
+            password: None,
+            domain: None,
+            display_name: None,
+            register_on_start: true,
+            register_expires: 600,
+            reconnect_min: Duration::from_secs(2),
+            reconnect_max: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            keepalive: KeepAliveConfig::default(),
+            tls: TlsConfig::default(),
+            user_agent: concat!("webphone/", env!("CARGO_PKG_VERSION")).to_string(),
+            instance_id: None,
+            unregister_timeout: Duration::from_secs(3),
+            seed: None,
+        }
+    }
+}
+
+impl PhoneConfigBuilder {
+    /// Adds a `ws://` or `wss://` server; call again for failover servers,
+    /// most preferred first.
+    pub fn server(mut self, url: impl Into<String>) -> Self {
+        self.servers.push(url.into());
+        self
+    }
+
+    /// The account's user part (`1001` in `sip:1001@example.com`).
+    pub fn user(mut self, user: impl Into<String>) -> Self {
+        self.user = Some(user.into());
+        self
+    }
+
+    /// A digest user name that differs from the user part.
+    pub fn auth_user(mut self, user: impl Into<String>) -> Self {
+        self.auth_user = Some(user.into());
+        self
+    }
+
+    /// The account's password.
+    pub fn password(mut self, password: impl Into<Password>) -> Self {
+        self.password = Some(password.into());
+        self
+    }
+
+    /// The SIP domain (and digest realm, usually).
+    pub fn domain(mut self, domain: impl Into<String>) -> Self {
+        self.domain = Some(domain.into());
+        self
+    }
+
+    /// Display name in From headers.
+    pub fn display_name(mut self, name: impl Into<String>) -> Self {
+        self.display_name = Some(name.into());
+        self
+    }
+
+    /// Register when started (default true).
+    pub fn register_on_start(mut self, yes: bool) -> Self {
+        self.register_on_start = yes;
+        self
+    }
+
+    /// Requested registration expiry in seconds (default 600).
+    pub fn register_expires(mut self, secs: u32) -> Self {
+        self.register_expires = secs;
+        self
+    }
+
+    /// Reconnection backoff bounds (default 2 s to 30 s).
+    pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.reconnect_min = min;
+        self.reconnect_max = max;
+        self
+    }
+
+    /// How long a WebSocket handshake may take (default 10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Keep-alive: ping after `interval` of silence, give up `timeout` later.
+    pub fn keepalive(mut self, interval: Duration, timeout: Duration, kind: PingKind) -> Self {
+        self.keepalive = KeepAliveConfig { interval, timeout, kind };
+        self
+    }
+
+    /// TLS settings for `wss://` servers.
+    pub fn tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// The User-Agent header.
+    pub fn user_agent(mut self, ua: impl Into<String>) -> Self {
+        self.user_agent = ua.into();
+        self
+    }
+
+    /// The `+sip.instance` UUID (RFC 5626); random when not given.
+    pub fn instance_id(mut self, uuid: impl Into<String>) -> Self {
+        self.instance_id = Some(uuid.into());
+        self
+    }
+
+    /// How long `stop` waits for the unregistration answer (default 3 s).
+    pub fn unregister_timeout(mut self, timeout: Duration) -> Self {
+        self.unregister_timeout = timeout;
+        self
+    }
+
+    /// Seed the random tags, branches and Call-IDs (tests only: real
+    /// phones must leave this unset).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Checks and builds the configuration.
+    pub fn build(self) -> Result<PhoneConfig, Error> {
+        if self.servers.is_empty() {
+            return Err(Error::Config("at least one server is required".into()));
+        }
+        let servers = self.servers.iter().map(|s| ServerUrl::parse(s)).collect::<Result<Vec<_>, _>>()?;
+        let user = self.user.filter(|u| !u.is_empty()).ok_or_else(|| Error::Config("user is required".into()))?;
+        let domain = self.domain.filter(|d| !d.is_empty()).ok_or_else(|| Error::Config("domain is required".into()))?;
+        if crate::sip::Host::parse(&domain).is_err() {
+            return Err(Error::Config(format!("domain {domain:?} is not a host name or address")));
+        }
+        if self.register_expires == 0 {
+            return Err(Error::Config("register_expires must be positive".into()));
+        }
+        Ok(PhoneConfig {
+            servers,
+            user,
+            auth_user: self.auth_user,
+            password: self.password.unwrap_or_else(|| Password::new("")),
+            domain,
+            display_name: self.display_name,
+            register_on_start: self.register_on_start,
+            register_expires: self.register_expires,
+            reconnect_min: self.reconnect_min,
+            reconnect_max: self.reconnect_max,
+            connect_timeout: self.connect_timeout,
+            keepalive: self.keepalive,
+            tls: self.tls,
+            user_agent: self.user_agent,
+            instance_id: self.instance_id,
+            unregister_timeout: self.unregister_timeout,
+            seed: self.seed,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_and_validates() {
+        let cfg = PhoneConfig::builder()
+            .server("ws://127.0.0.1:5066")
+            .server("wss://backup.example.com/ws")
+            .user("1001")
+            .password("hunter2-secret")
+            .domain("example.com")
+            .build()
+            .expect("valid");
+        assert_eq!(cfg.servers().count(), 2);
+        assert!(!format!("{cfg:?}").contains("hunter2-secret"));
+        assert!(matches!(PhoneConfig::builder().user("a").domain("b").build(), Err(Error::Config(_))));
+        assert!(matches!(
+            PhoneConfig::builder().server("http://x").user("a").domain("b").build(),
+            Err(Error::InvalidServer { .. })
+        ));
+    }
+}

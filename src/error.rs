@@ -1,0 +1,42 @@
+//! The crate's error type. Errors are data: each variant carries what a
+//! caller needs to react, and none carries a password or digest.
+
+/// Everything that can go wrong in a call to the `webphone` API.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration is incomplete or inconsistent.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A server URL is not a usable `ws://` / `wss://` URL.
+    #[error("invalid server URL {url:?}: {reason}")]
+    InvalidServer {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The WebSocket connection could not be opened.
+    #[error("cannot connect to {server}: {reason}")]
+    Connect {
+        /// The server URL.
+        server: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The server did not accept the `sip` WebSocket subprotocol.
+    #[error("{server} did not accept the `sip` WebSocket subprotocol")]
+    SubprotocolRejected {
+        /// The server URL.
+        server: String,
+    },
+    /// TLS setup failed.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// The phone was not started, or has stopped.
+    #[error("the phone is not running")]
+    NotRunning,
+    /// `start` was called on a running phone.
+    #[error("the phone is already running")]
+    AlreadyRunning,
+}

@@ -1,0 +1,81 @@
+//! Shared support for integration tests: a real Kamailio (see `kamailio`),
+//! phone configurations for it, and waiting on events with generous
+//! timeouts (never fixed sleeps).
+#![allow(dead_code)]
+
+pub mod kamailio;
+
+use std::time::Duration;
+
+use webphone::{Event, Events, PhoneConfig, PhoneConfigBuilder};
+
+#[allow(unused_imports)]
+pub use kamailio::{Kamailio, KamailioConfig, require_loopback_only_netns, unused_port};
+
+/// The test domain and digest realm.
+pub const DOMAIN: &str = "example.com";
+/// Alice's password (the secret the log tests look for).
+pub const ALICE_PASSWORD: &str = "alice-Secret-7f3a9";
+/// Generous wait for anything that should happen in well under a second.
+pub const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Kamailio with users alice and bob.
+pub fn start_kamailio() -> Kamailio {
+    require_loopback_only_netns();
+    Kamailio::start(&KamailioConfig {
+        domain: DOMAIN.into(),
+        users: vec![("alice".into(), ALICE_PASSWORD.into()), ("bob".into(), "bob-Secret-22c1".into())],
+    })
+}
+
+/// A configuration for `user` with fast reconnection, for tests.
+pub fn phone_config(servers: &[String], user: &str, password: &str) -> PhoneConfigBuilder {
+    let mut b = PhoneConfig::builder()
+        .user(user)
+        .password(password)
+        .domain(DOMAIN)
+        .reconnect_backoff(Duration::from_millis(100), Duration::from_secs(1))
+        .connect_timeout(Duration::from_secs(5));
+    for s in servers {
+        b = b.server(s.clone());
+    }
+    b
+}
+
+/// Events of one phone, remembered so failures can show what happened.
+pub struct EventLog {
+    events: Events,
+    pub seen: Vec<Event>,
+}
+
+impl EventLog {
+    pub fn new(events: Events) -> EventLog {
+        EventLog { events, seen: Vec::new() }
+    }
+
+    /// Waits until an event matches `pred` and returns it; panics after
+    /// [`TIMEOUT`] with every event seen so far.
+    pub async fn wait_for(&mut self, what: &str, pred: impl Fn(&Event) -> bool) -> Event {
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        loop {
+            match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Ok(Some(ev)) => {
+                    self.seen.push(ev.clone());
+                    if pred(&ev) {
+                        return ev;
+                    }
+                }
+                Ok(None) => panic!("event stream ended while waiting for {what}; seen: {:#?}", self.seen),
+                Err(_) => panic!("timed out waiting for {what}; seen: {:#?}", self.seen),
+            }
+        }
+    }
+
+    /// Every event still queued, without waiting.
+    pub fn drain(&mut self) -> &[Event] {
+        while let Some(ev) = self.events.try_recv() {
+            self.seen.push(ev);
+        }
+        &self.seen
+    }
+}
