@@ -206,9 +206,13 @@ async fn drive(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Comman
             Err(e) => {
                 tracing::info!(server = server.as_str(), error = %e, "connection attempt failed");
                 attempt = reconnect.handle_failure(&mut rng);
+                let reason = match e {
+                    Error::Connect { reason, .. } => reason,
+                    other => other.to_string(),
+                };
                 shared.emit(Event::ConnectFailed {
                     server: server.as_str().to_string(),
-                    reason: e.to_string(),
+                    reason,
                     retry_in_ms: attempt.delay.as_millis() as u64,
                     next_server: cfg.servers[attempt.server].as_str().to_string(),
                 });

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the system packages the tests and the demo need, when missing:
+# Kamailio with its WebSocket modules (the real SIP server the tests use)
+# and iproute2 (to bring loopback up in a fresh network namespace).
+set -euo pipefail
+
+missing=()
+[ -x /usr/sbin/kamailio ] || missing+=(kamailio)
+[ -e /usr/lib/x86_64-linux-gnu/kamailio/modules/websocket.so ] || ls /usr/lib/*/kamailio/modules/websocket.so >/dev/null 2>&1 || missing+=(kamailio-websocket-modules)
+command -v ip >/dev/null || missing+=(iproute2)
+command -v unshare >/dev/null || missing+=(util-linux)
+
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
