@@ -111,7 +111,8 @@ struct Printer {
 impl Printer {
     fn print(&mut self, event: &Event) {
         let elapsed_ms = self.started.elapsed().as_millis() as u64;
-        let mut value = serde_json::to_value(event).unwrap_or_else(|e| json!({ "event": "unprintable", "error": e.to_string() }));
+        let mut value =
+            serde_json::to_value(event).unwrap_or_else(|e| json!({ "event": "unprintable", "error": e.to_string() }));
         if let Value::Object(map) = &mut value {
             map.insert("at_ms".into(), json!(epoch_ms()));
             map.insert("elapsed_ms".into(), json!(elapsed_ms));

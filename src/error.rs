@@ -36,6 +36,9 @@ pub enum Error {
     /// The phone was not started, or has stopped.
     #[error("the phone is not running")]
     NotRunning,
+    /// `start` was called outside a tokio runtime.
+    #[error("Phone::start must be called inside a tokio runtime")]
+    NoRuntime,
     /// `start` was called on a running phone.
     #[error("the phone is already running")]
     AlreadyRunning,

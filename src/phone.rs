@@ -111,8 +111,9 @@ impl Phone {
         if control.as_ref().is_some_and(|c| !c.task.is_finished()) {
             return Err(Error::AlreadyRunning);
         }
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
         let (commands, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(drive(self.shared.clone(), rx));
+        let task = runtime.spawn(drive(self.shared.clone(), rx));
         *control = Some(Control { commands, task });
         Ok(())
     }
@@ -340,11 +341,11 @@ async fn session(
                 Output::Event(ev) => emit_agent_event(ev, server, shared),
             }
         }
-        if let Some(deadline) = stop_deadline {
-            if !ua.has_pending_transactions() || now() >= deadline {
-                conn.close().await;
-                return SessionEnd::Stopped;
-            }
+        if let Some(deadline) = stop_deadline
+            && (!ua.has_pending_transactions() || now() >= deadline)
+        {
+            conn.close().await;
+            return SessionEnd::Stopped;
         }
         let wake = [ua.poll_timeout(), Some(keepalive.poll_timeout()), stop_deadline].into_iter().flatten().min();
         let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(

@@ -18,9 +18,10 @@ async fn fails_over_to_the_second_server() {
     let ev = log.wait_for("ConnectFailed", |e| matches!(e, Event::ConnectFailed { .. })).await;
     let Event::ConnectFailed { server, next_server, retry_in_ms, .. } = ev else { unreachable!() };
     assert_eq!((server.as_str(), next_server.as_str(), retry_in_ms), (dead.as_str(), live.as_str(), 0));
-    assert_eq!(log.wait_for("Connected", |e| matches!(e, Event::Connected { .. })).await, Event::Connected {
-        server: live.clone()
-    });
+    assert_eq!(
+        log.wait_for("Connected", |e| matches!(e, Event::Connected { .. })).await,
+        Event::Connected { server: live.clone() }
+    );
     let ev = log.wait_for("Registered", |e| matches!(e, Event::Registered { .. })).await;
     assert_eq!(ev, Event::Registered { server: live, expires: 600 });
     phone.stop().await.unwrap();

@@ -9,7 +9,8 @@ use webphone::{Event, Phone};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registers_with_digest_auth() {
     let kamailio = start_kamailio();
-    let phone = Phone::new(phone_config(&[kamailio.ws_url()], "alice", ALICE_PASSWORD).register_expires(300).build().unwrap());
+    let phone =
+        Phone::new(phone_config(&[kamailio.ws_url()], "alice", ALICE_PASSWORD).register_expires(300).build().unwrap());
     let mut log = EventLog::new(phone.events());
     phone.start().unwrap();
 

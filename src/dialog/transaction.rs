@@ -104,7 +104,12 @@ impl ClientTransaction {
     /// branch already). The caller sends `request` once.
     pub fn new(request: Request, timers: &Timers, now: Instant) -> Option<ClientTransaction> {
         let key = TransactionKey::of_request(&request)?;
-        Some(ClientTransaction { key, request, state: ClientState::Waiting, deadline: Some(now + timers.transaction_timeout()) })
+        Some(ClientTransaction {
+            key,
+            request,
+            state: ClientState::Waiting,
+            deadline: Some(now + timers.transaction_timeout()),
+        })
     }
 
     /// The key responses are matched on.
@@ -226,7 +231,13 @@ impl ServerTransaction {
     /// Starts a server transaction for a received request (not ACK).
     pub fn new(req: &Request, timers: &Timers) -> Option<ServerTransaction> {
         let key = TransactionKey::of_request(req)?;
-        Some(ServerTransaction { key, state: ServerState::Proceeding, last_response: None, deadline: None, timers: *timers })
+        Some(ServerTransaction {
+            key,
+            state: ServerState::Proceeding,
+            last_response: None,
+            deadline: None,
+            timers: *timers,
+        })
     }
 
     /// The key retransmissions and ACKs are matched on.
@@ -278,7 +289,8 @@ impl ServerTransaction {
     pub fn handle_timeout(&mut self, now: Instant) -> Option<ServerTimeout> {
         match self.deadline {
             Some(d) if now >= d => {
-                let what = if self.state == ServerState::Completed { ServerTimeout::NoAck } else { ServerTimeout::Ended };
+                let what =
+                    if self.state == ServerState::Completed { ServerTimeout::NoAck } else { ServerTimeout::Ended };
                 self.state = ServerState::Terminated;
                 self.deadline = None;
                 Some(what)
@@ -350,7 +362,7 @@ mod tests {
         let req = request("INVITE");
         let mut tx = ServerTransaction::new(&req, &Timers::default()).expect("has branch");
         assert!(tx.send_response(&response_to(&req, StatusCode::RINGING), t0).is_some());
-        assert_eq!(tx.handle_retransmission().is_some(), true);
+        assert!(tx.handle_retransmission().is_some());
         assert!(tx.send_response(&response_to(&req, StatusCode::BUSY_HERE), t0).is_some());
         assert!(tx.send_response(&response_to(&req, StatusCode::OK), t0).is_none(), "one final response only");
         assert_eq!(tx.state(), ServerState::Completed);

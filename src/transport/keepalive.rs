@@ -32,7 +32,11 @@ pub struct KeepAliveConfig {
 
 impl Default for KeepAliveConfig {
     fn default() -> Self {
-        KeepAliveConfig { interval: Duration::from_secs(25), timeout: Duration::from_secs(10), kind: PingKind::WebSocket }
+        KeepAliveConfig {
+            interval: Duration::from_secs(25),
+            timeout: Duration::from_secs(10),
+            kind: PingKind::WebSocket,
+        }
     }
 }
 
@@ -97,7 +101,11 @@ mod tests {
     #[test]
     fn pings_when_quiet_and_declares_dead_without_answer() {
         let t0 = Instant::now();
-        let cfg = KeepAliveConfig { interval: Duration::from_secs(25), timeout: Duration::from_secs(10), kind: PingKind::DoubleCrlf };
+        let cfg = KeepAliveConfig {
+            interval: Duration::from_secs(25),
+            timeout: Duration::from_secs(10),
+            kind: PingKind::DoubleCrlf,
+        };
         let mut k = KeepAlive::new(cfg, t0);
         assert_eq!(k.handle_timeout(t0 + Duration::from_secs(24)), KeepAliveAction::None);
         assert_eq!(k.handle_timeout(t0 + Duration::from_secs(25)), KeepAliveAction::SendPing(PingKind::DoubleCrlf));

@@ -79,10 +79,10 @@ impl Connection {
     /// Connects and performs the handshake offering `Sec-WebSocket-Protocol: sip`.
     /// Fails with [`Error::SubprotocolRejected`] when the server does not accept it.
     pub async fn connect(server: &ServerUrl, tls: &TlsConfig, timeout: Duration) -> Result<Connection, Error> {
-        let mut request = server.as_str().into_client_request().map_err(|e| Error::InvalidServer {
-            url: server.as_str().to_string(),
-            reason: e.to_string(),
-        })?;
+        let mut request = server
+            .as_str()
+            .into_client_request()
+            .map_err(|e| Error::InvalidServer { url: server.as_str().to_string(), reason: e.to_string() })?;
         request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("sip"));
         let connector = if server.is_secure() { Connector::Rustls(tls.client_config()?) } else { Connector::Plain };
         let mut config = WebSocketConfig::default();
@@ -140,9 +140,9 @@ impl Connection {
                 }
                 Some(Ok(WsMessage::Binary(b))) => Incoming::Sip(b),
                 Some(Ok(WsMessage::Pong(_))) | Some(Ok(WsMessage::Ping(_))) => Incoming::KeepAlive,
-                Some(Ok(WsMessage::Close(frame))) => {
-                    Incoming::Closed(frame.map_or("closed by server".into(), |f| format!("closed by server: {}", f.reason)))
-                }
+                Some(Ok(WsMessage::Close(frame))) => Incoming::Closed(
+                    frame.map_or("closed by server".into(), |f| format!("closed by server: {}", f.reason)),
+                ),
                 Some(Ok(WsMessage::Frame(_))) => continue,
             };
         }

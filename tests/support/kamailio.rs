@@ -199,15 +199,12 @@ impl Kamailio {
 
     fn prepare(cfg: &KamailioConfig, port: u16) -> Kamailio {
         if !Path::new(KAMAILIO_BIN).exists() {
-            panic!(
-                "{KAMAILIO_BIN} not found: apt-get install kamailio kamailio-websocket-modules"
-            );
+            panic!("{KAMAILIO_BIN} not found: apt-get install kamailio kamailio-websocket-modules");
         }
         let dir = make_temp_dir();
         let cfg_path = dir.join("kamailio.cfg");
         let log_path = dir.join("kamailio.log");
-        fs::write(&cfg_path, render_cfg(cfg, port))
-            .unwrap_or_else(|e| panic!("writing {}: {e}", cfg_path.display()));
+        fs::write(&cfg_path, render_cfg(cfg, port)).unwrap_or_else(|e| panic!("writing {}: {e}", cfg_path.display()));
         File::create(&log_path).unwrap_or_else(|e| panic!("creating {}: {e}", log_path.display()));
         Kamailio { child: None, port, dir, cfg_path, log_path }
     }
@@ -281,11 +278,7 @@ impl Drop for Kamailio {
         if std::thread::panicking() {
             let log = self.log();
             let tail: Vec<&str> = log.lines().rev().take(80).collect();
-            eprintln!(
-                "---- kamailio log (last {} lines) of {} ----",
-                tail.len(),
-                self.log_path.display()
-            );
+            eprintln!("---- kamailio log (last {} lines) of {} ----", tail.len(), self.log_path.display());
             for l in tail.iter().rev() {
                 eprintln!("{l}");
             }
@@ -304,15 +297,10 @@ impl Drop for Kamailio {
 /// follows the caller's network namespace; /sys/class/net does not after a
 /// plain `unshare -n`.)
 pub fn require_loopback_only_netns() {
-    let dev = fs::read_to_string("/proc/self/net/dev")
-        .unwrap_or_else(|e| panic!("cannot read /proc/self/net/dev: {e}"));
-    let ifaces: Vec<&str> = dev
-        .lines()
-        .skip(2)
-        .filter_map(|l| l.split(':').next())
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect();
+    let dev =
+        fs::read_to_string("/proc/self/net/dev").unwrap_or_else(|e| panic!("cannot read /proc/self/net/dev: {e}"));
+    let ifaces: Vec<&str> =
+        dev.lines().skip(2).filter_map(|l| l.split(':').next()).map(str::trim).filter(|s| !s.is_empty()).collect();
     if ifaces != ["lo"] {
         panic!(
             "refusing to run: this test must run in a network namespace with only `lo`, \
@@ -411,13 +399,12 @@ fn read_lossy(path: &Path) -> String {
 }
 
 fn render_cfg(cfg: &KamailioConfig, port: u16) -> String {
-    let domain_ok = !cfg.domain.is_empty()
-        && cfg.domain.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+    let domain_ok =
+        !cfg.domain.is_empty() && cfg.domain.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
     assert!(domain_ok, "unsupported SIP domain for the test cfg: {:?}", cfg.domain);
     let mut users = String::new();
     for (user, password) in &cfg.users {
-        let user_ok = !user.is_empty()
-            && user.chars().all(|c| c.is_ascii_alphanumeric() || "._-+".contains(c));
+        let user_ok = !user.is_empty() && user.chars().all(|c| c.is_ascii_alphanumeric() || "._-+".contains(c));
         assert!(user_ok, "unsupported user name for the test cfg: {user:?}");
         assert!(
             !password.chars().any(|c| c.is_control()),
