@@ -6,7 +6,7 @@ port=5080
 trap 'kill -- -"$(cat "$dir/pgid" 2>/dev/null || echo 0)" 2>/dev/null || true; rm -rf "$dir"' EXIT
 
 users=$'\t$sht(users=>alice) = "alice-demo-pw";\n\t$sht(users=>bob) = "bob-demo-pw";'
-sed -e "s/@LISTEN_PORT@/$port/g" -e "s/@DOMAIN@/example.com/g" tests/support/kamailio.cfg.in \
+sed -e "s/@LISTEN_PORT@/$port/g" -e "s/@DOMAIN@/example.com/g" -e "s/@TLS@//" tests/support/kamailio.cfg.in \
     | awk -v users="$users" '{ if ($0 ~ /@USERS@/) print users; else print }' > "$dir/kamailio.cfg"
 setsid /usr/sbin/kamailio -f "$dir/kamailio.cfg" -DD -E -m 32 -M 8 -Y "$dir" -w "$dir" -P "$dir/kamailio.pid" \
     > "$dir/kamailio.log" 2>&1 &

@@ -39,6 +39,15 @@ pub struct KamailioConfig {
     pub domain: String,
     /// `(user, password)`; user names: ASCII letters, digits, `.`, `_`, `-`, `+`.
     pub users: Vec<(String, String)>,
+    /// Also serve `wss://` (Kamailio's tls module) with this certificate.
+    pub tls: Option<TlsFiles>,
+}
+
+/// PEM-encoded certificate and private key for Kamailio's `wss://` listener.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub cert_pem: String,
+    pub key_pem: String,
 }
 
 /// A running (or stopped) Kamailio instance. Killed and cleaned up on drop.
@@ -48,6 +57,7 @@ pub struct Kamailio {
     dir: PathBuf,
     cfg_path: PathBuf,
     log_path: PathBuf,
+    tls_port: Option<u16>,
 }
 
 impl Kamailio {
@@ -92,6 +102,12 @@ impl Kamailio {
     /// `ws://127.0.0.1:PORT`
     pub fn ws_url(&self) -> String {
         format!("ws://127.0.0.1:{}", self.port)
+    }
+
+    /// `wss://127.0.0.1:TLS_PORT`, when started with [`KamailioConfig::tls`].
+    pub fn wss_url(&self) -> String {
+        let port = self.tls_port.expect("Kamailio was started without TLS");
+        format!("wss://127.0.0.1:{port}")
     }
 
     /// Whether the Kamailio process is running (not stopped, not crashed).
@@ -204,9 +220,34 @@ impl Kamailio {
         let dir = make_temp_dir();
         let cfg_path = dir.join("kamailio.cfg");
         let log_path = dir.join("kamailio.log");
-        fs::write(&cfg_path, render_cfg(cfg, port)).unwrap_or_else(|e| panic!("writing {}: {e}", cfg_path.display()));
+        let tls_port = cfg.tls.as_ref().map(|files| {
+            let write = |name: &str, text: &str| {
+                let path = dir.join(name);
+                fs::write(&path, text).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+                path.display().to_string()
+            };
+            let cert = write("cert.pem", &files.cert_pem);
+            let key = write("key.pem", &files.key_pem);
+            write(
+                "tls.cfg",
+                &format!(
+                    "[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\n\
+                     private_key = {key}\ncertificate = {cert}\n"
+                ),
+            );
+            unused_port()
+        });
+        let tls_block = match tls_port {
+            Some(p) => format!(
+                "enable_tls=yes\nlisten=tls:127.0.0.1:{p}\nloadmodule \"tls.so\"\nmodparam(\"tls\", \"config\", \"{}\")",
+                dir.join("tls.cfg").display()
+            ),
+            None => String::new(),
+        };
+        let text = render_cfg(cfg, port).replace("@TLS@", &tls_block);
+        fs::write(&cfg_path, text).unwrap_or_else(|e| panic!("writing {}: {e}", cfg_path.display()));
         File::create(&log_path).unwrap_or_else(|e| panic!("creating {}: {e}", log_path.display()));
-        Kamailio { child: None, port, dir, cfg_path, log_path }
+        Kamailio { child: None, port, dir, cfg_path, log_path, tls_port }
     }
 
     /// Spawns Kamailio and waits until it answers an HTTP request on the

@@ -10,7 +10,7 @@ use std::time::Duration;
 use webphone::{Event, Events, PhoneConfig, PhoneConfigBuilder};
 
 #[allow(unused_imports)]
-pub use kamailio::{Kamailio, KamailioConfig, require_loopback_only_netns, unused_port};
+pub use kamailio::{Kamailio, KamailioConfig, TlsFiles, require_loopback_only_netns, unused_port};
 
 /// The test domain and digest realm.
 pub const DOMAIN: &str = "example.com";
@@ -25,6 +25,7 @@ pub fn start_kamailio() -> Kamailio {
     Kamailio::start(&KamailioConfig {
         domain: DOMAIN.into(),
         users: vec![("alice".into(), ALICE_PASSWORD.into()), ("bob".into(), "bob-Secret-22c1".into())],
+        tls: None,
     })
 }
 
