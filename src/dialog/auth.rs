@@ -75,10 +75,7 @@ impl Algorithm {
     /// the cnonce.
     #[must_use]
     pub fn is_session(self) -> bool {
-        matches!(
-            self,
-            Self::Md5Sess | Self::Sha256Sess | Self::Sha512_256Sess
-        )
+        matches!(self, Self::Md5Sess | Self::Sha256Sess | Self::Sha512_256Sess)
     }
 
     /// Rank used by [`preferred`]: higher is stronger.
@@ -90,14 +87,8 @@ impl Algorithm {
         }
     }
 
-    const ALL: [Self; 6] = [
-        Self::Md5,
-        Self::Md5Sess,
-        Self::Sha256,
-        Self::Sha256Sess,
-        Self::Sha512_256,
-        Self::Sha512_256Sess,
-    ];
+    const ALL: [Self; 6] =
+        [Self::Md5, Self::Md5Sess, Self::Sha256, Self::Sha256Sess, Self::Sha512_256, Self::Sha512_256Sess];
 }
 
 impl FromStr for Algorithm {
@@ -325,27 +316,14 @@ impl Challenge {
         let realm = realm.ok_or(ChallengeError::MissingRealm)?;
         let nonce = nonce.ok_or(ChallengeError::MissingNonce)?;
         let mut offered = Vec::new();
-        for q in qop
-            .as_deref()
-            .unwrap_or("")
-            .split(',')
-            .filter_map(|t| Qop::from_token(t.trim_matches(is_lws)))
-        {
+        for q in qop.as_deref().unwrap_or("").split(',').filter_map(|t| Qop::from_token(t.trim_matches(is_lws))) {
             if !offered.contains(&q) {
                 offered.push(q);
             }
         }
         let stale = stale.is_some_and(|s| s.trim_matches(is_lws).eq_ignore_ascii_case("true"));
 
-        Ok(Challenge {
-            realm,
-            nonce,
-            opaque,
-            algorithm,
-            qop: offered,
-            stale,
-            proxy,
-        })
+        Ok(Challenge { realm, nonce, opaque, algorithm, qop: offered, stale, proxy })
     }
 }
 
@@ -387,11 +365,7 @@ pub struct DigestClient {
 impl DigestClient {
     /// Creates a client for one account.
     pub fn new(username: impl Into<String>, password: impl Into<Password>) -> Self {
-        Self {
-            username: username.into(),
-            password: password.into(),
-            nonce_counts: Vec::new(),
-        }
+        Self { username: username.into(), password: password.into(), nonce_counts: Vec::new() }
     }
 
     /// The username sent in the `username` parameter.
@@ -428,35 +402,15 @@ impl DigestClient {
             None
         };
 
-        let mut ha1 = hash_hex(
-            alg,
-            &[
-                self.username.as_bytes(),
-                challenge.realm.as_bytes(),
-                self.password.expose().as_bytes(),
-            ],
-        );
+        let mut ha1 =
+            hash_hex(alg, &[self.username.as_bytes(), challenge.realm.as_bytes(), self.password.expose().as_bytes()]);
         if alg.is_session() {
-            ha1 = hash_hex(
-                alg,
-                &[
-                    ha1.as_bytes(),
-                    challenge.nonce.as_bytes(),
-                    cnonce.as_bytes(),
-                ],
-            );
+            ha1 = hash_hex(alg, &[ha1.as_bytes(), challenge.nonce.as_bytes(), cnonce.as_bytes()]);
         }
         let ha2 = match qop {
             Some(Qop::AuthInt) => {
                 let body_hash = hash_hex(alg, &[body]);
-                hash_hex(
-                    alg,
-                    &[
-                        method.as_bytes(),
-                        digest_uri.as_bytes(),
-                        body_hash.as_bytes(),
-                    ],
-                )
+                hash_hex(alg, &[method.as_bytes(), digest_uri.as_bytes(), body_hash.as_bytes()])
             }
             Some(Qop::Auth) | None => hash_hex(alg, &[method.as_bytes(), digest_uri.as_bytes()]),
         };
@@ -475,10 +429,7 @@ impl DigestClient {
                     ],
                 )
             }
-            None => hash_hex(
-                alg,
-                &[ha1.as_bytes(), challenge.nonce.as_bytes(), ha2.as_bytes()],
-            ),
+            None => hash_hex(alg, &[ha1.as_bytes(), challenge.nonce.as_bytes(), ha2.as_bytes()]),
         };
 
         Authorization {
@@ -547,11 +498,7 @@ impl Authorization {
     /// The header name to use: `Proxy-Authorization` or `Authorization`.
     #[must_use]
     pub fn header_name(&self) -> &'static str {
-        if self.proxy {
-            "Proxy-Authorization"
-        } else {
-            "Authorization"
-        }
+        if self.proxy { "Proxy-Authorization" } else { "Authorization" }
     }
 
     /// The realm answered.
@@ -589,11 +536,7 @@ impl fmt::Display for Authorization {
         write_quoted(f, &self.nonce)?;
         f.write_str(", uri=")?;
         write_quoted(f, &self.uri)?;
-        write!(
-            f,
-            ", response=\"{}\", algorithm={}",
-            self.response, self.algorithm
-        )?;
+        write!(f, ", response=\"{}\", algorithm={}", self.response, self.algorithm)?;
         if let Some(cnonce) = &self.cnonce {
             f.write_str(", cnonce=")?;
             write_quoted(f, cnonce)?;
@@ -667,9 +610,7 @@ impl Hasher {
         match alg {
             Algorithm::Md5 | Algorithm::Md5Sess => Self::Md5(md5::Md5::new()),
             Algorithm::Sha256 | Algorithm::Sha256Sess => Self::Sha256(sha2::Sha256::new()),
-            Algorithm::Sha512_256 | Algorithm::Sha512_256Sess => {
-                Self::Sha512_256(sha2::Sha512_256::new())
-            }
+            Algorithm::Sha512_256 | Algorithm::Sha512_256Sess => Self::Sha512_256(sha2::Sha512_256::new()),
         }
     }
 
@@ -723,11 +664,7 @@ fn is_lws(c: char) -> bool {
 
 /// RFC 3261 `token` characters.
 fn is_token_char(c: char) -> bool {
-    c.is_ascii_alphanumeric()
-        || matches!(
-            c,
-            '-' | '.' | '!' | '%' | '*' | '_' | '+' | '`' | '\'' | '~'
-        )
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '!' | '%' | '*' | '_' | '+' | '`' | '\'' | '~')
 }
 
 /// Characters of an unquoted parameter value. Wider than `token` so that
@@ -758,10 +695,7 @@ impl<'a> Cursor<'a> {
     }
 
     fn malformed(&self, reason: &'static str) -> ChallengeError {
-        ChallengeError::Malformed {
-            reason,
-            at: self.offset(),
-        }
+        ChallengeError::Malformed { reason, at: self.offset() }
     }
 
     fn is_empty(&self) -> bool {
@@ -890,10 +824,7 @@ mod tests {
         assert_eq!(c.algorithm, Algorithm::Sha256);
         let mut client = DigestClient::new("Mufasa", "Circle of Life");
         let a = client.authorize(&c, "GET", "/dir/index.html", b"", RFC7616_CNONCE);
-        assert_eq!(
-            a.response,
-            "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1"
-        );
+        assert_eq!(a.response, "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1");
         assert!(a.to_string().contains(", algorithm=SHA-256, "));
     }
 
@@ -927,21 +858,11 @@ mod tests {
     fn session_algorithms() {
         let cases = [
             ("MD5-sess", 1, "f42c1b5d59d65b1a1110effa83108238"),
-            (
-                "SHA-256-sess",
-                2,
-                "504b62ab098f72ea3cb11287e3199425b7f7b55cba2cea1f978d635cee4e155f",
-            ),
-            (
-                "SHA-512-256-sess",
-                1,
-                "c0a93abd96f5a4451ce13937f6e00c47241ca89cedc8f99fcd1468a97a1e53cc",
-            ),
+            ("SHA-256-sess", 2, "504b62ab098f72ea3cb11287e3199425b7f7b55cba2cea1f978d635cee4e155f"),
+            ("SHA-512-256-sess", 1, "c0a93abd96f5a4451ce13937f6e00c47241ca89cedc8f99fcd1468a97a1e53cc"),
         ];
         for (alg, nc, expected) in cases {
-            let c = challenge(&format!(
-                "Digest realm=\"example.com\", nonce=\"abc\", qop=\"auth\", algorithm={alg}"
-            ));
+            let c = challenge(&format!("Digest realm=\"example.com\", nonce=\"abc\", qop=\"auth\", algorithm={alg}"));
             assert!(c.algorithm.is_session());
             let mut client = DigestClient::new("alice", "s3cret");
             let mut a = client.authorize(&c, "REGISTER", "sip:example.com", b"", "xyz");
@@ -950,10 +871,7 @@ mod tests {
             }
             assert_eq!(a.nc(), nc);
             assert_eq!(a.response, expected, "{alg}");
-            assert!(
-                a.to_string()
-                    .contains(&format!(", algorithm={alg}, cnonce=\"xyz\""))
-            );
+            assert!(a.to_string().contains(&format!(", algorithm={alg}, cnonce=\"xyz\"")));
         }
     }
 
@@ -966,15 +884,10 @@ mod tests {
         assert_eq!(a.response, "21f571be92ff5f8d3307206cab267f25");
         assert!(a.to_string().ends_with(", qop=auth-int, nc=00000001"));
 
-        let c = challenge(
-            "Digest realm=\"example.com\", nonce=\"abc\", qop=auth-int, algorithm=SHA-256",
-        );
+        let c = challenge("Digest realm=\"example.com\", nonce=\"abc\", qop=auth-int, algorithm=SHA-256");
         let mut client = DigestClient::new("alice", "s3cret");
         let a = client.authorize(&c, "INVITE", "sip:bob@example.com", b"", "xyz");
-        assert_eq!(
-            a.response,
-            "d122812147635b8d33c2b3fc230fd6abf3bfb1c10e6662feb255a3d6e213c3d2"
-        );
+        assert_eq!(a.response, "d122812147635b8d33c2b3fc230fd6abf3bfb1c10e6662feb255a3d6e213c3d2");
     }
 
     #[test]
@@ -982,10 +895,7 @@ mod tests {
         for qop in ["auth-int,auth", "auth,auth-int", "AUTH-INT , Auth"] {
             let c = challenge(&format!("Digest realm=\"r\", nonce=\"n\", qop=\"{qop}\""));
             let mut client = DigestClient::new("u", "p");
-            assert_eq!(
-                client.authorize(&c, "REGISTER", "sip:r", b"", "c").qop(),
-                Some(Qop::Auth)
-            );
+            assert_eq!(client.authorize(&c, "REGISTER", "sip:r", b"", "c").qop(), Some(Qop::Auth));
         }
     }
 
@@ -1000,10 +910,7 @@ mod tests {
             hash_hex(Algorithm::Sha256, &[b"abc"]),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
-        assert_eq!(
-            hash_hex(Algorithm::Md5, &[b"a", b"b"]),
-            hash_hex(Algorithm::Md5, &[b"a:b"])
-        );
+        assert_eq!(hash_hex(Algorithm::Md5, &[b"a", b"b"]), hash_hex(Algorithm::Md5, &[b"a:b"]));
     }
 
     #[test]
@@ -1011,24 +918,14 @@ mod tests {
         let first = challenge("Digest realm=\"r\", nonce=\"n1\", qop=auth");
         let second = challenge("Digest realm=\"r\", nonce=\"n2\", qop=auth");
         let mut client = DigestClient::new("u", "p");
-        let ncs: Vec<u32> = (0..3)
-            .map(|_| client.authorize(&first, "REGISTER", "sip:r", b"", "c").nc())
-            .collect();
+        let ncs: Vec<u32> = (0..3).map(|_| client.authorize(&first, "REGISTER", "sip:r", b"", "c").nc()).collect();
         assert_eq!(ncs, [1, 2, 3]);
         let a = client.authorize(&second, "REGISTER", "sip:r", b"", "c");
         assert_eq!(a.nc(), 1);
         assert!(a.to_string().ends_with("nc=00000001"));
-        assert_eq!(
-            client
-                .authorize(&second, "REGISTER", "sip:r", b"", "c")
-                .nc(),
-            2
-        );
+        assert_eq!(client.authorize(&second, "REGISTER", "sip:r", b"", "c").nc(), 2);
         // Back to the first nonce (e.g. a proxy and a registrar in turn).
-        assert_eq!(
-            client.authorize(&first, "REGISTER", "sip:r", b"", "c").nc(),
-            4
-        );
+        assert_eq!(client.authorize(&first, "REGISTER", "sip:r", b"", "c").nc(), 4);
     }
 
     #[test]
@@ -1118,24 +1015,15 @@ mod tests {
             assert_eq!(alg.as_str().parse::<Algorithm>(), Ok(alg));
             assert_eq!(alg.to_string(), alg.as_str());
         }
-        assert_eq!(
-            challenge("Digest realm=r, nonce=n").algorithm,
-            Algorithm::Md5
-        );
+        assert_eq!(challenge("Digest realm=r, nonce=n").algorithm, Algorithm::Md5);
         assert_eq!(Algorithm::default(), Algorithm::Md5);
     }
 
     #[test]
     fn errors() {
         let cases: [(&str, ChallengeError); 8] = [
-            (
-                "Basic realm=\"r\"",
-                ChallengeError::UnsupportedScheme("Basic".into()),
-            ),
-            (
-                "Digest realm=r, nonce=n, algorithm=SHA-1",
-                ChallengeError::UnsupportedAlgorithm("SHA-1".into()),
-            ),
+            ("Basic realm=\"r\"", ChallengeError::UnsupportedScheme("Basic".into())),
+            ("Digest realm=r, nonce=n, algorithm=SHA-1", ChallengeError::UnsupportedAlgorithm("SHA-1".into())),
             (
                 "Digest realm=r, nonce=n, algorithm=\"AKAv1-MD5\"",
                 ChallengeError::UnsupportedAlgorithm("AKAv1-MD5".into()),
@@ -1143,20 +1031,8 @@ mod tests {
             ("Digest nonce=n", ChallengeError::MissingRealm),
             ("Digest realm=r, qop=auth", ChallengeError::MissingNonce),
             ("Digest", ChallengeError::MissingRealm),
-            (
-                "Digest realm=\"r, nonce=n",
-                ChallengeError::Malformed {
-                    reason: "unterminated quoted string",
-                    at: 24,
-                },
-            ),
-            (
-                "",
-                ChallengeError::Malformed {
-                    reason: "expected an authentication scheme",
-                    at: 0,
-                },
-            ),
+            ("Digest realm=\"r, nonce=n", ChallengeError::Malformed { reason: "unterminated quoted string", at: 24 }),
+            ("", ChallengeError::Malformed { reason: "expected an authentication scheme", at: 0 }),
         ];
         for (value, expected) in cases {
             assert_eq!(Challenge::parse(value, false), Err(expected), "{value:?}");
@@ -1173,13 +1049,7 @@ mod tests {
             "Digest realm=r\0, nonce=n",
             "Digest realm=\"r\\",
         ] {
-            assert!(
-                matches!(
-                    Challenge::parse(value, false),
-                    Err(ChallengeError::Malformed { .. })
-                ),
-                "{value:?}"
-            );
+            assert!(matches!(Challenge::parse(value, false), Err(ChallengeError::Malformed { .. })), "{value:?}");
         }
         let long = "X".repeat(1000);
         match Challenge::parse(&long, false) {
@@ -1197,22 +1067,13 @@ mod tests {
         let sha512 = challenge("Digest realm=r, nonce=c, qop=auth, algorithm=SHA-512-256");
         let implicit_md5 = challenge("Digest realm=r, nonce=d, qop=auth");
         assert_eq!(preferred(&[]), None);
-        assert_eq!(
-            preferred(&[md5.clone(), sha256.clone()]).map(|c| c.algorithm),
-            Some(Algorithm::Sha256)
-        );
-        assert_eq!(
-            preferred(&[sha256.clone(), md5.clone()]).map(|c| c.algorithm),
-            Some(Algorithm::Sha256)
-        );
+        assert_eq!(preferred(&[md5.clone(), sha256.clone()]).map(|c| c.algorithm), Some(Algorithm::Sha256));
+        assert_eq!(preferred(&[sha256.clone(), md5.clone()]).map(|c| c.algorithm), Some(Algorithm::Sha256));
         assert_eq!(
             preferred(&[md5.clone(), sha512.clone(), sha256.clone()]).map(|c| c.algorithm),
             Some(Algorithm::Sha512_256)
         );
-        assert_eq!(
-            preferred(&[implicit_md5.clone(), md5.clone()]).map(|c| c.nonce.as_str()),
-            Some("d")
-        );
+        assert_eq!(preferred(&[implicit_md5.clone(), md5.clone()]).map(|c| c.nonce.as_str()), Some("d"));
     }
 
     #[test]
@@ -1221,12 +1082,7 @@ mod tests {
         let mut client = DigestClient::new("alice", "hunter2-very-secret");
         let a = client.authorize(&c, "REGISTER", "sip:r", b"", "c");
         let response = a.response.clone();
-        for text in [
-            format!("{client:?}"),
-            format!("{client:#?}"),
-            format!("{a:?}"),
-            format!("{a:#?}"),
-        ] {
+        for text in [format!("{client:?}"), format!("{client:#?}"), format!("{a:?}"), format!("{a:#?}")] {
             assert!(!text.contains("hunter2"), "{text}");
             assert!(!text.contains(&response), "{text}");
             assert!(text.contains("alice"), "{text}");
@@ -1259,13 +1115,8 @@ mod tests {
         let c = challenge(r#"Digest realm="a\"b\\c", nonce="n", qop=auth"#);
         assert_eq!(c.realm, "a\"b\\c");
         let mut client = DigestClient::new("we\"ird\\user\r\nX-Injected: 1", "p");
-        let s = client
-            .authorize(&c, "REGISTER", "sip:r", b"", "c")
-            .to_string();
-        assert!(
-            s.starts_with(r#"Digest username="we\"ird\\userX-Injected: 1", realm="a\"b\\c", "#),
-            "{s}"
-        );
+        let s = client.authorize(&c, "REGISTER", "sip:r", b"", "c").to_string();
+        assert!(s.starts_with(r#"Digest username="we\"ird\\userX-Injected: 1", realm="a\"b\\c", "#), "{s}");
         assert!(!s.contains('\r') && !s.contains('\n'));
     }
 
@@ -1334,27 +1185,12 @@ mod tests {
             "\\PC{0,6}",
             any::<String>(),
         ];
-        let sep_eq = prop_oneof![
-            Just("="),
-            Just(" = "),
-            Just("\t=\r\n "),
-            Just(""),
-            Just("==")
-        ];
+        let sep_eq = prop_oneof![Just("="), Just(" = "), Just("\t=\r\n "), Just(""), Just("==")];
         (name, sep_eq, value).prop_map(|(n, e, v)| format!("{n}{e}{v}"))
     }
 
     fn separator() -> impl Strategy<Value = &'static str> {
-        prop_oneof![
-            Just(", "),
-            Just(","),
-            Just(" ,, "),
-            Just("\t,\r\n "),
-            Just(" "),
-            Just(""),
-            Just("\""),
-            Just("\\"),
-        ]
+        prop_oneof![Just(", "), Just(","), Just(" ,, "), Just("\t,\r\n "), Just(" "), Just(""), Just("\""), Just("\\"),]
     }
 
     proptest! {

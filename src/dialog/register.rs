@@ -24,8 +24,7 @@ use rand::rngs::StdRng;
 
 use super::auth::{Challenge, DigestClient, preferred};
 use crate::sip::{
-    CSeq, Contact, Expires, HeaderName, Method, MinExpires, NameAddr, Request, Response, RetryAfter, StatusCode,
-    Uri,
+    CSeq, Contact, Expires, HeaderName, Method, MinExpires, NameAddr, Request, Response, RetryAfter, StatusCode, Uri,
 };
 
 /// What to register, and for how long.
@@ -87,6 +86,10 @@ pub struct Registration {
     cseq: u32,
     expires: u32,
     state: State,
+    /// The registrar may hold our binding: a REGISTER succeeded on this
+    /// connection and no unregistration has succeeded since (stays true
+    /// through a failed refresh, so `unregister` still removes it).
+    bound: bool,
     wanted: bool,
     /// REGISTER in flight: the expiry it asked for.
     pending: Option<u32>,
@@ -114,6 +117,7 @@ impl Registration {
             cseq: 0,
             expires,
             state: State::Idle,
+            bound: false,
             wanted: false,
             pending: None,
             challenged: false,
@@ -154,11 +158,12 @@ impl Registration {
     }
 
     /// The user asks to unregister. Returns the REGISTER with expiry 0, or
-    /// `None` when there is no binding to remove.
+    /// `None` when there is no binding to remove or a REGISTER is in flight
+    /// (when that one succeeds, the unregistration follows it).
     pub fn unregister(&mut self, connected: bool) -> Option<Request> {
         self.wanted = false;
         self.timer = None;
-        if !connected || (self.state != State::Registered && self.pending.is_none()) {
+        if !connected || self.pending.is_some() || !self.bound {
             return None;
         }
         Some(self.build(0, true))
@@ -177,6 +182,7 @@ impl Registration {
     pub fn handle_disconnected(&mut self) -> Option<RegistrationEvent> {
         self.pending = None;
         self.timer = None;
+        self.bound = false;
         if self.state == State::Registered {
             self.state = State::Idle;
             return Some(RegistrationEvent::Unregistered { reason: "connection closed".into() });
@@ -228,18 +234,26 @@ impl Registration {
                 self.failures = 0;
                 if asked == 0 {
                     self.state = State::Idle;
+                    self.bound = false;
                     self.timer = None;
-                    return (None, Some(RegistrationEvent::Unregistered { reason: "unregistered".into() }));
+                    // register() was called while the unregistration was in flight.
+                    let next = self.wanted.then(|| self.build(self.expires, true));
+                    return (next, Some(RegistrationEvent::Unregistered { reason: "unregistered".into() }));
                 }
                 let granted = self.granted_expiry(resp).unwrap_or(asked);
                 if granted == 0 {
-                    self.state = State::Idle;
-                    return (None, Some(RegistrationEvent::Unregistered { reason: "registrar granted no time".into() }));
+                    // A registrar that accepts a binding for 0 s will do so
+                    // again: report it and do not retry on our own.
+                    self.bound = false;
+                    return (None, Some(self.permanent_failure(code, "registrar granted 0 seconds".into())));
                 }
                 self.state = State::Registered;
-                if self.wanted {
-                    self.timer = Some(now + refresh_after(granted));
+                self.bound = true;
+                if !self.wanted {
+                    // unregister() was called while this REGISTER was in flight.
+                    return (Some(self.build(0, true)), Some(RegistrationEvent::Registered { expires: granted }));
                 }
+                self.timer = Some(now + refresh_after(granted));
                 (None, Some(RegistrationEvent::Registered { expires: granted }))
             }
             401 | 407 => {
@@ -258,10 +272,13 @@ impl Registration {
                     self.stale_retries += 1;
                 }
                 self.challenge = Some(challenge);
+                // Credentials answering a challenge of this exchange (pre-emptive
+                // ones, from an older challenge, do not count).
+                self.challenged = true;
                 (Some(self.build(asked, false)), None)
             }
             423 => match resp.headers.typed::<MinExpires>() {
-                Some(Ok(MinExpires(min))) if self.interval_retries < 3 && min > self.expires => {
+                Some(Ok(MinExpires(min))) if asked != 0 && self.interval_retries < 3 && min > self.expires => {
                     self.interval_retries += 1;
                     self.expires = min;
                     (Some(self.build(min, false)), None)
@@ -284,7 +301,13 @@ impl Registration {
         RegistrationEvent::Failed { status: Some(code), reason, retry_in: None }
     }
 
-    fn transient_failure(&mut self, code: u16, reason: String, retry_after: Option<u32>, now: Instant) -> RegistrationEvent {
+    fn transient_failure(
+        &mut self,
+        code: u16,
+        reason: String,
+        retry_after: Option<u32>,
+        now: Instant,
+    ) -> RegistrationEvent {
         self.state = State::Idle;
         self.challenged = false;
         self.failures += 1;
@@ -345,7 +368,6 @@ impl Registration {
             let auth = self.auth.authorize(ch, Method::Register.as_str(), &uri, &req.body, &cnonce);
             let name = if auth.is_proxy() { HeaderName::ProxyAuthorization } else { HeaderName::Authorization };
             req.headers.push(name, auth.to_string());
-            self.challenged = true;
         }
         req
     }
