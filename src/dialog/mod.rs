@@ -100,7 +100,10 @@ impl UserAgent {
         };
         let reg_rng = StdRng::seed_from_u64(rand::Rng::random(&mut rng));
         UserAgent {
-            caps: Capabilities { methods: vec![Method::Options, Method::Ack, Method::Bye, Method::Cancel], ..Default::default() },
+            caps: Capabilities {
+                methods: vec![Method::Options, Method::Ack, Method::Bye, Method::Cancel],
+                ..Default::default()
+            },
             registration: Registration::new(registration, auth, reg_rng),
             clients: HashMap::new(),
             servers: HashMap::new(),
