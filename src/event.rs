@@ -4,7 +4,74 @@
 //! Events serialize to JSON as `{"event": "registered", ...}` (snake_case
 //! names, durations in milliseconds) so that tools can log them line by line.
 
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
 use serde::Serialize;
+
+use crate::dialog::call::{CallKey, CallSnapshot, Direction, EndCause, Party};
+
+/// A call as events report it (the seeds' per-call fields: Call-ID,
+/// direction, parties, custom headers, and start / connect / end times in
+/// milliseconds since the Unix epoch, as the NXCloud widget reports them).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CallInfo {
+    /// The handle to use with [`crate::Phone`]'s call methods.
+    pub key: CallKey,
+    /// SIP Call-ID.
+    pub call_id: String,
+    /// `outgoing` or `incoming`.
+    pub direction: Direction,
+    /// This phone's party.
+    pub local: Party,
+    /// The other party.
+    pub remote: Party,
+    /// Extension headers received (name, value), e.g. `X-Order-Id`.
+    pub headers: Vec<(String, String)>,
+    /// When the call started (ms since the epoch).
+    pub started_ms: u64,
+    /// When it was answered.
+    pub connected_ms: Option<u64>,
+    /// When it ended.
+    pub ended_ms: Option<u64>,
+    /// Why it ended.
+    pub end: Option<EndCause>,
+}
+
+/// Maps the core's monotonic instants to wall-clock milliseconds.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WallClock {
+    instant: Instant,
+    epoch_ms: u64,
+}
+
+impl WallClock {
+    pub(crate) fn new() -> WallClock {
+        let epoch_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        WallClock { instant: tokio::time::Instant::now().into_std(), epoch_ms }
+    }
+
+    pub(crate) fn ms(&self, at: Instant) -> u64 {
+        match at.checked_duration_since(self.instant) {
+            Some(d) => self.epoch_ms + d.as_millis() as u64,
+            None => self.epoch_ms.saturating_sub(self.instant.duration_since(at).as_millis() as u64),
+        }
+    }
+
+    pub(crate) fn call_info(&self, s: &CallSnapshot) -> CallInfo {
+        CallInfo {
+            key: s.key,
+            call_id: s.call_id.clone(),
+            direction: s.direction,
+            local: s.local.clone(),
+            remote: s.remote.clone(),
+            headers: s.headers.clone(),
+            started_ms: self.ms(s.started),
+            connected_ms: s.connected.map(|t| self.ms(t)),
+            ended_ms: s.ended.map(|t| self.ms(t)),
+            end: s.end.clone(),
+        }
+    }
+}
 
 /// Something that happened to the phone.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -60,6 +127,37 @@ pub enum Event {
         reason: String,
         /// When it is retried automatically (ms); `None`: not retried.
         retry_in_ms: Option<u64>,
+    },
+    /// We placed a call.
+    CallOutgoing {
+        /// The call.
+        call: CallInfo,
+    },
+    /// A call is ringing here.
+    CallIncoming {
+        /// The call.
+        call: CallInfo,
+    },
+    /// The far end reports progress: ringing (180) or early media (183 with SDP).
+    CallProgress {
+        /// The call.
+        call: CallInfo,
+        /// The 18x status.
+        status: u16,
+        /// Its reason phrase.
+        reason: String,
+        /// Early media is flowing.
+        early_media: bool,
+    },
+    /// The call is answered and confirmed.
+    CallConfirmed {
+        /// The call.
+        call: CallInfo,
+    },
+    /// The call ended; `call.end` says who ended it and why.
+    CallEnded {
+        /// The call.
+        call: CallInfo,
     },
     /// A malformed message was received and dropped or rejected.
     MalformedMessage {

@@ -18,8 +18,8 @@ use tokio::task::JoinHandle;
 use crate::config::PhoneConfig;
 use crate::dialog::auth::DigestClient;
 use crate::dialog::register::{RegistrationConfig, RegistrationEvent, random_token};
-use crate::dialog::{AgentConfig, AgentEvent, Output, UserAgent};
-use crate::event::Event;
+use crate::dialog::{AgentConfig, AgentEvent, CallEvent, Output, UserAgent};
+use crate::event::{Event, WallClock};
 use crate::sip::{Host, NameAddr, SipUri, Uri};
 use crate::transport::keepalive::{KeepAlive, KeepAliveAction, PingKind};
 use crate::transport::reconnect::{Attempt, Reconnect};
@@ -42,6 +42,7 @@ struct Shared {
     connected: AtomicBool,
     registered: AtomicBool,
     control: Mutex<Option<Control>>,
+    clock: WallClock,
 }
 
 struct Control {
@@ -92,6 +93,7 @@ impl Phone {
                 connected: AtomicBool::new(false),
                 registered: AtomicBool::new(false),
                 control: Mutex::new(None),
+                clock: WallClock::new(),
             }),
         }
     }
@@ -301,6 +303,7 @@ fn build_agent(cfg: &PhoneConfig, rng: &mut StdRng) -> UserAgent {
         user_agent: cfg.user_agent.clone(),
         timers: Timers::default(),
         seed: Some(rng.random()),
+        calls: crate::dialog::invite::CallSettings::default(),
     };
     let auth = DigestClient::new(cfg.auth_user.clone().unwrap_or_else(|| cfg.user.clone()), cfg.password.clone());
     UserAgent::new(agent, registration, auth)
@@ -339,6 +342,7 @@ async fn session(
                     }
                 }
                 Output::Event(ev) => emit_agent_event(ev, server, shared),
+                Output::Media(req) => media_unavailable(req, ua),
             }
         }
         if let Some(deadline) = stop_deadline
@@ -394,6 +398,17 @@ async fn session(
     }
 }
 
+/// Until the media engine is wired in, calls cannot get SDP: refuse them.
+fn media_unavailable(req: crate::dialog::MediaRequest, ua: &mut UserAgent) {
+    use crate::dialog::MediaRequest;
+    match req {
+        MediaRequest::CreateOffer { call } | MediaRequest::CreateAnswer { call, .. } => {
+            ua.handle_local_sdp(call, Err("no media engine".into()), now());
+        }
+        MediaRequest::ApplyAnswer { .. } | MediaRequest::Close { .. } => {}
+    }
+}
+
 fn drain_events(ua: &mut UserAgent, server: &ServerUrl, shared: &Shared) {
     while let Some(out) = ua.poll_output() {
         if let Output::Event(ev) = out {
@@ -416,6 +431,18 @@ fn emit_agent_event(ev: AgentEvent, server: &ServerUrl, shared: &Shared) {
         AgentEvent::Registration(RegistrationEvent::Failed { status, reason, retry_in }) => {
             shared.registered.store(false, Ordering::Relaxed);
             Event::RegistrationFailed { server, status, reason, retry_in_ms: retry_in.map(|d| d.as_millis() as u64) }
+        }
+        AgentEvent::Call(ev) => {
+            let clock = &shared.clock;
+            match ev {
+                CallEvent::Outgoing(s) => Event::CallOutgoing { call: clock.call_info(&s) },
+                CallEvent::Incoming(s) => Event::CallIncoming { call: clock.call_info(&s) },
+                CallEvent::Progress { call, status, reason, early_media } => {
+                    Event::CallProgress { call: clock.call_info(&call), status, reason, early_media }
+                }
+                CallEvent::Confirmed(s) => Event::CallConfirmed { call: clock.call_info(&s) },
+                CallEvent::Ended(s) => Event::CallEnded { call: clock.call_info(&s) },
+            }
         }
         AgentEvent::MalformedMessage { why } => Event::MalformedMessage { why },
     };

@@ -53,6 +53,7 @@ fn new_agent(expires: u32) -> UserAgent {
             user_agent: "test".into(),
             timers: Timers::default(),
             seed: Some(1),
+            calls: Default::default(),
         },
         registration_config(expires),
         DigestClient::new(USER, PASSWORD),

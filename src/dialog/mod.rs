@@ -21,10 +21,12 @@
 //! transaction timeouts by passing later `Instant`s, without sleeping.
 
 pub mod auth;
+pub mod call;
+pub mod invite;
 pub mod register;
 pub mod transaction;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -32,7 +34,10 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use crate::sip::validate::{Capabilities, check_request, check_response, rejection_response, response_to};
-use crate::sip::{HeaderName, Host, Message, Method, Request, Response, StatusCode, Via};
+use crate::sip::{HeaderName, Host, Message, Method, NameAddr, Request, Response, StatusCode, Via};
+use auth::DigestClient;
+use call::{Call, CallKey, CallSnapshot};
+use invite::CallSettings;
 use register::{Registration, RegistrationConfig, RegistrationEvent, random_token};
 use transaction::{ClientAction, ClientTransaction, ServerTransaction, Timers, TransactionKey};
 
@@ -49,6 +54,8 @@ pub struct AgentConfig {
     pub timers: Timers,
     /// Seed for tags, branches and cnonces (`None`: from the OS).
     pub seed: Option<u64>,
+    /// How calls behave (lines, session timers, auto-answer).
+    pub calls: CallSettings,
 }
 
 /// Something the driver must do.
@@ -58,6 +65,62 @@ pub enum Output {
     Transmit(Bytes),
     /// Report this to the application.
     Event(AgentEvent),
+    /// The media side must do this, then call [`UserAgent::handle_local_sdp`]
+    /// for offers and answers.
+    Media(MediaRequest),
+}
+
+/// Work for the media side of a call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MediaRequest {
+    /// Make an SDP offer (our INVITE, or our 200 to an INVITE without SDP).
+    CreateOffer {
+        /// The call.
+        call: CallKey,
+    },
+    /// Make an SDP answer to this offer (an INVITE being answered, or a re-INVITE / UPDATE).
+    CreateAnswer {
+        /// The call.
+        call: CallKey,
+        /// The remote offer.
+        offer: Bytes,
+    },
+    /// Apply the remote answer to our offer (from an 18x, a 2xx or an ACK).
+    ApplyAnswer {
+        /// The call.
+        call: CallKey,
+        /// The remote answer.
+        answer: Bytes,
+    },
+    /// Release the call's media.
+    Close {
+        /// The call.
+        call: CallKey,
+    },
+}
+
+/// What happened to a call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallEvent {
+    /// We placed a call (the INVITE follows once media has its offer).
+    Outgoing(CallSnapshot),
+    /// A call came in and is ringing here.
+    Incoming(CallSnapshot),
+    /// The callee's side reported progress (180 ringing, 183 early media).
+    Progress {
+        /// The call.
+        call: CallSnapshot,
+        /// 18x status.
+        status: u16,
+        /// Reason phrase.
+        reason: String,
+        /// The response carried SDP: early media flows.
+        early_media: bool,
+    },
+    /// The call is answered and confirmed.
+    Confirmed(CallSnapshot),
+    /// The call ended (see its `end` cause).
+    Ended(CallSnapshot),
 }
 
 /// Events of the SIP core (the driver adds connection events).
@@ -65,6 +128,8 @@ pub enum Output {
 pub enum AgentEvent {
     /// Registration progress.
     Registration(RegistrationEvent),
+    /// Call progress.
+    Call(CallEvent),
     /// A received message was malformed and dropped or rejected.
     MalformedMessage {
         /// What was wrong (never message content).
@@ -76,6 +141,9 @@ pub enum AgentEvent {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Owner {
     Registration,
+    Invite(CallKey),
+    Cancel(CallKey),
+    InDialog(CallKey),
 }
 
 /// The SIP user agent core.
@@ -83,7 +151,14 @@ enum Owner {
 pub struct UserAgent {
     cfg: AgentConfig,
     caps: Capabilities,
+    auth: DigestClient,
+    /// Our address of record (From of our requests), with display name.
+    aor: NameAddr,
+    /// Our Contact.
+    contact: NameAddr,
     registration: Registration,
+    calls: BTreeMap<CallKey, Call>,
+    next_call: u64,
     clients: HashMap<TransactionKey, (ClientTransaction, Owner)>,
     servers: HashMap<TransactionKey, ServerTransaction>,
     outputs: VecDeque<Output>,
@@ -93,18 +168,33 @@ pub struct UserAgent {
 
 impl UserAgent {
     /// A core that is not connected and not registered.
-    pub fn new(cfg: AgentConfig, registration: RegistrationConfig, auth: auth::DigestClient) -> UserAgent {
+    pub fn new(cfg: AgentConfig, registration: RegistrationConfig, auth: DigestClient) -> UserAgent {
         let mut rng = match cfg.seed {
             Some(s) => StdRng::seed_from_u64(s),
             None => StdRng::from_os_rng(),
         };
         let reg_rng = StdRng::seed_from_u64(rand::Rng::random(&mut rng));
+        let mut aor = NameAddr::new(registration.aor.clone());
+        aor.display = registration.display_name.clone();
         UserAgent {
             caps: Capabilities {
-                methods: vec![Method::Options, Method::Ack, Method::Bye, Method::Cancel],
-                ..Default::default()
+                methods: vec![
+                    Method::Invite,
+                    Method::Ack,
+                    Method::Bye,
+                    Method::Cancel,
+                    Method::Options,
+                    Method::Update,
+                ],
+                extensions: vec!["timer"],
+                content_types: vec!["application/sdp"],
             },
-            registration: Registration::new(registration, auth, reg_rng),
+            auth,
+            aor,
+            contact: registration.contact.clone(),
+            registration: Registration::new(registration, reg_rng),
+            calls: BTreeMap::new(),
+            next_call: 0,
             clients: HashMap::new(),
             servers: HashMap::new(),
             outputs: VecDeque::new(),
@@ -131,14 +221,14 @@ impl UserAgent {
 
     /// Command: register (now, or as soon as the transport is up).
     pub fn register(&mut self, now: Instant) {
-        if let Some(req) = self.registration.register(self.connected) {
+        if let Some(req) = self.registration.register(self.connected, &mut self.auth) {
             self.send_request(req, Owner::Registration, now);
         }
     }
 
     /// Command: remove our binding.
     pub fn unregister(&mut self, now: Instant) {
-        if let Some(req) = self.registration.unregister(self.connected) {
+        if let Some(req) = self.registration.unregister(self.connected, &mut self.auth) {
             self.send_request(req, Owner::Registration, now);
         }
     }
@@ -147,17 +237,18 @@ impl UserAgent {
     pub fn handle_connected(&mut self, now: Instant, via_transport: &'static str) {
         self.connected = true;
         self.cfg.via_transport = via_transport;
-        if let Some(req) = self.registration.handle_connected() {
+        if let Some(req) = self.registration.handle_connected(&mut self.auth) {
             self.send_request(req, Owner::Registration, now);
         }
     }
 
     /// Input: the transport is gone. Transactions on it end; the binding,
     /// tied to the connection, is gone too.
-    pub fn handle_disconnected(&mut self, _now: Instant) {
+    pub fn handle_disconnected(&mut self, now: Instant) {
         self.connected = false;
         self.clients.clear();
         self.servers.clear();
+        self.end_unconfirmed_calls(now);
         if let Some(ev) = self.registration.handle_disconnected() {
             self.emit(AgentEvent::Registration(ev));
         }
@@ -192,15 +283,28 @@ impl UserAgent {
                         self.emit(AgentEvent::Registration(ev));
                     }
                 }
+                Owner::Invite(call) => {
+                    self.end_call(call, call::Originator::System, Some(408), "no answer (timeout)", now)
+                }
+                Owner::Cancel(_) => {}
+                Owner::InDialog(call) => {
+                    self.send_bye(call, call::Originator::System, "in-dialog request timed out", now)
+                }
             }
         }
+        let due: Vec<CallKey> =
+            self.calls.values().filter(|c| c.poll_timeout().is_some_and(|t| t <= now)).map(|c| c.key).collect();
+        for key in due {
+            self.handle_call_timeout(key, now);
+        }
+        self.prune_calls();
         for tx in self.servers.values_mut() {
             if let Some(t) = tx.handle_timeout(now) {
                 tracing::debug!(?t, key = ?tx.key(), "server transaction timer fired");
             }
         }
         self.servers.retain(|_, tx| !tx.is_terminated());
-        if let Some(req) = self.registration.handle_timeout(now, self.connected) {
+        if let Some(req) = self.registration.handle_timeout(now, self.connected, &mut self.auth) {
             self.send_request(req, Owner::Registration, now);
         }
     }
@@ -214,7 +318,8 @@ impl UserAgent {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let clients = self.clients.values().filter_map(|(tx, _)| tx.poll_timeout());
         let servers = self.servers.values().filter_map(ServerTransaction::poll_timeout);
-        clients.chain(servers).chain(self.registration.poll_timeout()).min()
+        let calls = self.calls.values().filter_map(Call::poll_timeout);
+        clients.chain(servers).chain(calls).chain(self.registration.poll_timeout()).min()
     }
 
     fn emit(&mut self, ev: AgentEvent) {
@@ -225,9 +330,12 @@ impl UserAgent {
         self.outputs.push_back(Output::Transmit(bytes));
     }
 
-    /// Adds our Via (fresh branch), Max-Forwards and User-Agent, starts a
-    /// client transaction and queues the request.
-    fn send_request(&mut self, mut req: Request, owner: Owner, now: Instant) {
+    fn media(&mut self, request: MediaRequest) {
+        self.outputs.push_back(Output::Media(request));
+    }
+
+    /// Adds our Via (fresh branch), Max-Forwards and User-Agent to `req`.
+    fn stamp(&mut self, req: &mut Request) {
         let branch = format!("z9hG4bK{}", random_token(&mut self.rng, 16));
         let via = Via::new(self.cfg.via_transport, Host::Domain(self.cfg.via_host.clone()), &branch);
         let mut headers = crate::sip::Headers::new();
@@ -238,16 +346,65 @@ impl UserAgent {
         }
         headers.push(HeaderName::UserAgent, self.cfg.user_agent.clone());
         req.headers = headers;
+    }
+
+    /// Stamps `req` (Via, Max-Forwards, User-Agent), starts a client
+    /// transaction and queues it. Returns the request as sent.
+    fn send_request(&mut self, mut req: Request, owner: Owner, now: Instant) -> Option<Request> {
+        self.stamp(&mut req);
+        self.send_prepared(req, owner, now)
+    }
+
+    /// Starts a client transaction for a request that already carries its
+    /// Via (CANCEL reuses the INVITE's) and queues it.
+    fn send_prepared(&mut self, req: Request, owner: Owner, now: Instant) -> Option<Request> {
         let bytes = req.to_bytes();
-        tracing::debug!(method = %req.method, %branch, "sending request");
+        tracing::debug!(method = %req.method, "sending request");
         tracing::trace!(message = %crate::sip::redacted(&bytes), "SIP out");
-        match ClientTransaction::new(req, &self.cfg.timers, now) {
+        match ClientTransaction::new(req.clone(), &self.cfg.timers, now) {
             Some(tx) => {
                 self.clients.insert(tx.key().clone(), (tx, owner));
                 self.transmit(bytes);
+                Some(req)
             }
-            None => tracing::error!("request without a branch: not sent"),
+            None => {
+                tracing::error!("request without a branch: not sent");
+                None
+            }
         }
+    }
+
+    /// Sends a request outside any transaction (the ACK for a 2xx).
+    fn send_stateless(&mut self, mut req: Request) {
+        self.stamp(&mut req);
+        let bytes = req.to_bytes();
+        tracing::trace!(message = %crate::sip::redacted(&bytes), "SIP out");
+        self.transmit(bytes);
+    }
+
+    /// Sends `resp` through the server transaction `key`.
+    fn send_response(&mut self, key: &TransactionKey, resp: Response, now: Instant) {
+        let Some(tx) = self.servers.get_mut(key) else {
+            tracing::debug!(status = resp.status.as_u16(), "no server transaction for the response: not sent");
+            return;
+        };
+        let sent = tx.send_response(&resp, now);
+        if tx.is_terminated() {
+            self.servers.remove(key);
+        }
+        if let Some(bytes) = sent {
+            tracing::trace!(message = %crate::sip::redacted(&bytes), "SIP out");
+            self.transmit(bytes);
+        }
+    }
+
+    /// Answers `req` with `status`, adding a To tag to final responses.
+    fn reply(&mut self, req: &Request, key: &TransactionKey, status: StatusCode, now: Instant) {
+        let mut resp = response_to(req, status);
+        if status.as_u16() > 100 {
+            self.add_to_tag(&mut resp);
+        }
+        self.send_response(key, resp, now);
     }
 
     fn handle_response(&mut self, resp: Response, now: Instant) {
@@ -261,7 +418,9 @@ impl UserAgent {
             return;
         };
         let Some((tx, owner)) = self.clients.get_mut(&key) else {
-            tracing::debug!(status = resp.status.as_u16(), "response matches no transaction: dropped");
+            if !self.handle_stray_2xx(&resp) {
+                tracing::debug!(status = resp.status.as_u16(), "response matches no transaction: dropped");
+            }
             return;
         };
         let owner = *owner;
@@ -276,7 +435,7 @@ impl UserAgent {
         }
         match owner {
             Owner::Registration => {
-                let (next, ev) = self.registration.handle_response(&resp, now);
+                let (next, ev) = self.registration.handle_response(&resp, now, &mut self.auth);
                 if let Some(ev) = ev {
                     self.emit(AgentEvent::Registration(ev));
                 }
@@ -284,18 +443,23 @@ impl UserAgent {
                     self.send_request(req, Owner::Registration, now);
                 }
             }
+            Owner::Invite(call) => self.handle_invite_response(call, &resp, now),
+            Owner::Cancel(_) => {}
+            Owner::InDialog(call) => self.handle_in_dialog_response(call, &resp, now),
         }
     }
 
     fn handle_request(&mut self, req: Request, now: Instant) {
+        tracing::trace!(method = %req.method, "request in");
         let Some(key) = TransactionKey::of_request(&req) else {
             tracing::warn!(method = %req.method, "request without a Via branch: answering 400");
             self.respond_stateless(&req, StatusCode::BAD_REQUEST);
             return;
         };
         if req.method == Method::Ack {
-            if let Some(tx) = self.servers.get_mut(&key) {
-                tx.handle_ack();
+            match self.servers.get_mut(&key) {
+                Some(tx) => tx.handle_ack(),
+                None => self.handle_dialog_ack(&req, now),
             }
             return;
         }
@@ -305,26 +469,25 @@ impl UserAgent {
             }
             return;
         }
-        let response = match check_request(&req, &self.caps) {
-            Err(rejection) => {
-                tracing::warn!(method = %req.method, why = rejection.why, status = rejection.status.as_u16(), "rejecting request");
-                self.emit(AgentEvent::MalformedMessage { why: rejection.why.to_string() });
-                rejection_response(&req, &rejection)
-            }
-            Ok(()) => self.answer(&req),
-        };
-        if let Some(mut tx) = ServerTransaction::new(&req, &self.cfg.timers) {
-            if let Some(bytes) = tx.send_response(&response, now) {
-                self.transmit(bytes);
-            }
-            if !tx.is_terminated() {
-                self.servers.insert(key, tx);
-            }
+        let Some(tx) = ServerTransaction::new(&req, &self.cfg.timers) else { return };
+        self.servers.insert(key.clone(), tx);
+        if let Err(rejection) = check_request(&req, &self.caps) {
+            tracing::warn!(method = %req.method, why = rejection.why, status = rejection.status.as_u16(), "rejecting request");
+            self.emit(AgentEvent::MalformedMessage { why: rejection.why.to_string() });
+            let mut resp = rejection_response(&req, &rejection);
+            self.add_to_tag(&mut resp);
+            self.send_response(&key, resp, now);
+            return;
         }
+        if self.handle_call_request(&req, &key, now) {
+            return;
+        }
+        let resp = self.answer_out_of_dialog(&req);
+        self.send_response(&key, resp, now);
     }
 
-    /// The response to a valid request outside any dialog we know.
-    fn answer(&mut self, req: &Request) -> Response {
+    /// The response to a valid request that is not for a call.
+    fn answer_out_of_dialog(&mut self, req: &Request) -> Response {
         match req.method {
             Method::Options => {
                 let mut resp = response_to(req, StatusCode::OK);
@@ -332,11 +495,15 @@ impl UserAgent {
                 let allow = self.caps.methods.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
                 resp.headers.push(HeaderName::Allow, allow);
                 resp.headers.push(HeaderName::Accept, "application/sdp");
-                resp.headers.push(HeaderName::Supported, "outbound");
+                resp.headers.push(HeaderName::Supported, "timer");
                 resp
             }
-            // BYE / CANCEL for a dialog or transaction we do not have.
-            _ => response_to(req, StatusCode::CALL_DOES_NOT_EXIST),
+            // Nothing else reaches here for a dialog we know.
+            _ => {
+                let mut resp = response_to(req, StatusCode::CALL_DOES_NOT_EXIST);
+                self.add_to_tag(&mut resp);
+                resp
+            }
         }
     }
 

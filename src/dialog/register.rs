@@ -80,7 +80,6 @@ enum State {
 #[derive(Debug)]
 pub struct Registration {
     cfg: RegistrationConfig,
-    auth: DigestClient,
     call_id: String,
     from_tag: String,
     cseq: u32,
@@ -105,13 +104,12 @@ pub struct Registration {
 
 impl Registration {
     /// A registration that has not started.
-    pub fn new(cfg: RegistrationConfig, auth: DigestClient, mut rng: StdRng) -> Registration {
+    pub fn new(cfg: RegistrationConfig, mut rng: StdRng) -> Registration {
         let call_id = random_token(&mut rng, 22);
         let from_tag = random_token(&mut rng, 10);
         let expires = cfg.expires;
         Registration {
             cfg,
-            auth,
             call_id,
             from_tag,
             cseq: 0,
@@ -148,34 +146,34 @@ impl Registration {
     /// The user asks to register (again). Returns the REGISTER to send, or
     /// `None` when one is already in flight or the transport is down (the
     /// caller then calls [`Self::handle_connected`] later).
-    pub fn register(&mut self, connected: bool) -> Option<Request> {
+    pub fn register(&mut self, connected: bool, auth: &mut DigestClient) -> Option<Request> {
         self.wanted = true;
         self.failures = 0;
         if !connected || self.pending.is_some() {
             return None;
         }
-        Some(self.build(self.expires, true))
+        Some(self.build(self.expires, true, auth))
     }
 
     /// The user asks to unregister. Returns the REGISTER with expiry 0, or
     /// `None` when there is no binding to remove or a REGISTER is in flight
     /// (when that one succeeds, the unregistration follows it).
-    pub fn unregister(&mut self, connected: bool) -> Option<Request> {
+    pub fn unregister(&mut self, connected: bool, auth: &mut DigestClient) -> Option<Request> {
         self.wanted = false;
         self.timer = None;
         if !connected || self.pending.is_some() || !self.bound {
             return None;
         }
-        Some(self.build(0, true))
+        Some(self.build(0, true, auth))
     }
 
     /// The transport is up: register if the user wants to be.
-    pub fn handle_connected(&mut self) -> Option<Request> {
+    pub fn handle_connected(&mut self, auth: &mut DigestClient) -> Option<Request> {
         if !self.wanted || self.pending.is_some() {
             return None;
         }
         self.timer = None;
-        Some(self.build(self.expires, true))
+        Some(self.build(self.expires, true, auth))
     }
 
     /// The transport is gone: the binding was bound to that connection.
@@ -196,7 +194,7 @@ impl Registration {
     }
 
     /// Refresh or retry time reached: the REGISTER to send, if any.
-    pub fn handle_timeout(&mut self, now: Instant, connected: bool) -> Option<Request> {
+    pub fn handle_timeout(&mut self, now: Instant, connected: bool, auth: &mut DigestClient) -> Option<Request> {
         match self.timer {
             Some(t) if now >= t => {}
             _ => return None,
@@ -205,7 +203,7 @@ impl Registration {
         if !self.wanted || !connected || self.pending.is_some() {
             return None;
         }
-        Some(self.build(self.expires, true))
+        Some(self.build(self.expires, true, auth))
     }
 
     /// The REGISTER transaction timed out (no final response in 64*T1).
@@ -217,7 +215,12 @@ impl Registration {
 
     /// A final response to our REGISTER. Returns a REGISTER to send at once
     /// (authenticated retry, 423 retry) and/or an event.
-    pub fn handle_response(&mut self, resp: &Response, now: Instant) -> (Option<Request>, Option<RegistrationEvent>) {
+    pub fn handle_response(
+        &mut self,
+        resp: &Response,
+        now: Instant,
+        auth: &mut DigestClient,
+    ) -> (Option<Request>, Option<RegistrationEvent>) {
         let Some(asked) = self.pending else {
             return (None, None);
         };
@@ -237,7 +240,7 @@ impl Registration {
                     self.bound = false;
                     self.timer = None;
                     // register() was called while the unregistration was in flight.
-                    let next = self.wanted.then(|| self.build(self.expires, true));
+                    let next = self.wanted.then(|| self.build(self.expires, true, auth));
                     return (next, Some(RegistrationEvent::Unregistered { reason: "unregistered".into() }));
                 }
                 let granted = self.granted_expiry(resp).unwrap_or(asked);
@@ -251,7 +254,7 @@ impl Registration {
                 self.bound = true;
                 if !self.wanted {
                     // unregister() was called while this REGISTER was in flight.
-                    return (Some(self.build(0, true)), Some(RegistrationEvent::Registered { expires: granted }));
+                    return (Some(self.build(0, true, auth)), Some(RegistrationEvent::Registered { expires: granted }));
                 }
                 self.timer = Some(now + refresh_after(granted));
                 (None, Some(RegistrationEvent::Registered { expires: granted }))
@@ -275,13 +278,13 @@ impl Registration {
                 // Credentials answering a challenge of this exchange (pre-emptive
                 // ones, from an older challenge, do not count).
                 self.challenged = true;
-                (Some(self.build(asked, false)), None)
+                (Some(self.build(asked, false, auth)), None)
             }
             423 => match resp.headers.typed::<MinExpires>() {
                 Some(Ok(MinExpires(min))) if asked != 0 && self.interval_retries < 3 && min > self.expires => {
                     self.interval_retries += 1;
                     self.expires = min;
-                    (Some(self.build(min, false)), None)
+                    (Some(self.build(min, false, auth)), None)
                 }
                 _ => (None, Some(self.permanent_failure(code, reason_of(resp)))),
             },
@@ -343,7 +346,7 @@ impl Registration {
         resp.headers.typed::<Expires>().and_then(Result::ok).map(|e| e.0)
     }
 
-    fn build(&mut self, expires: u32, fresh_exchange: bool) -> Request {
+    fn build(&mut self, expires: u32, fresh_exchange: bool, auth: &mut DigestClient) -> Request {
         if fresh_exchange {
             self.challenged = false;
             self.stale_retries = 0;
@@ -365,9 +368,10 @@ impl Registration {
         if let Some(ch) = &self.challenge {
             let cnonce = random_token(&mut self.rng, 16);
             let uri = req.uri.to_string();
-            let auth = self.auth.authorize(ch, Method::Register.as_str(), &uri, &req.body, &cnonce);
-            let name = if auth.is_proxy() { HeaderName::ProxyAuthorization } else { HeaderName::Authorization };
-            req.headers.push(name, auth.to_string());
+            let authorization = auth.authorize(ch, Method::Register.as_str(), &uri, &req.body, &cnonce);
+            let name =
+                if authorization.is_proxy() { HeaderName::ProxyAuthorization } else { HeaderName::Authorization };
+            req.headers.push(name, authorization.to_string());
         }
         req
     }

@@ -26,7 +26,19 @@ pub use message::{
     Header, HeaderName, Headers, MAX_MESSAGE_SIZE, Message, Method, ParseError, Request, Response, StatusCode, Version,
 };
 pub use text::{Param, Params};
+
 pub use uri::{Host, SipUri, TelUri, Uri};
+
+/// True when `name` can be a header name (an RFC 3261 token).
+pub fn is_header_name(name: &str) -> bool {
+    text::is_token(name)
+}
+
+/// The elements of a comma-separated header value (commas inside quotes
+/// and `<...>` do not split), trimmed.
+pub fn split_list(value: &str) -> impl Iterator<Item = &str> {
+    text::split_top_level(value, b',').map(text::trim_lws).filter(|s| !s.is_empty())
+}
 
 /// A received or sent message as text for logs, with the values of
 /// Authorization and Proxy-Authorization headers replaced: digest responses
