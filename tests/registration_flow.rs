@@ -456,6 +456,7 @@ impl Pair {
                     },
                     Output::Event(AgentEvent::Registration(ev)) => self.events.push((self.now, ev)),
                     Output::Event(other) => self.other_events.push(other),
+                    Output::Media(m) => panic!("registration asked for media: {m:?}"),
                 }
             }
             if inbound.is_empty() {
@@ -1278,6 +1279,7 @@ impl Fuzz {
                     self.gave_up = true;
                 }
                 Output::Event(_) => {}
+                Output::Media(m) => return Err(TestCaseError::fail(format!("registration asked for media: {m:?}"))),
             }
         }
         Ok(())
