@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs the system packages the tests and the demo need, when missing:
-# Kamailio with its WebSocket modules (the real SIP server the tests use)
-# and iproute2 (to bring loopback up in a fresh network namespace).
+# Installs the system packages the build, the tests and the demo need, when
+# missing: libopus (Opus codec), Kamailio with its WebSocket and TLS modules
+# (the real SIP server the tests use) and iproute2 (to bring loopback up in
+# a fresh network namespace).
 set -euo pipefail
 
 missing=()
@@ -9,6 +10,8 @@ missing=()
 ls /usr/lib/*/kamailio/modules/websocket.so >/dev/null 2>&1 || missing+=(kamailio-websocket-modules)
 ls /usr/lib/*/kamailio/modules/tls.so >/dev/null 2>&1 || missing+=(kamailio-tls-modules)
 command -v ip >/dev/null || missing+=(iproute2)
+# libopus for the Opus codec (audiopus links it through pkg-config)
+pkg-config --exists opus 2>/dev/null || missing+=(libopus-dev pkg-config)
 command -v unshare >/dev/null || missing+=(util-linux)
 
 if [ ${#missing[@]} -gt 0 ]; then

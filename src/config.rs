@@ -4,6 +4,8 @@
 use std::time::Duration;
 
 use crate::Error;
+use crate::dialog::invite::CallSettings;
+use crate::media::{FrameDuration, IceServer, MediaConfig};
 use crate::secret::Password;
 use crate::transport::keepalive::{KeepAliveConfig, PingKind};
 use crate::transport::tls::TlsConfig;
@@ -30,6 +32,8 @@ pub struct PhoneConfig {
     pub(crate) instance_id: Option<String>,
     pub(crate) unregister_timeout: Duration,
     pub(crate) seed: Option<u64>,
+    pub(crate) calls: CallSettings,
+    pub(crate) media: MediaConfig,
 }
 
 impl PhoneConfig {
@@ -74,6 +78,8 @@ pub struct PhoneConfigBuilder {
     instance_id: Option<String>,
     unregister_timeout: Duration,
     seed: Option<u64>,
+    calls: CallSettings,
+    media: MediaConfig,
 }
 
 impl Default for PhoneConfigBuilder {
@@ -96,6 +102,8 @@ impl Default for PhoneConfigBuilder {
             instance_id: None,
             unregister_timeout: Duration::from_secs(3),
             seed: None,
+            calls: CallSettings::default(),
+            media: MediaConfig::default(),
         }
     }
 }
@@ -200,6 +208,66 @@ impl PhoneConfigBuilder {
         self
     }
 
+    /// How many calls may exist at once (default 2 lines); more incoming
+    /// calls get 486 Busy Here.
+    pub fn max_calls(mut self, lines: usize) -> Self {
+        self.calls.max_calls = lines.max(1);
+        self
+    }
+
+    /// Answer incoming calls by themselves after `delay` (Aliyun's `autoAnswerCall`).
+    pub fn auto_answer(mut self, delay: Option<Duration>) -> Self {
+        self.calls.auto_answer = delay;
+        self
+    }
+
+    /// RFC 4028 session interval asked for on outgoing calls (default 1800 s;
+    /// `None` asks for none). Peers' session timers are honoured either way.
+    pub fn session_expires(mut self, secs: Option<u32>) -> Self {
+        self.calls.session_expires = secs;
+        self
+    }
+
+    /// STUN / TURN servers for ICE (none by default: host candidates only).
+    pub fn ice_servers(mut self, servers: Vec<IceServer>) -> Self {
+        self.media.peer.ice.servers = servers;
+        self
+    }
+
+    /// Use loopback addresses for media, like Chromium's
+    /// `--allow-loopback-in-peer-connection` (tests and the demo need it).
+    pub fn allow_loopback(mut self, allow: bool) -> Self {
+        self.media.peer.ice.allow_loopback = allow;
+        self
+    }
+
+    /// Bind media to these local addresses only (an interface filter).
+    /// Empty (the default) binds the address of the default route.
+    pub fn media_interfaces(mut self, addrs: Vec<std::net::IpAddr>) -> Self {
+        self.media.peer.ice.interfaces = addrs;
+        self
+    }
+
+    /// The longest wait for ICE candidates before an offer or answer goes
+    /// out (default 2 s; setups never wait 10-40 s for gathering).
+    pub fn ice_gather_timeout(mut self, timeout: Duration) -> Self {
+        self.media.peer.ice.gather_timeout = timeout;
+        self
+    }
+
+    /// ICE connectivity check interval (default 50 ms; 20 ms connects a
+    /// loopback call in about 30 ms).
+    pub fn ice_check_interval(mut self, interval: Duration) -> Self {
+        self.media.peer.ice.check_interval = interval;
+        self
+    }
+
+    /// Audio frame duration (20 ms default, or 10 ms).
+    pub fn frame_duration(mut self, frame: FrameDuration) -> Self {
+        self.media.frame = frame;
+        self
+    }
+
     /// Checks and builds the configuration.
     pub fn build(self) -> Result<PhoneConfig, Error> {
         if self.servers.is_empty() {
@@ -232,6 +300,8 @@ impl PhoneConfigBuilder {
             instance_id: self.instance_id,
             unregister_timeout: self.unregister_timeout,
             seed: self.seed,
+            calls: self.calls,
+            media: self.media,
         })
     }
 }

@@ -36,6 +36,12 @@ pub enum Error {
     /// The phone was not started, or has stopped.
     #[error("the phone is not running")]
     NotRunning,
+    /// A call command was refused (see [`crate::dialog::invite::CallError`]).
+    #[error("call: {0}")]
+    Call(#[from] crate::dialog::invite::CallError),
+    /// The dial interceptor vetoed the call.
+    #[error("call vetoed: {0}")]
+    CallVetoed(String),
     /// `start` was called outside a tokio runtime.
     #[error("Phone::start must be called inside a tokio runtime")]
     NoRuntime,

@@ -51,6 +51,7 @@
 //!   `trace` level has its Authorization headers redacted.
 
 pub mod dialog;
+pub mod media;
 pub mod sip;
 pub mod transport;
 
@@ -62,8 +63,10 @@ mod secret;
 
 pub use config::{PhoneConfig, PhoneConfigBuilder};
 pub use error::Error;
-pub use event::Event;
-pub use phone::{Events, Phone};
+pub use dialog::call::{CallKey, Direction, EndCause, Originator, Party};
+pub use dialog::invite::{CallError, CallRequest};
+pub use event::{CallInfo, Event};
+pub use phone::{CallOptions, Events, Phone};
 pub use secret::Password;
 pub use transport::keepalive::PingKind;
 pub use transport::tls::TlsConfig;

@@ -12,15 +12,20 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::config::PhoneConfig;
 use crate::dialog::auth::DigestClient;
+use crate::dialog::call::CallKey;
+use crate::dialog::invite::CallError;
+use crate::dialog::invite::CallRequest;
 use crate::dialog::register::{RegistrationConfig, RegistrationEvent, random_token};
 use crate::dialog::{AgentConfig, AgentEvent, CallEvent, Output, UserAgent};
 use crate::event::{Event, WallClock};
-use crate::sip::{Host, NameAddr, SipUri, Uri};
+use crate::media::engine::{MediaEngine, MediaResult};
+use crate::media::{AudioSetup, CallStats};
+use crate::sip::{Host, NameAddr, SipUri, StatusCode, Uri};
 use crate::transport::keepalive::{KeepAlive, KeepAliveAction, PingKind};
 use crate::transport::reconnect::{Attempt, Reconnect};
 use crate::transport::ws::{Connection, Incoming, ServerUrl};
@@ -43,6 +48,20 @@ struct Shared {
     registered: AtomicBool,
     control: Mutex<Option<Control>>,
     clock: WallClock,
+    interceptor: Mutex<Option<DialInterceptor>>,
+}
+
+type DialInterceptor = Arc<dyn Fn(&mut CallRequest) -> Result<(), String> + Send + Sync>;
+
+/// Options for an outgoing call.
+#[derive(Debug, Default)]
+pub struct CallOptions {
+    /// Display name in our From header for this call.
+    pub display_name: Option<String>,
+    /// Extra headers carried on the INVITE (`X-Order-Id: 42`, ...).
+    pub headers: Vec<(String, String)>,
+    /// What the call sends and where what it hears goes.
+    pub audio: AudioSetup,
 }
 
 struct Control {
@@ -50,11 +69,17 @@ struct Control {
     task: JoinHandle<()>,
 }
 
-#[derive(Debug)]
 enum Command {
     Register,
     Unregister,
     Stop,
+    Call { request: CallRequest, audio: AudioSetup, reply: oneshot::Sender<Result<CallKey, Error>> },
+    Answer { call: CallKey, audio: AudioSetup, reply: oneshot::Sender<Result<(), Error>> },
+    Stats { call: CallKey, reply: oneshot::Sender<Result<CallStats, Error>> },
+    Mute { call: CallKey, send: Option<bool>, receive: Option<bool>, reply: oneshot::Sender<Result<(), Error>> },
+    Volume { call: CallKey, volume: f32, reply: oneshot::Sender<Result<(), Error>> },
+    Reject { call: CallKey, status: u16, reply: oneshot::Sender<Result<(), Error>> },
+    Hangup { call: CallKey, reply: oneshot::Sender<Result<(), Error>> },
 }
 
 /// A subscription to a phone's events, in the order they happened.
@@ -94,6 +119,7 @@ impl Phone {
                 registered: AtomicBool::new(false),
                 control: Mutex::new(None),
                 clock: WallClock::new(),
+                interceptor: Mutex::new(None),
             }),
         }
     }
@@ -139,6 +165,76 @@ impl Phone {
     /// Removes the registration; [`Event::Unregistered`] follows.
     pub fn unregister(&self) -> Result<(), Error> {
         self.command(Command::Unregister)
+    }
+
+    /// Places a call to `target`: a number or user in our domain
+    /// (`"1002"`), `user@host`, or a full `sip:` / `tel:` URI. Returns the
+    /// call's key at once; [`Event::CallOutgoing`] follows, then progress.
+    /// The dial interceptor, when set, may rewrite or veto the request first.
+    pub async fn call(&self, target: &str, options: CallOptions) -> Result<CallKey, Error> {
+        let mut request =
+            CallRequest { target: target.to_string(), display_name: options.display_name, headers: options.headers };
+        let interceptor = lock(&self.shared.interceptor).clone();
+        if let Some(intercept) = interceptor {
+            intercept(&mut request).map_err(Error::CallVetoed)?;
+        }
+        let audio = options.audio;
+        self.request(|reply| Command::Call { request, audio, reply }).await
+    }
+
+    /// Sets the hook that sees every outgoing call before its INVITE is
+    /// built (Aliyun's `onBeforeCallDialing`): it may rewrite the target,
+    /// display name or headers, or veto the call with a reason.
+    pub fn set_dial_interceptor(&self, hook: impl Fn(&mut CallRequest) -> Result<(), String> + Send + Sync + 'static) {
+        *lock(&self.shared.interceptor) = Some(Arc::new(hook));
+    }
+
+    /// Answers a ringing incoming call (sending silence, discarding what
+    /// is heard; see [`Phone::answer_with`]).
+    pub async fn answer(&self, call: CallKey) -> Result<(), Error> {
+        self.answer_with(call, AudioSetup::default()).await
+    }
+
+    /// Answers a ringing incoming call with this audio.
+    pub async fn answer_with(&self, call: CallKey, audio: AudioSetup) -> Result<(), Error> {
+        self.request(|reply| Command::Answer { call, audio, reply }).await
+    }
+
+    /// A call's media figures now: packets, loss, jitter, levels.
+    pub async fn call_stats(&self, call: CallKey) -> Result<CallStats, Error> {
+        self.request(|reply| Command::Stats { call, reply }).await
+    }
+
+    /// Mutes (or unmutes) what we send: the far end hears silence. No renegotiation.
+    pub async fn mute(&self, call: CallKey, muted: bool) -> Result<(), Error> {
+        self.request(|reply| Command::Mute { call, send: Some(muted), receive: None, reply }).await
+    }
+
+    /// Mutes (or unmutes) what we hear. No renegotiation.
+    pub async fn mute_incoming(&self, call: CallKey, muted: bool) -> Result<(), Error> {
+        self.request(|reply| Command::Mute { call, send: None, receive: Some(muted), reply }).await
+    }
+
+    /// Playback volume of a call: 0.0 (silent) to 1.0 (as received), up to 4.0.
+    pub async fn set_volume(&self, call: CallKey, volume: f32) -> Result<(), Error> {
+        self.request(|reply| Command::Volume { call, volume, reply }).await
+    }
+
+    /// Refuses a ringing incoming call with `status` (486 Busy Here, 603 Decline, ...).
+    pub async fn reject(&self, call: CallKey, status: u16) -> Result<(), Error> {
+        self.request(|reply| Command::Reject { call, status, reply }).await
+    }
+
+    /// Ends a call in any state: CANCEL while it rings out, BYE once up,
+    /// 486 while it rings here.
+    pub async fn hangup(&self, call: CallKey) -> Result<(), Error> {
+        self.request(|reply| Command::Hangup { call, reply }).await
+    }
+
+    async fn request<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, Error>>) -> Command) -> Result<T, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.command(make(tx))?;
+        rx.await.map_err(|_| Error::NotRunning)?
     }
 
     /// True while the WebSocket connection is up.
@@ -188,22 +284,31 @@ async fn drive(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Comman
         None => StdRng::from_os_rng(),
     };
     let mut ua = build_agent(cfg, &mut rng);
+    let mut media = MediaEngine::new(cfg.media.clone());
     if cfg.register_on_start {
         ua.register(now());
     }
     let mut reconnect = Reconnect::new(cfg.servers.len(), cfg.reconnect_min, cfg.reconnect_max);
     let mut attempt = Attempt { server: 0, delay: Duration::ZERO };
-    loop {
-        if !wait_offline(attempt.delay, &mut commands, &mut ua, &shared).await {
+    let mut last_server = cfg.servers[0].clone();
+    'run: loop {
+        if !wait_offline(attempt.delay, &mut commands, &mut ua, &mut media, &last_server, &shared).await {
             break;
         }
         let server = &cfg.servers[attempt.server];
-        let connected = tokio::select! {
-            c = Connection::connect(server, &cfg.tls, cfg.connect_timeout) => c,
-            cmd = commands.recv() => match cmd {
-                None | Some(Command::Stop) => break,
-                Some(other) => { apply_offline(other, &mut ua); attempt.delay = Duration::ZERO; continue }
-            },
+        last_server = server.clone();
+        let connect = Connection::connect(server, &cfg.tls, cfg.connect_timeout);
+        tokio::pin!(connect);
+        let connected = loop {
+            tokio::select! {
+                c = &mut connect => break c,
+                cmd = commands.recv() => match cmd {
+                    None | Some(Command::Stop) => break 'run,
+                    Some(other) => apply(other, &mut ua, &mut media),
+                },
+                result = media.next_result() => apply_media_result(result, &mut ua, &mut media),
+            }
+            drain_offline(&mut ua, &mut media, server, &shared);
         };
         match connected {
             Err(e) => {
@@ -224,7 +329,7 @@ async fn drive(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Comman
                 reconnect.handle_connected();
                 shared.connected.store(true, Ordering::Relaxed);
                 shared.emit(Event::Connected { server: server.as_str().to_string() });
-                let end = session(conn, server, &mut ua, &mut commands, &shared).await;
+                let end = session(conn, server, &mut ua, &mut media, &mut commands, &shared).await;
                 shared.connected.store(false, Ordering::Relaxed);
                 let (reason, retry) = match &end {
                     SessionEnd::Stopped => ("stopped".to_string(), None),
@@ -240,42 +345,97 @@ async fn drive(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Comman
                     retry_in_ms: retry.map(|d| d.as_millis() as u64),
                 });
                 ua.handle_disconnected(now());
-                drain_events(&mut ua, server, &shared);
+                drain_offline(&mut ua, &mut media, server, &shared);
                 if matches!(end, SessionEnd::Stopped) {
                     break;
                 }
             }
         }
     }
+    media.close_all();
     shared.registered.store(false, Ordering::Relaxed);
     shared.emit(Event::Stopped);
     lock(&shared.subscribers).clear();
 }
 
-/// Waits `delay` while offline, applying commands. False when told to stop.
+/// Waits `delay` while offline, applying commands and media results.
+/// False when told to stop.
 async fn wait_offline(
     delay: Duration,
     commands: &mut mpsc::UnboundedReceiver<Command>,
     ua: &mut UserAgent,
-    _shared: &Shared,
+    media: &mut MediaEngine,
+    server: &ServerUrl,
+    shared: &Shared,
 ) -> bool {
     let deadline = tokio::time::Instant::now() + delay;
     loop {
+        drain_offline(ua, media, server, shared);
         tokio::select! {
             _ = tokio::time::sleep_until(deadline) => return true,
             cmd = commands.recv() => match cmd {
                 None | Some(Command::Stop) => return false,
-                Some(other) => apply_offline(other, ua),
+                Some(other) => apply(other, ua, media),
             },
+            result = media.next_result() => apply_media_result(result, ua, media),
         }
     }
 }
 
-fn apply_offline(cmd: Command, ua: &mut UserAgent) {
+/// Applies a user command to the core and media (online or not). `Stop`
+/// is the caller's business.
+fn apply(cmd: Command, ua: &mut UserAgent, media: &mut MediaEngine) {
+    let t = now();
     match cmd {
-        Command::Register => ua.register(now()),
-        Command::Unregister => ua.unregister(now()),
+        Command::Register => ua.register(t),
+        Command::Unregister => ua.unregister(t),
         Command::Stop => {}
+        Command::Call { request, audio, reply } => {
+            let result = ua.call(request, t).map_err(Error::Call);
+            if let Ok(call) = result {
+                media.set_audio(call, audio);
+            }
+            let _ = reply.send(result);
+        }
+        Command::Answer { call, audio, reply } => {
+            let snapshot_exists = ua.call_snapshot(call).is_some();
+            if snapshot_exists {
+                media.set_audio(call, audio);
+            }
+            let _ = reply.send(ua.answer(call, t).map_err(Error::Call));
+        }
+        Command::Stats { call, reply } => match media.stats(call) {
+            None => {
+                let _ = reply.send(Err(Error::Call(CallError::NoSuchCall)));
+            }
+            Some((mut stats, peer)) => {
+                tokio::spawn(async move {
+                    if let Some(peer) = peer {
+                        let p = peer.stats().await;
+                        stats.rtt_ms = p.rtt.map(|d| d.as_secs_f64() * 1000.0);
+                    }
+                    let _ = reply.send(Ok(stats));
+                });
+            }
+        },
+        Command::Mute { call, send, receive, reply } => {
+            let ok = media.set_muted(call, send, receive);
+            let _ = reply.send(if ok { Ok(()) } else { Err(Error::Call(CallError::NoSuchCall)) });
+        }
+        Command::Volume { call, volume, reply } => {
+            let ok = media.set_volume(call, volume);
+            let _ = reply.send(if ok { Ok(()) } else { Err(Error::Call(CallError::NoSuchCall)) });
+        }
+        Command::Reject { call, status, reply } => {
+            let result = match StatusCode::new(status) {
+                Some(status) => ua.reject(call, status, t).map_err(Error::Call),
+                None => Err(Error::Call(CallError::InvalidState)),
+            };
+            let _ = reply.send(result);
+        }
+        Command::Hangup { call, reply } => {
+            let _ = reply.send(ua.hangup(call, t).map_err(Error::Call));
+        }
     }
 }
 
@@ -303,7 +463,7 @@ fn build_agent(cfg: &PhoneConfig, rng: &mut StdRng) -> UserAgent {
         user_agent: cfg.user_agent.clone(),
         timers: Timers::default(),
         seed: Some(rng.random()),
-        calls: crate::dialog::invite::CallSettings::default(),
+        calls: cfg.calls.clone(),
     };
     let auth = DigestClient::new(cfg.auth_user.clone().unwrap_or_else(|| cfg.user.clone()), cfg.password.clone());
     UserAgent::new(agent, registration, auth)
@@ -326,6 +486,7 @@ async fn session(
     mut conn: Connection,
     server: &ServerUrl,
     ua: &mut UserAgent,
+    media: &mut MediaEngine,
     commands: &mut mpsc::UnboundedReceiver<Command>,
     shared: &Shared,
 ) -> SessionEnd {
@@ -342,7 +503,7 @@ async fn session(
                     }
                 }
                 Output::Event(ev) => emit_agent_event(ev, server, shared),
-                Output::Media(req) => media_unavailable(req, ua),
+                Output::Media(req) => media.handle(req),
             }
         }
         if let Some(deadline) = stop_deadline
@@ -368,15 +529,18 @@ async fn session(
                 }
             }
             cmd = commands.recv() => match cmd {
-                Some(Command::Register) => ua.register(now()),
-                Some(Command::Unregister) => ua.unregister(now()),
                 Some(Command::Stop) | None => {
                     if stop_deadline.is_none() {
                         ua.unregister(now());
                         stop_deadline = Some(now() + cfg.unregister_timeout);
+                        for call in ua.call_keys() {
+                            let _ = ua.hangup(call, now());
+                        }
                     }
                 }
+                Some(other) => apply(other, ua, media),
             },
+            result = media.next_result() => apply_media_result(result, ua, media),
             _ = sleep => {
                 let t = now();
                 ua.handle_timeout(t);
@@ -398,21 +562,27 @@ async fn session(
     }
 }
 
-/// Until the media engine is wired in, calls cannot get SDP: refuse them.
-fn media_unavailable(req: crate::dialog::MediaRequest, ua: &mut UserAgent) {
-    use crate::dialog::MediaRequest;
-    match req {
-        MediaRequest::CreateOffer { call } | MediaRequest::CreateAnswer { call, .. } => {
-            ua.handle_local_sdp(call, Err("no media engine".into()), now());
+/// Feeds a media task's result into the core.
+fn apply_media_result(result: MediaResult, ua: &mut UserAgent, media: &mut MediaEngine) {
+    match result {
+        MediaResult::LocalSdp { call, sdp: Ok((peer, sdp)) } => {
+            if media.adopt_peer(call, peer) {
+                ua.handle_local_sdp(call, Ok(sdp), now());
+            }
         }
-        MediaRequest::ApplyAnswer { .. } | MediaRequest::Close { .. } => {}
+        MediaResult::LocalSdp { call, sdp: Err(reason) } => ua.handle_local_sdp(call, Err(reason), now()),
+        MediaResult::Failed { call, reason } => ua.handle_media_failure(call, &reason, now()),
     }
 }
 
-fn drain_events(ua: &mut UserAgent, server: &ServerUrl, shared: &Shared) {
+/// Drains the core's outputs while offline: events go out, media requests
+/// are handled, nothing can be transmitted.
+fn drain_offline(ua: &mut UserAgent, media: &mut MediaEngine, server: &ServerUrl, shared: &Shared) {
     while let Some(out) = ua.poll_output() {
-        if let Output::Event(ev) = out {
-            emit_agent_event(ev, server, shared);
+        match out {
+            Output::Event(ev) => emit_agent_event(ev, server, shared),
+            Output::Media(req) => media.handle(req),
+            Output::Transmit(_) => tracing::debug!("offline: a message could not be sent"),
         }
     }
 }

@@ -232,6 +232,22 @@ impl UserAgent {
         }
     }
 
+    /// Input: the call's media failed after setup (the answer could not be
+    /// applied, ICE/DTLS never connected): end the call the right way for
+    /// its state.
+    pub fn handle_media_failure(&mut self, key: CallKey, reason: &str, now: Instant) {
+        let Some(call) = self.calls.get(&key) else { return };
+        let why = format!("media: {reason}");
+        match call.state {
+            CallState::Calling | CallState::Early => {
+                self.send_cancel(key, now);
+                self.end_call(key, Originator::System, None, &why, now);
+            }
+            CallState::CancelPending | CallState::Cancelling | CallState::Ended => {}
+            _ => self.handle_local_sdp(key, Err(reason.to_string()), now),
+        }
+    }
+
     /// Snapshot of a call, if it exists.
     pub fn call_snapshot(&self, key: CallKey) -> Option<&CallSnapshot> {
         self.calls.get(&key).map(|c| &c.snapshot)

@@ -16,6 +16,8 @@ pub use kamailio::{Kamailio, KamailioConfig, TlsFiles, require_loopback_only_net
 pub const DOMAIN: &str = "example.com";
 /// Alice's password (the secret the log tests look for).
 pub const ALICE_PASSWORD: &str = "alice-Secret-7f3a9";
+/// Bob's password.
+pub const BOB_PASSWORD: &str = "bob-Secret-22c1";
 /// Generous wait for anything that should happen in well under a second.
 pub const TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -24,7 +26,7 @@ pub fn start_kamailio() -> Kamailio {
     require_loopback_only_netns();
     Kamailio::start(&KamailioConfig {
         domain: DOMAIN.into(),
-        users: vec![("alice".into(), ALICE_PASSWORD.into()), ("bob".into(), "bob-Secret-22c1".into())],
+        users: vec![("alice".into(), ALICE_PASSWORD.into()), ("bob".into(), BOB_PASSWORD.into())],
         tls: None,
     })
 }
@@ -41,6 +43,42 @@ pub fn phone_config(servers: &[String], user: &str, password: &str) -> PhoneConf
         b = b.server(s.clone());
     }
     b
+}
+
+/// A phone for `user` through `kamailio` with loopback media, started and
+/// registered.
+pub async fn registered_phone(kamailio: &Kamailio, user: &str, password: &str) -> (webphone::Phone, EventLog) {
+    let config = phone_config(&[kamailio.ws_url()], user, password)
+        .allow_loopback(true)
+        .ice_check_interval(Duration::from_millis(20))
+        .build()
+        .expect("valid config");
+    let phone = webphone::Phone::new(config);
+    let mut log = EventLog::new(phone.events());
+    phone.start().expect("started");
+    log.wait_for("Registered", |e| matches!(e, Event::Registered { .. })).await;
+    (phone, log)
+}
+
+/// Polls a call's stats until `done` holds (generous timeout), returning them.
+pub async fn wait_stats(
+    phone: &webphone::Phone,
+    call: webphone::CallKey,
+    what: &str,
+    done: impl Fn(&webphone::media::CallStats) -> bool,
+) -> webphone::media::CallStats {
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    let mut interval = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        interval.tick().await;
+        let stats = phone.call_stats(call).await.expect("call has stats");
+        if done(&stats) {
+            return stats;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out waiting for {what}; last stats: {stats:#?}");
+        }
+    }
 }
 
 /// Events of one phone, remembered so failures can show what happened.

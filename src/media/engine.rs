@@ -1,0 +1,342 @@
+//! The media side of the driver: one [`Peer`] and one audio task per call,
+//! created and torn down as the SIP core asks ([`MediaRequest`]), with
+//! results (SDP, failures) coming back as [`MediaResult`]s for the driver
+//! to feed into the core.
+//!
+//! The audio task waits until ICE/DTLS is connected, then runs one tick per
+//! frame: the send pipeline produces a packet, the receive pipeline plays a
+//! frame out; received RTP goes into the jitter buffer as it arrives.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rand::Rng;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::jitter::JitterConfig;
+use super::peer::{Direction, Negotiated, Peer, PeerState, SendOutcome};
+use super::pipeline::{ReceivePipeline, SendPipeline};
+use super::{AudioSetup, CallStats, MediaConfig};
+use crate::dialog::MediaRequest;
+use crate::dialog::call::CallKey;
+
+/// What a media task reports back to the driver.
+pub(crate) enum MediaResult {
+    /// The offer or answer asked for (with the peer that made it).
+    LocalSdp { call: CallKey, sdp: Result<(Arc<Peer>, Bytes), String> },
+    /// The call's media failed after setup (answer rejected, never connected).
+    Failed { call: CallKey, reason: String },
+}
+
+/// Live controls and figures shared between the driver and an audio task.
+#[derive(Default)]
+struct Shared {
+    muted_send: bool,
+    muted_receive: bool,
+    volume: Option<f32>,
+    stats: CallStats,
+    dirty: bool,
+}
+
+struct CallMedia {
+    peer: Option<Arc<Peer>>,
+    setup: Option<AudioSetup>,
+    shared: Arc<Mutex<Shared>>,
+    audio: Option<JoinHandle<()>>,
+}
+
+impl CallMedia {
+    fn new(setup: AudioSetup) -> CallMedia {
+        CallMedia { peer: None, setup: Some(setup), shared: Arc::default(), audio: None }
+    }
+}
+
+/// All calls' media.
+pub(crate) struct MediaEngine {
+    config: MediaConfig,
+    calls: HashMap<CallKey, CallMedia>,
+    results_tx: mpsc::UnboundedSender<MediaResult>,
+    results_rx: mpsc::UnboundedReceiver<MediaResult>,
+}
+
+impl MediaEngine {
+    pub(crate) fn new(config: MediaConfig) -> MediaEngine {
+        let (results_tx, results_rx) = mpsc::unbounded_channel();
+        MediaEngine { config, calls: HashMap::new(), results_tx, results_rx }
+    }
+
+    /// Chooses what a call sends and where what it receives goes; call
+    /// before the call's media starts (placing or answering it).
+    pub(crate) fn set_audio(&mut self, call: CallKey, setup: AudioSetup) {
+        self.calls.entry(call).or_insert_with(|| CallMedia::new(AudioSetup::default())).setup = Some(setup);
+    }
+
+    /// The next result of a media task.
+    pub(crate) async fn next_result(&mut self) -> MediaResult {
+        // The engine holds a sender, so the channel never closes.
+        match self.results_rx.recv().await {
+            Some(r) => r,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Acts on a request of the SIP core.
+    pub(crate) fn handle(&mut self, request: MediaRequest) {
+        match request {
+            MediaRequest::CreateOffer { call } => {
+                let entry = self.calls.entry(call).or_insert_with(|| CallMedia::new(AudioSetup::default()));
+                let peer = entry.peer.clone();
+                let cfg = self.config.peer.clone();
+                let tx = self.results_tx.clone();
+                tokio::spawn(async move {
+                    let sdp = async {
+                        let peer = match peer {
+                            Some(p) => p,
+                            None => Arc::new(Peer::new(&cfg).await.map_err(|e| e.to_string())?),
+                        };
+                        let sdp = peer.create_offer(Direction::SendRecv).await.map_err(|e| e.to_string())?;
+                        Ok((peer, Bytes::from(sdp)))
+                    }
+                    .await;
+                    let _ = tx.send(MediaResult::LocalSdp { call, sdp });
+                });
+            }
+            MediaRequest::CreateAnswer { call, offer } => {
+                let entry = self.calls.entry(call).or_insert_with(|| CallMedia::new(AudioSetup::default()));
+                let existing = entry.peer.clone();
+                let start_audio = entry.audio.is_none();
+                let setup = if start_audio { entry.setup.take() } else { None };
+                let shared = entry.shared.clone();
+                let cfg = self.config.clone();
+                let tx = self.results_tx.clone();
+                let handle = tokio::spawn(async move {
+                    let answer = async {
+                        let offer = std::str::from_utf8(&offer).map_err(|_| "offer is not UTF-8".to_string())?;
+                        let peer = match existing {
+                            Some(p) => p,
+                            None => Arc::new(Peer::new(&cfg.peer).await.map_err(|e| e.to_string())?),
+                        };
+                        let (sdp, negotiated) =
+                            peer.answer(offer, Direction::SendRecv).await.map_err(|e| e.to_string())?;
+                        Ok::<_, String>((peer, Bytes::from(sdp), negotiated))
+                    }
+                    .await;
+                    match answer {
+                        Ok((peer, sdp, negotiated)) => {
+                            let _ = tx.send(MediaResult::LocalSdp { call, sdp: Ok((peer.clone(), sdp)) });
+                            if let Some(setup) = setup {
+                                run_audio(call, peer, negotiated, setup, shared, cfg, tx).await;
+                            }
+                        }
+                        Err(e) => {
+                            let _ = tx.send(MediaResult::LocalSdp { call, sdp: Err(e) });
+                        }
+                    }
+                });
+                if start_audio {
+                    if let Some(entry) = self.calls.get_mut(&call) {
+                        entry.audio = Some(handle);
+                    }
+                }
+            }
+            MediaRequest::ApplyAnswer { call, answer } => {
+                let Some(entry) = self.calls.get_mut(&call) else { return };
+                let Some(peer) = entry.peer.clone() else { return };
+                if entry.audio.is_some() {
+                    return;
+                }
+                let setup = entry.setup.take().unwrap_or_default();
+                let shared = entry.shared.clone();
+                let cfg = self.config.clone();
+                let tx = self.results_tx.clone();
+                entry.audio = Some(tokio::spawn(async move {
+                    let applied = match std::str::from_utf8(&answer) {
+                        Ok(sdp) => peer.apply_answer(sdp).await.map_err(|e| e.to_string()),
+                        Err(_) => Err("answer is not UTF-8".to_string()),
+                    };
+                    match applied {
+                        Ok(negotiated) => run_audio(call, peer, negotiated, setup, shared, cfg, tx).await,
+                        Err(reason) => {
+                            let _ = tx.send(MediaResult::Failed { call, reason });
+                        }
+                    }
+                }));
+            }
+            MediaRequest::Close { call } => self.close(call),
+        }
+    }
+
+    /// Records the peer a task created (when its SDP comes back).
+    pub(crate) fn adopt_peer(&mut self, call: CallKey, peer: Arc<Peer>) -> bool {
+        match self.calls.get_mut(&call) {
+            Some(entry) => {
+                entry.peer = Some(peer);
+                true
+            }
+            None => {
+                tokio::spawn(async move { peer.close().await });
+                false
+            }
+        }
+    }
+
+    fn close(&mut self, call: CallKey) {
+        let Some(entry) = self.calls.remove(&call) else { return };
+        if let Some(task) = entry.audio {
+            task.abort();
+        }
+        if let Some(peer) = entry.peer {
+            tokio::spawn(async move { peer.close().await });
+        }
+    }
+
+    /// Closes every call's media.
+    pub(crate) fn close_all(&mut self) {
+        let keys: Vec<_> = self.calls.keys().copied().collect();
+        for k in keys {
+            self.close(k);
+        }
+    }
+
+    /// Mutes what a call sends or what it plays.
+    pub(crate) fn set_muted(&mut self, call: CallKey, send: Option<bool>, receive: Option<bool>) -> bool {
+        let Some(entry) = self.calls.get(&call) else { return false };
+        let mut s = entry.shared.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(m) = send {
+            s.muted_send = m;
+        }
+        if let Some(m) = receive {
+            s.muted_receive = m;
+        }
+        s.dirty = true;
+        true
+    }
+
+    /// Sets a call's playback volume.
+    pub(crate) fn set_volume(&mut self, call: CallKey, volume: f32) -> bool {
+        let Some(entry) = self.calls.get(&call) else { return false };
+        let mut s = entry.shared.lock().unwrap_or_else(|p| p.into_inner());
+        s.volume = Some(volume);
+        s.dirty = true;
+        true
+    }
+
+    /// The latest figures of a call, with the peer's own counters.
+    pub(crate) fn stats(&self, call: CallKey) -> Option<(CallStats, Option<Arc<Peer>>)> {
+        let entry = self.calls.get(&call)?;
+        let stats = entry.shared.lock().unwrap_or_else(|p| p.into_inner()).stats.clone();
+        Some((stats, entry.peer.clone()))
+    }
+}
+
+/// Waits for the connection, then runs the call's audio until aborted.
+async fn run_audio(
+    call: CallKey,
+    peer: Arc<Peer>,
+    negotiated: Negotiated,
+    setup: AudioSetup,
+    shared: Arc<Mutex<Shared>>,
+    cfg: MediaConfig,
+    tx: mpsc::UnboundedSender<MediaResult>,
+) {
+    if let Err(reason) = wait_connected(peer.state(), cfg.connect_timeout).await {
+        let _ = tx.send(MediaResult::Failed { call, reason });
+        return;
+    }
+    let frame = cfg.frame;
+    let codec = negotiated.codec;
+    let mut rtp_in = peer.take_rtp_receiver();
+    let (source, sink, tracked) = match setup.build() {
+        Ok(parts) => parts,
+        Err(reason) => {
+            let _ = tx.send(MediaResult::Failed { call, reason });
+            return;
+        }
+    };
+    let first_ts = rand::rng().random::<u32>();
+    let send = SendPipeline::new(source, codec.kind, codec.payload_type, frame, first_ts);
+    let jitter = JitterConfig { ..JitterConfig::new(frame, codec.clock_rate) };
+    let recv = ReceivePipeline::new(sink, codec.kind, codec.payload_type, frame, jitter);
+    let (mut send, mut recv) = match (send, recv) {
+        (Ok(s), Ok(r)) => (s, r),
+        (Err(e), _) | (_, Err(e)) => {
+            let _ = tx.send(MediaResult::Failed { call, reason: format!("codec: {e}") });
+            return;
+        }
+    };
+    let meter = recv.meter();
+    for hz in tracked {
+        meter.track(hz);
+    }
+    let connected_at = Instant::now();
+    {
+        let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
+        s.stats.codec = Some(codec.kind.to_string());
+        s.stats.media_connected = Some(connected_at);
+    }
+    let mut ticker = tokio::time::interval(Duration::from_millis(u64::from(frame.millis())));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut ticks: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                ticks += 1;
+                let now = Instant::now();
+                match send.next_packet() {
+                    Ok(pkt) => {
+                        let outcome = peer.send_rtp(pkt.payload_type, pkt.marker, pkt.timestamp, pkt.payload).await;
+                        if let Ok(SendOutcome::Dropped(reason)) = outcome {
+                            tracing::trace!(%call, %reason, "RTP not sent");
+                        }
+                    }
+                    Err(e) => tracing::debug!(%call, error = %e, "encoder failed; frame skipped"),
+                }
+                let analysis = recv.tick(now);
+                if ticks % 5 == 0 {
+                    if let Ok(mut s) = shared.try_lock() {
+                        if s.dirty {
+                            send.set_muted(s.muted_send);
+                            recv.set_muted(s.muted_receive);
+                            if let Some(v) = s.volume {
+                                recv.set_volume(v);
+                            }
+                            s.dirty = false;
+                        }
+                        s.stats.update(&send.stats(), &recv.stats(), &analysis, recv.first_audio(), &meter);
+                    }
+                }
+            }
+            pkt = async {
+                match rtp_in.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                match pkt {
+                    Some(p) => recv.push_packet(p.payload_type, p.sequence, p.timestamp, &p.payload, p.arrival),
+                    None => rtp_in = None,
+                }
+            }
+        }
+    }
+}
+
+async fn wait_connected(mut state: watch::Receiver<PeerState>, timeout: Duration) -> Result<(), String> {
+    let wait = async {
+        loop {
+            match *state.borrow_and_update() {
+                PeerState::Connected => return Ok(()),
+                PeerState::Failed => return Err("ICE/DTLS failed".to_string()),
+                PeerState::Closed => return Err("peer closed".to_string()),
+                _ => {}
+            }
+            if state.changed().await.is_err() {
+                return Err("peer gone".to_string());
+            }
+        }
+    };
+    tokio::time::timeout(timeout, wait).await.map_err(|_| format!("media not connected within {timeout:?}"))?
+}

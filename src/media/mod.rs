@@ -1,0 +1,246 @@
+//! Call media: one WebRTC peer connection per call ([`peer`]) and the audio
+//! pipeline around it, at 48 kHz mono in 10 or 20 ms frames inside,
+//! resampling only at the edges.
+//!
+//! - [`source`] / [`sink`]: what a call sends (silence, tone, WAV file, the
+//!   application's PCM) and where what it hears goes (nothing, a WAV file,
+//!   the application); [`meter`] measures level and frequency.
+//! - [`codec`]: Opus ([`opus`], via libopus) and G.711 ([`g711`], pure
+//!   Rust, with [`resample`]); [`jitter`]: the adaptive jitter buffer.
+//! - [`pipeline`]: the per-frame work as plain structs (benchmarkable).
+//! - `engine`: per-call lifecycle inside the phone's driver.
+//! - [`sdp`]: fixes applied to remote SDP for interoperability.
+
+pub mod app_channel;
+pub mod codec;
+pub(crate) mod engine;
+pub mod g711;
+pub mod jitter;
+pub mod meter;
+pub mod opus;
+pub mod peer;
+pub mod pipeline;
+pub mod resample;
+pub mod sdp;
+pub mod sink;
+pub mod source;
+pub mod wav;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+pub use app_channel::{AppSink, AppSinkReader, AppSource, AppSourceWriter, app_sink_channel, app_source_channel};
+pub use peer::{IceConfig, IceServer};
+
+use meter::{FrameAnalysis, MeterHandle};
+use pipeline::{ReceiveStats, SendStats};
+use sink::AudioSink;
+use source::AudioSource;
+
+/// The internal sample rate of all PCM audio, in Hz.
+pub const SAMPLE_RATE: u32 = 48_000;
+
+/// The largest number of samples in one internal frame (20 ms at 48 kHz).
+pub const MAX_FRAME_SAMPLES: usize = FrameDuration::Ms20.samples();
+
+/// The duration of one audio frame (one RTP packet's worth of audio).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum FrameDuration {
+    /// 10 ms frames (480 samples at 48 kHz).
+    Ms10,
+    /// 20 ms frames (960 samples at 48 kHz), the usual RTP packetization time.
+    #[default]
+    Ms20,
+}
+
+impl FrameDuration {
+    /// Samples in one frame at the internal rate of [`SAMPLE_RATE`] (48 kHz).
+    pub const fn samples(self) -> usize {
+        self.samples_at(SAMPLE_RATE)
+    }
+
+    /// Samples in one frame at `rate_hz` (e.g. 160 for 20 ms at 8 kHz).
+    pub const fn samples_at(self, rate_hz: u32) -> usize {
+        rate_hz as usize * self.millis() as usize / 1000
+    }
+
+    /// The frame duration in milliseconds.
+    pub const fn millis(self) -> u32 {
+        match self {
+            FrameDuration::Ms10 => 10,
+            FrameDuration::Ms20 => 20,
+        }
+    }
+
+    /// The frame duration as a [`std::time::Duration`].
+    pub const fn duration(self) -> Duration {
+        Duration::from_millis(self.millis() as u64)
+    }
+}
+
+/// What a call sends.
+#[derive(Debug, Default)]
+pub enum SendAudio {
+    /// Silence (the default).
+    #[default]
+    Silence,
+    /// A sine tone.
+    Tone {
+        /// Frequency in Hz.
+        frequency_hz: f64,
+        /// Level in dBFS (e.g. -12.0).
+        level_dbfs: f64,
+    },
+    /// A WAV file (any rate, mono or stereo; converted to 48 kHz mono).
+    WavFile {
+        /// The file.
+        path: PathBuf,
+        /// Start again at the end.
+        looping: bool,
+    },
+    /// PCM the application pushes through an [`AppSourceWriter`].
+    App(AppSource),
+}
+
+/// Where what a call receives goes.
+#[derive(Debug, Default)]
+pub enum ReceiveAudio {
+    /// Nowhere (it is still decoded and metered for statistics).
+    #[default]
+    Discard,
+    /// Recorded to a 48 kHz mono 16-bit WAV file.
+    WavFile(PathBuf),
+    /// To the application, read through an [`AppSinkReader`].
+    App(AppSink),
+}
+
+/// A call's audio choices.
+#[derive(Debug, Default)]
+pub struct AudioSetup {
+    /// What we send.
+    pub send: SendAudio,
+    /// What we do with what we hear.
+    pub receive: ReceiveAudio,
+    /// Frequencies whose presence in the received audio is tracked
+    /// (reported in [`CallStats::tracked`]); for call tests.
+    pub track_frequencies: Vec<f64>,
+}
+
+impl AudioSetup {
+    /// Builds the source and sink (opening files).
+    pub(crate) fn build(self) -> Result<(Box<dyn AudioSource>, Box<dyn AudioSink>, Vec<f64>), String> {
+        let source: Box<dyn AudioSource> = match self.send {
+            SendAudio::Silence => Box::new(source::Silence),
+            SendAudio::Tone { frequency_hz, level_dbfs } => Box::new(source::Tone::new(frequency_hz, level_dbfs)),
+            SendAudio::WavFile { path, looping } => Box::new(
+                source::WavSource::open(&path).map_err(|e| format!("{}: {e}", path.display()))?.looping(looping),
+            ),
+            SendAudio::App(src) => Box::new(src),
+        };
+        let sink: Box<dyn AudioSink> = match self.receive {
+            ReceiveAudio::Discard => Box::new(sink::NullSink::new()),
+            ReceiveAudio::WavFile(path) => {
+                Box::new(sink::WavRecorder::create(&path).map_err(|e| format!("{}: {e}", path.display()))?)
+            }
+            ReceiveAudio::App(s) => Box::new(s),
+        };
+        Ok((source, sink, self.track_frequencies))
+    }
+}
+
+/// Media settings of a phone.
+#[derive(Clone, Debug)]
+pub struct MediaConfig {
+    /// The peer connection settings (ICE servers, loopback, codecs).
+    pub peer: peer::PeerConfig,
+    /// Frame duration (20 ms default).
+    pub frame: FrameDuration,
+    /// How long ICE/DTLS may take before the call's media is declared failed.
+    pub connect_timeout: Duration,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            peer: peer::PeerConfig::default(),
+            frame: FrameDuration::Ms20,
+            connect_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// A call's media figures, on demand ([`crate::Phone::call_stats`]).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct CallStats {
+    /// Negotiated codec (`opus`, `PCMU`, `PCMA`).
+    pub codec: Option<String>,
+    /// RTP packets sent.
+    pub tx_packets: u64,
+    /// RTP payload bytes sent.
+    pub tx_bytes: u64,
+    /// Audio packets received.
+    pub rx_packets: u64,
+    /// Their payload bytes.
+    pub rx_bytes: u64,
+    /// Packets never received in time (lost or late), as the jitter buffer saw it.
+    pub rx_lost: u64,
+    /// Packets that arrived after their playout time (dropped).
+    pub rx_late: u64,
+    /// Share of expected packets lost, 0..1.
+    pub loss: f64,
+    /// Interarrival jitter (RFC 3550), ms.
+    pub jitter_ms: f64,
+    /// The jitter buffer's target delay, ms.
+    pub jitter_buffer_ms: f64,
+    /// Frames concealed (PLC or fade).
+    pub concealed_frames: u64,
+    /// Frames recovered by Opus in-band FEC.
+    pub fec_frames: u64,
+    /// Frames decoded normally.
+    pub decoded_frames: u64,
+    /// Round-trip time from ICE consent checks, ms.
+    pub rtt_ms: Option<f64>,
+    /// Level of the latest received frame, dBFS.
+    pub rx_level_dbfs: f64,
+    /// Strongest frequency heard recently, Hz.
+    pub rx_dominant_hz: Option<f64>,
+    /// Tracked frequencies: (Hz, share of non-silent frames where it dominated).
+    pub tracked: Vec<(f64, f64)>,
+    /// When the media connected.
+    #[serde(skip)]
+    pub media_connected: Option<Instant>,
+    /// When non-silent remote audio was first played out.
+    #[serde(skip)]
+    pub first_audio: Option<Instant>,
+}
+
+impl CallStats {
+    fn update(
+        &mut self,
+        send: &SendStats,
+        recv: &ReceiveStats,
+        last: &FrameAnalysis,
+        first_audio: Option<Instant>,
+        meter: &MeterHandle,
+    ) {
+        self.tx_packets = send.packets;
+        self.tx_bytes = send.bytes;
+        self.rx_packets = recv.packets;
+        self.rx_bytes = recv.bytes;
+        self.rx_lost = recv.jitter.lost;
+        self.rx_late = recv.jitter.late;
+        let expected = recv.jitter.played + recv.jitter.lost;
+        self.loss = if expected > 0 { recv.jitter.lost as f64 / expected as f64 } else { 0.0 };
+        self.jitter_ms = recv.jitter.jitter_ms;
+        self.jitter_buffer_ms = recv.jitter.target_delay_ms;
+        self.concealed_frames = recv.frames_concealed;
+        self.fec_frames = recv.frames_recovered;
+        self.decoded_frames = recv.frames_decoded;
+        self.rx_level_dbfs = last.level_dbfs;
+        if last.dominant_hz.is_some() {
+            self.rx_dominant_hz = last.dominant_hz;
+        }
+        self.first_audio = first_audio;
+        self.tracked = meter.snapshot().tracked.iter().map(|t| (t.frequency_hz, t.ratio().unwrap_or(0.0))).collect();
+    }
+}

@@ -1,0 +1,274 @@
+//! The per-frame audio work of one call, as plain structs with no I/O and
+//! no clock reads, so it can be benchmarked and tested alone:
+//! - [`SendPipeline`]: source → mute → encoder → RTP packet fields;
+//! - [`ReceivePipeline`]: RTP → jitter buffer → decoder (with PLC / FEC) →
+//!   meter → mute and volume → sink.
+//!
+//! Nothing here allocates per frame: buffers are sized at construction.
+
+use std::time::Instant;
+
+use super::FrameDuration;
+use super::codec::{CodecError, CodecKind, Decoder, Encoder, decoder, encoder};
+use super::jitter::{InsertOutcome, JitterBuffer, JitterConfig, JitterStats, Playout};
+use super::meter::{FrameAnalysis, Meter, MeterHandle};
+use super::sink::AudioSink;
+use super::source::AudioSource;
+
+/// Largest RTP payload we produce.
+const MAX_PAYLOAD: usize = 1500;
+
+/// One RTP packet's worth of fields, borrowed from the pipeline.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RtpOut<'a> {
+    /// Payload type.
+    pub payload_type: u8,
+    /// Timestamp in the codec's clock.
+    pub timestamp: u32,
+    /// Marker bit (first packet of a talk spurt).
+    pub marker: bool,
+    /// Encoded audio.
+    pub payload: &'a [u8],
+}
+
+/// Send-side counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SendStats {
+    /// Frames taken from the source.
+    pub frames: u64,
+    /// Packets produced.
+    pub packets: u64,
+    /// Payload bytes produced.
+    pub bytes: u64,
+    /// Frames the encoder failed on (skipped).
+    pub encode_errors: u64,
+    /// The source has ended (a non-looping file played out).
+    pub source_ended: bool,
+}
+
+/// Source → encoder → RTP.
+pub struct SendPipeline {
+    source: Box<dyn AudioSource>,
+    encoder: Box<dyn Encoder>,
+    pcm: Vec<i16>,
+    payload: Vec<u8>,
+    payload_type: u8,
+    timestamp: u32,
+    timestamp_step: u32,
+    first: bool,
+    muted: bool,
+    stats: SendStats,
+}
+
+impl SendPipeline {
+    /// A pipeline sending `source` with `codec` on `payload_type`, starting
+    /// at the given (random) RTP timestamp. Sequence numbers belong to the
+    /// peer connection, which numbers only the packets it really sends.
+    pub fn new(
+        source: Box<dyn AudioSource>,
+        codec: CodecKind,
+        payload_type: u8,
+        frame: FrameDuration,
+        first_timestamp: u32,
+    ) -> Result<SendPipeline, CodecError> {
+        let encoder = encoder(codec, frame)?;
+        Ok(SendPipeline {
+            source,
+            timestamp_step: encoder.rtp_timestamp_increment(frame),
+            encoder,
+            pcm: vec![0; frame.samples()],
+            payload: vec![0; MAX_PAYLOAD],
+            payload_type,
+            timestamp: first_timestamp,
+            first: true,
+            muted: false,
+            stats: SendStats::default(),
+        })
+    }
+
+    /// Sends silence instead of the source while muted (the source keeps
+    /// its place: a file is not paused).
+    pub fn set_muted(&mut self, muted: bool) {
+        self.muted = muted;
+    }
+
+    /// Replaces the source.
+    pub fn set_source(&mut self, source: Box<dyn AudioSource>) {
+        self.source = source;
+        self.stats.source_ended = false;
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> SendStats {
+        self.stats
+    }
+
+    /// Produces the next frame's packet. On an encoder error the frame is
+    /// skipped (its timestamp still advances, as for silence suppression).
+    pub fn next_packet(&mut self) -> Result<RtpOut<'_>, CodecError> {
+        let more = self.source.read(&mut self.pcm);
+        self.stats.source_ended |= !more;
+        if self.muted {
+            self.pcm.fill(0);
+        }
+        self.stats.frames += 1;
+        let timestamp = self.timestamp;
+        self.timestamp = self.timestamp.wrapping_add(self.timestamp_step);
+        let len = match self.encoder.encode(&self.pcm, &mut self.payload) {
+            Ok(n) => n,
+            Err(e) => {
+                self.stats.encode_errors += 1;
+                return Err(e);
+            }
+        };
+        let marker = std::mem::take(&mut self.first);
+        self.stats.packets += 1;
+        self.stats.bytes += len as u64;
+        Ok(RtpOut { payload_type: self.payload_type, timestamp, marker, payload: &self.payload[..len] })
+    }
+}
+
+/// Receive-side counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ReceiveStats {
+    /// Audio packets handed to the jitter buffer.
+    pub packets: u64,
+    /// Their payload bytes.
+    pub bytes: u64,
+    /// Packets of another payload type (telephone-event, comfort noise...).
+    pub other_payload_types: u64,
+    /// Frames decoded from a packet.
+    pub frames_decoded: u64,
+    /// Frames recovered from the next packet's in-band FEC.
+    pub frames_recovered: u64,
+    /// Frames concealed (PLC, or fade for G.711).
+    pub frames_concealed: u64,
+    /// Frames of silence while the buffer fills.
+    pub frames_waiting: u64,
+    /// Decoder errors (the frame is concealed instead).
+    pub decode_errors: u64,
+    /// The jitter buffer's own figures.
+    pub jitter: JitterStats,
+}
+
+/// RTP → jitter buffer → decoder → meter → volume → sink.
+pub struct ReceivePipeline {
+    jitter: JitterBuffer,
+    decoder: Box<dyn Decoder>,
+    payload_type: u8,
+    pcm: Vec<i16>,
+    sink: Box<dyn AudioSink>,
+    meter: Meter,
+    muted: bool,
+    /// Linear gain in 1/1024 steps (1024 = unity).
+    gain: i32,
+    stats: ReceiveStats,
+    first_audio: Option<Instant>,
+}
+
+impl ReceivePipeline {
+    /// A pipeline decoding `codec` from `payload_type` into `sink`.
+    pub fn new(
+        sink: Box<dyn AudioSink>,
+        codec: CodecKind,
+        payload_type: u8,
+        frame: FrameDuration,
+        jitter: JitterConfig,
+    ) -> Result<ReceivePipeline, CodecError> {
+        Ok(ReceivePipeline {
+            jitter: JitterBuffer::new(jitter),
+            decoder: decoder(codec, frame)?,
+            payload_type,
+            pcm: vec![0; frame.samples()],
+            sink,
+            meter: Meter::new(),
+            muted: false,
+            gain: 1024,
+            stats: ReceiveStats::default(),
+            first_audio: None,
+        })
+    }
+
+    /// A handle on the meter of what arrives (before mute and volume).
+    pub fn meter(&self) -> MeterHandle {
+        self.meter.handle()
+    }
+
+    /// Stops playing what arrives (it is still decoded and metered).
+    pub fn set_muted(&mut self, muted: bool) {
+        self.muted = muted;
+    }
+
+    /// Playback volume, 0.0 (silent) to 1.0 (as received); up to 4.0 amplifies.
+    pub fn set_volume(&mut self, volume: f32) {
+        self.gain = (volume.clamp(0.0, 4.0) * 1024.0).round() as i32;
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> ReceiveStats {
+        ReceiveStats { jitter: self.jitter.stats(), ..self.stats }
+    }
+
+    /// When non-silent audio was first played out.
+    pub fn first_audio(&self) -> Option<Instant> {
+        self.first_audio
+    }
+
+    /// A received RTP packet.
+    pub fn push_packet(&mut self, payload_type: u8, sequence: u16, timestamp: u32, payload: &[u8], arrival: Instant) {
+        if payload_type != self.payload_type {
+            self.stats.other_payload_types += 1;
+            return;
+        }
+        self.stats.packets += 1;
+        self.stats.bytes += payload.len() as u64;
+        if self.jitter.insert(sequence, timestamp, payload, arrival) == InsertOutcome::Discarded {
+            tracing::trace!(sequence, "jitter buffer discarded a packet");
+        }
+    }
+
+    /// One frame tick: plays out one frame into the sink. Returns the
+    /// meter's analysis of it.
+    pub fn tick(&mut self, now: Instant) -> FrameAnalysis {
+        let decoded = match self.jitter.pop(now) {
+            Playout::Frame(payload) => match self.decoder.decode(payload, &mut self.pcm) {
+                Ok(_) => {
+                    self.stats.frames_decoded += 1;
+                    true
+                }
+                Err(_) => {
+                    self.stats.decode_errors += 1;
+                    self.decoder.conceal(&mut self.pcm).is_ok()
+                }
+            },
+            Playout::Lost { next: Some(next) } => {
+                self.stats.frames_recovered += 1;
+                self.decoder.recover(next, &mut self.pcm).is_ok()
+            }
+            Playout::Lost { next: None } => {
+                self.stats.frames_concealed += 1;
+                self.decoder.conceal(&mut self.pcm).is_ok()
+            }
+            Playout::Waiting => {
+                self.stats.frames_waiting += 1;
+                false
+            }
+        };
+        if !decoded {
+            self.pcm.fill(0);
+        }
+        let analysis = self.meter.process(&self.pcm);
+        if !analysis.silent && self.first_audio.is_none() {
+            self.first_audio = Some(now);
+        }
+        if self.muted {
+            self.pcm.fill(0);
+        } else if self.gain != 1024 {
+            for s in &mut self.pcm {
+                *s = ((i32::from(*s) * self.gain) >> 10).clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
+            }
+        }
+        self.sink.write(&self.pcm);
+        analysis
+    }
+}
