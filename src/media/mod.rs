@@ -212,6 +212,14 @@ pub struct CallStats {
     /// When non-silent remote audio was first played out.
     #[serde(skip)]
     pub first_audio: Option<Instant>,
+    /// The same, in milliseconds since the Unix epoch.
+    pub first_audio_ms: Option<u64>,
+}
+
+/// Wall-clock milliseconds since the epoch of a past `Instant`.
+fn epoch_ms(at: Instant) -> u64 {
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    now_ms.saturating_sub(at.elapsed().as_millis() as u64)
 }
 
 impl CallStats {
@@ -239,6 +247,9 @@ impl CallStats {
         self.rx_level_dbfs = last.level_dbfs;
         if last.dominant_hz.is_some() {
             self.rx_dominant_hz = last.dominant_hz;
+        }
+        if self.first_audio_ms.is_none() {
+            self.first_audio_ms = first_audio.map(epoch_ms);
         }
         self.first_audio = first_audio;
         self.tracked = meter.snapshot().tracked.iter().map(|t| (t.frequency_hz, t.ratio().unwrap_or(0.0))).collect();

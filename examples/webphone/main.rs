@@ -1,0 +1,479 @@
+//! `webphone`: the command-line front end of the `webphone` crate.
+//!
+//! ```text
+//! webphone register --server ws://127.0.0.1:5080 --user alice --password secret --domain example.com
+//! webphone call 1002 --server ... --allow-loopback --tone 440 --duration 5 --report report.json
+//! webphone answer --server ... --answer-after 1 --max-calls 1 --record heard.wav
+//! webphone demo          # two phones on loopback through a built-in relay: no server needed
+//! ```
+//!
+//! Every verb prints each event (one JSON object per line with
+//! `--json-events`), writes a JSON report with `--report FILE`, and exits
+//! non-zero with a one-line reason when it failed: registration failed, or
+//! (for `call` / `answer` / `demo`) a call was not confirmed or no audio was
+//! received.
+
+mod relay;
+mod report;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand};
+use report::{Outcome, Recorder};
+use webphone::media::{AudioSetup, ReceiveAudio, SendAudio};
+use webphone::{CallKey, CallOptions, Event, Phone, PhoneConfig, TlsConfig};
+
+#[derive(Parser)]
+#[command(name = "webphone", version, about = "A headless SIP-over-WebSocket + WebRTC phone")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Register, stay registered, unregister.
+    Register(RegisterArgs),
+    /// Place a call, play audio into it, record what comes back.
+    Call(CallArgs),
+    /// Wait for calls and answer them.
+    Answer(AnswerArgs),
+    /// Two phones in this process call each other through a built-in
+    /// loopback relay, with real WebRTC audio: no server needed.
+    Demo(DemoArgs),
+}
+
+#[derive(Args)]
+struct Account {
+    /// WebSocket server (ws:// or wss://); repeat for failover, most preferred first.
+    #[arg(long = "server", required = true)]
+    servers: Vec<String>,
+    /// SIP user (the user part of the address of record).
+    #[arg(long)]
+    user: String,
+    /// Password (or set WEBPHONE_PASSWORD, which keeps it out of the process list).
+    #[arg(long, env = "WEBPHONE_PASSWORD", hide_env_values = true)]
+    password: String,
+    /// SIP domain.
+    #[arg(long)]
+    domain: String,
+    /// Digest user name, when it differs from --user.
+    #[arg(long)]
+    auth_user: Option<String>,
+    /// Registration expiry to ask for, in seconds.
+    #[arg(long, default_value_t = 600)]
+    expires: u32,
+    /// Accept any TLS certificate on wss:// (lab servers only: no authentication).
+    #[arg(long)]
+    insecure_skip_tls_verify: bool,
+    /// Give up when not registered within this many seconds.
+    #[arg(long, default_value_t = 30.0)]
+    timeout: f64,
+}
+
+#[derive(Args)]
+struct Output {
+    /// Print events as one JSON object per line.
+    #[arg(long)]
+    json_events: bool,
+    /// Write a JSON report here at exit.
+    #[arg(long)]
+    report: Option<PathBuf>,
+}
+
+#[derive(Args, Clone)]
+struct Audio {
+    /// Use loopback addresses for media (tests, local labs), like Chromium's
+    /// --allow-loopback-in-peer-connection. Media binds 127.0.0.1 only then.
+    #[arg(long)]
+    allow_loopback: bool,
+    /// Send a tone of this frequency (Hz).
+    #[arg(long, conflicts_with = "play")]
+    tone: Option<f64>,
+    /// Send this WAV file (looped).
+    #[arg(long)]
+    play: Option<PathBuf>,
+    /// Record what we hear to this WAV file (48 kHz mono).
+    #[arg(long)]
+    record: Option<PathBuf>,
+}
+
+impl Audio {
+    fn setup(&self, call_index: usize) -> AudioSetup {
+        let send = match (&self.tone, &self.play) {
+            (Some(hz), _) => SendAudio::Tone { frequency_hz: *hz, level_dbfs: -12.0 },
+            (None, Some(path)) => SendAudio::WavFile { path: path.clone(), looping: true },
+            (None, None) => SendAudio::Silence,
+        };
+        let receive = match &self.record {
+            Some(path) if call_index == 0 => ReceiveAudio::WavFile(path.clone()),
+            Some(path) => ReceiveAudio::WavFile(numbered(path, call_index)),
+            None => ReceiveAudio::Discard,
+        };
+        AudioSetup { send, receive, track_frequencies: Vec::new() }
+    }
+}
+
+/// `heard.wav` → `heard-2.wav` for the second call.
+fn numbered(path: &std::path::Path, index: usize) -> PathBuf {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let ext = path.extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or_default();
+    path.with_file_name(format!("{stem}-{}{ext}", index + 1))
+}
+
+#[derive(Args)]
+struct RegisterArgs {
+    #[command(flatten)]
+    account: Account,
+    #[command(flatten)]
+    output: Output,
+    /// Stay registered this many seconds, then unregister and exit (default: until Ctrl-C).
+    #[arg(long)]
+    duration: Option<f64>,
+}
+
+#[derive(Args)]
+struct CallArgs {
+    /// Who to call: a number or user in the domain, user@host, or a sip:/tel: URI.
+    target: String,
+    #[command(flatten)]
+    account: Account,
+    #[command(flatten)]
+    audio: Audio,
+    #[command(flatten)]
+    output: Output,
+    /// Hang up this many seconds after the answer (default: wait for the far end).
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Extra INVITE header, `Name: value` (repeatable).
+    #[arg(long = "header")]
+    headers: Vec<String>,
+}
+
+#[derive(Args)]
+struct AnswerArgs {
+    #[command(flatten)]
+    account: Account,
+    #[command(flatten)]
+    audio: Audio,
+    #[command(flatten)]
+    output: Output,
+    /// Answer this many seconds after a call starts ringing.
+    #[arg(long, default_value_t = 0.0)]
+    answer_after: f64,
+    /// Exit after this many calls have ended (default: until Ctrl-C).
+    #[arg(long)]
+    max_calls: Option<usize>,
+    /// Hang up this many seconds after answering (default: wait for the far end).
+    #[arg(long)]
+    duration: Option<f64>,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// How long the demo call lasts once answered, in seconds.
+    #[arg(long, default_value_t = 3.0)]
+    duration: f64,
+    #[command(flatten)]
+    output: Output,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Register(args) => register(args).await,
+        Command::Call(args) => call(args).await,
+        Command::Answer(args) => answer(args).await,
+        Command::Demo(args) => demo(args).await,
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(reason) => {
+            eprintln!("webphone: {reason}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn config(account: &Account, audio: Option<&Audio>) -> Result<PhoneConfig, String> {
+    let mut b = PhoneConfig::builder()
+        .user(&account.user)
+        .password(account.password.as_str())
+        .domain(&account.domain)
+        .register_expires(account.expires);
+    for s in &account.servers {
+        b = b.server(s);
+    }
+    if let Some(a) = &account.auth_user {
+        b = b.auth_user(a);
+    }
+    if account.insecure_skip_tls_verify {
+        b = b.tls(TlsConfig::dangerous_accept_any_certificate());
+    }
+    if audio.is_some_and(|a| a.allow_loopback) {
+        b = loopback_media(b);
+    }
+    b.build().map_err(|e| e.to_string())
+}
+
+/// Media on 127.0.0.1 only, with fast ICE checks.
+fn loopback_media(b: webphone::PhoneConfigBuilder) -> webphone::PhoneConfigBuilder {
+    b.allow_loopback(true)
+        .media_interfaces(vec![IpAddr::V4(Ipv4Addr::LOCALHOST)])
+        .ice_check_interval(Duration::from_millis(20))
+}
+
+/// Starts `phone` and waits until it is registered (or fails).
+async fn start_registered(phone: &Phone, rec: &mut Recorder, timeout: f64) -> Result<(), String> {
+    phone.start().map_err(|e| e.to_string())?;
+    let deadline = tokio::time::sleep(Duration::from_secs_f64(timeout.max(0.0)));
+    tokio::pin!(deadline);
+    let mut last_problem = String::from("no answer");
+    loop {
+        tokio::select! {
+            ev = rec.next() => match ev {
+                None => return Err("the phone stopped".into()),
+                Some(Event::Registered { .. }) => {
+                    rec.registered = true;
+                    return Ok(());
+                }
+                Some(Event::RegistrationFailed { status, reason, retry_in_ms: None, .. }) => {
+                    let status = status.map_or(String::new(), |s| format!("{s} "));
+                    return Err(format!("registration failed: {status}{reason}"));
+                }
+                Some(Event::RegistrationFailed { status, reason, .. }) => {
+                    last_problem = format!("{} {reason}", status.map_or(String::new(), |s| s.to_string()));
+                }
+                Some(Event::ConnectFailed { server, reason, .. }) => last_problem = format!("{server}: {reason}"),
+                Some(_) => {}
+            },
+            _ = &mut deadline => return Err(format!("not registered within {timeout} s ({last_problem})")),
+            _ = tokio::signal::ctrl_c() => return Err("interrupted".into()),
+        }
+    }
+}
+
+async fn finish(phone: &Phone, mut rec: Recorder, output: &Output, result: Result<(), String>) -> Result<(), String> {
+    let _ = phone.stop().await;
+    while let Some(ev) = rec.next().await {
+        let _ = ev;
+    }
+    let result = result.and_then(|()| match rec.outcome() {
+        Outcome::Ok => Ok(()),
+        Outcome::Failed(why) => Err(why),
+    });
+    if let Some(path) = &output.report {
+        rec.write_report(path, result.as_ref().err().map(String::as_str))?;
+    }
+    result
+}
+
+async fn register(args: RegisterArgs) -> Result<(), String> {
+    let phone = Phone::new(config(&args.account, None)?);
+    let mut rec = Recorder::new(&phone, "register", args.output.json_events, false);
+    let result = async {
+        start_registered(&phone, &mut rec, args.account.timeout).await?;
+        let stay = async {
+            match args.duration {
+                Some(s) => tokio::time::sleep(Duration::from_secs_f64(s.max(0.0))).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(stay);
+        loop {
+            tokio::select! {
+                ev = rec.next() => if ev.is_none() { return Ok(()) },
+                _ = &mut stay => return Ok(()),
+                _ = tokio::signal::ctrl_c() => return Ok(()),
+            }
+        }
+    }
+    .await;
+    finish(&phone, rec, &args.output, result).await
+}
+
+fn parse_header(h: &str) -> Result<(String, String), String> {
+    let (name, value) = h.split_once(':').ok_or_else(|| format!("--header {h:?}: expected 'Name: value'"))?;
+    Ok((name.trim().to_string(), value.trim().to_string()))
+}
+
+async fn call(args: CallArgs) -> Result<(), String> {
+    let headers = args.headers.iter().map(|h| parse_header(h)).collect::<Result<Vec<_>, _>>()?;
+    let phone = Phone::new(config(&args.account, Some(&args.audio))?);
+    let mut rec = Recorder::new(&phone, "call", args.output.json_events, true);
+    let result = async {
+        start_registered(&phone, &mut rec, args.account.timeout).await?;
+        let options = CallOptions { headers, audio: args.audio.setup(0), ..Default::default() };
+        let key = phone.call(&args.target, options).await.map_err(|e| e.to_string())?;
+        rec.expect_call(key);
+        run_calls(&phone, &mut rec, None, args.duration, Some(1)).await
+    }
+    .await;
+    finish(&phone, rec, &args.output, result).await
+}
+
+async fn answer(args: AnswerArgs) -> Result<(), String> {
+    let phone = Phone::new(config(&args.account, Some(&args.audio))?);
+    let mut rec = Recorder::new(&phone, "answer", args.output.json_events, true);
+    let result = async {
+        start_registered(&phone, &mut rec, args.account.timeout).await?;
+        let answering =
+            Answering { after: Duration::from_secs_f64(args.answer_after.max(0.0)), audio: args.audio.clone() };
+        run_calls(&phone, &mut rec, Some(answering), args.duration, args.max_calls).await
+    }
+    .await;
+    finish(&phone, rec, &args.output, result).await
+}
+
+/// How incoming calls are answered.
+struct Answering {
+    after: Duration,
+    audio: Audio,
+}
+
+/// Follows calls until `max_calls` have ended (or Ctrl-C): answers incoming
+/// ones when `answering`, hangs each up `duration` seconds after its answer.
+async fn run_calls(
+    phone: &Phone,
+    rec: &mut Recorder,
+    answering: Option<Answering>,
+    duration: Option<f64>,
+    max_calls: Option<usize>,
+) -> Result<(), String> {
+    let (due_tx, mut due_rx) = tokio::sync::mpsc::unbounded_channel::<(CallKey, bool)>();
+    let mut status = tokio::time::interval(Duration::from_millis(500));
+    let mut answered = 0usize;
+    loop {
+        if max_calls.is_some_and(|m| rec.ended_calls() >= m) {
+            return Ok(());
+        }
+        tokio::select! {
+            ev = rec.next() => match ev {
+                None => return Ok(()),
+                Some(Event::CallIncoming { call }) => {
+                    if let Some(a) = &answering {
+                        rec.expect_call(call.key);
+                        let tx = due_tx.clone();
+                        let after = a.after;
+                        tokio::spawn(async move {
+                            tokio::time::sleep(after).await;
+                            let _ = tx.send((call.key, true));
+                        });
+                    }
+                }
+                Some(Event::CallConfirmed { call }) => {
+                    if let Some(secs) = duration {
+                        let tx = due_tx.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(Duration::from_secs_f64(secs.max(0.0))).await;
+                            let _ = tx.send((call.key, false));
+                        });
+                    }
+                }
+                Some(_) => {}
+            },
+            Some((key, answer_now)) = due_rx.recv() => {
+                if answer_now {
+                    if let Some(a) = &answering {
+                        let audio = a.audio.setup(answered);
+                        answered += 1;
+                        if let Err(e) = phone.answer_with(key, audio).await {
+                            rec.note(&format!("could not answer {key}: {e}"));
+                        }
+                    }
+                } else {
+                    rec.refresh_stats(key).await;
+                    let _ = phone.hangup(key).await;
+                }
+            }
+            _ = status.tick() => rec.refresh_all_stats().await,
+            _ = tokio::signal::ctrl_c() => {
+                for key in rec.active_calls() {
+                    rec.refresh_stats(key).await;
+                    let _ = phone.hangup(key).await;
+                }
+                return Ok(());
+            }
+        }
+    }
+}
+
+async fn demo(args: DemoArgs) -> Result<(), String> {
+    let relay = relay::start().await.map_err(|e| format!("relay: {e}"))?;
+    println!("relay listening on {} (loopback only)", relay.url);
+    let make = |user: &str| {
+        loopback_media(PhoneConfig::builder().server(&relay.url).user(user).password("demo").domain("demo.invalid"))
+            .build()
+            .map_err(|e| e.to_string())
+    };
+    let alice = Phone::new(make("alice")?);
+    let bob = Phone::new(make("bob")?);
+    let mut alice_rec = Recorder::new(&alice, "alice", args.output.json_events, true);
+    let mut bob_rec = Recorder::new(&bob, "bob", args.output.json_events, true);
+    start_registered(&alice, &mut alice_rec, 10.0).await?;
+    start_registered(&bob, &mut bob_rec, 10.0).await?;
+
+    let tone = |hz: f64| AudioSetup {
+        send: SendAudio::Tone { frequency_hz: hz, level_dbfs: -12.0 },
+        receive: ReceiveAudio::Discard,
+        track_frequencies: vec![440.0, 880.0],
+    };
+    let placed = Instant::now();
+    let key =
+        alice.call("bob", CallOptions { audio: tone(440.0), ..Default::default() }).await.map_err(|e| e.to_string())?;
+    alice_rec.expect_call(key);
+    let bob_key = loop {
+        match bob_rec.next().await {
+            Some(Event::CallIncoming { call }) => break call.key,
+            Some(_) => {}
+            None => return Err("bob stopped".into()),
+        }
+    };
+    bob_rec.expect_call(bob_key);
+    bob.answer_with(bob_key, tone(880.0)).await.map_err(|e| e.to_string())?;
+    let stop_at =
+        tokio::time::Instant::now() + Duration::from_secs_f64(args.duration.max(0.5)) + Duration::from_millis(300);
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    while tokio::time::Instant::now() < stop_at {
+        tokio::select! {
+            _ = tick.tick() => {
+                alice_rec.refresh_all_stats().await;
+                bob_rec.refresh_all_stats().await;
+            }
+            ev = alice_rec.next() => if ev.is_none() { break },
+            ev = bob_rec.next() => if ev.is_none() { break },
+        }
+    }
+    alice_rec.refresh_stats(key).await;
+    bob_rec.refresh_stats(bob_key).await;
+    alice.hangup(key).await.map_err(|e| e.to_string())?;
+    let wait_end = async {
+        while bob_rec.ended_calls() < 1 {
+            if bob_rec.next().await.is_none() {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), wait_end).await;
+
+    println!();
+    println!(
+        "summary (call placed {:.0} ms before the first tone arrived at alice):",
+        alice_rec.first_audio_after(key, placed).unwrap_or(f64::NAN)
+    );
+    let mut failures = Vec::new();
+    for (name, rec, call, want) in [("alice", &alice_rec, key, 880.0), ("bob", &bob_rec, bob_key, 440.0)] {
+        let line = rec.summary_line(call, want);
+        println!("  {name}: {line}");
+        if !rec.heard(call, want) {
+            failures.push(format!("{name} did not hear {want} Hz"));
+        }
+    }
+    let result = if failures.is_empty() { Ok(()) } else { Err(failures.join("; ")) };
+    let _ = bob.stop().await;
+    finish(&alice, alice_rec, &args.output, result).await
+}
