@@ -1,0 +1,112 @@
+//! Per-frame cost of the media hot path, one 20 ms frame (960 samples at 48 kHz) per
+//! iteration:
+//! - `opus_encode_20ms` / `opus_decode_20ms`: Opus at the default settings (32 kbit/s,
+//!   complexity 5, FEC on, 10 % expected loss);
+//! - `pcmu_encode_20ms` / `pcmu_decode_20ms`: G.711 µ-law including the 48 kHz <-> 8 kHz
+//!   resampling;
+//! - `jitter_insert_pop`: one packet into the jitter buffer and one frame out.
+//!
+//! The input is a synthetic voiced signal (150 Hz harmonics, syllable-rate envelope, noise).
+//!
+//! Run: `cargo bench --bench media` (medians are in
+//! `target/criterion/<name>/new/estimates.json`).
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use webphone::media;
+
+use media::FrameDuration;
+use media::codec::{self, CodecKind};
+use media::jitter::{JitterBuffer, JitterConfig, Playout};
+
+const FRAMES: usize = 50;
+
+/// One second of a speech-like test signal, as 50 frames of 20 ms.
+fn voice() -> Vec<Vec<i16>> {
+    let mut rng: u32 = 12345;
+    let samples: Vec<i16> = (0..48_000)
+        .map(|n| {
+            let t = n as f64 / 48_000.0;
+            let envelope = 0.55 + 0.45 * (2.0 * std::f64::consts::PI * 4.0 * t).sin();
+            let voiced: f64 =
+                (1..=12).map(|h| (2.0 * std::f64::consts::PI * 150.0 * h as f64 * t).sin() / h as f64).sum();
+            rng = rng.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            let noise = (rng >> 16) as f64 / 65_536.0 - 0.5;
+            (envelope * (voiced * 5_000.0 + noise * 800.0)) as i16
+        })
+        .collect();
+    samples.chunks(960).map(<[i16]>::to_vec).collect()
+}
+
+fn encode_all(kind: CodecKind, pcm: &[Vec<i16>]) -> Vec<Vec<u8>> {
+    let mut enc = codec::encoder(kind, FrameDuration::Ms20).unwrap();
+    let mut buf = [0u8; 1500];
+    pcm.iter()
+        .map(|frame| {
+            let n = enc.encode(frame, &mut buf).unwrap();
+            buf[..n].to_vec()
+        })
+        .collect()
+}
+
+fn bench_codec(c: &mut Criterion, kind: CodecKind, name: &str) {
+    let pcm = voice();
+    let mut enc = codec::encoder(kind, FrameDuration::Ms20).unwrap();
+    let mut out = [0u8; 1500];
+    let mut i = 0;
+    c.bench_function(&format!("{name}_encode_20ms"), |b| {
+        b.iter(|| {
+            i = (i + 1) % FRAMES;
+            black_box(enc.encode(black_box(&pcm[i]), &mut out).unwrap())
+        })
+    });
+
+    let packets = encode_all(kind, &pcm);
+    let mut dec = codec::decoder(kind, FrameDuration::Ms20).unwrap();
+    let mut pcm_out = [0i16; 960];
+    let mut i = 0;
+    c.bench_function(&format!("{name}_decode_20ms"), |b| {
+        b.iter(|| {
+            i = (i + 1) % FRAMES;
+            black_box(dec.decode(black_box(&packets[i]), &mut pcm_out).unwrap())
+        })
+    });
+}
+
+fn codecs(c: &mut Criterion) {
+    bench_codec(c, CodecKind::Opus, "opus");
+    bench_codec(c, CodecKind::Pcmu, "pcmu");
+}
+
+fn jitter(c: &mut Criterion) {
+    let packets = encode_all(CodecKind::Opus, &voice());
+    let mut jb = JitterBuffer::new(JitterConfig::new(FrameDuration::Ms20, 48_000));
+    let start = Instant::now();
+    let mut seq: u16 = 0;
+    let mut ts: u32 = 0;
+    let mut tick: u64 = 0;
+    c.bench_function("jitter_insert_pop", |b| {
+        b.iter(|| {
+            let now = start + Duration::from_millis(tick * 20);
+            jb.insert(seq, ts, black_box(&packets[usize::from(seq) % FRAMES]), now);
+            let len = match jb.pop(now) {
+                Playout::Frame(p) => p.len(),
+                Playout::Lost { next } => next.map_or(0, <[u8]>::len),
+                Playout::Waiting => 0,
+            };
+            seq = seq.wrapping_add(1);
+            ts = ts.wrapping_add(960);
+            tick += 1;
+            black_box(len)
+        })
+    });
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    targets = codecs, jitter
+}
+criterion_main!(benches);
