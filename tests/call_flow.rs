@@ -556,3 +556,45 @@ fn retransmitted_2xx_is_acked_again() {
     net.drive();
     assert_eq!(net.requests(Side::A, Method::Ack).len(), 2);
 }
+
+#[test]
+fn late_offer_ack_without_answer_ends_the_call() {
+    let mut net = Net::new(no_timer(), no_timer());
+    let invite = "INVITE sip:bob@bobhost.invalid;transport=ws SIP/2.0\r\n\
+        Via: SIP/2.0/WS 127.0.0.1:5080;branch=z9hG4bKlate9\r\n\
+        From: <sip:carol@example.com>;tag=c9\r\nTo: <sip:bob@example.com>\r\n\
+        Call-ID: late-offer-9\r\nCSeq: 1 INVITE\r\nContact: <sip:carol@10.0.0.9;transport=ws>\r\nContent-Length: 0\r\n\r\n";
+    let now = net.now;
+    net.b.handle_message(Bytes::from_static(invite.as_bytes()), now);
+    net.drive();
+    let key = net.incoming();
+    net.b.answer(key, now).unwrap();
+    net.drive();
+    let ok = net.wire.iter().rev().find_map(|(s, m)| match m {
+        Message::Response(r) if *s == Side::B && r.status.as_u16() == 200 => Some(r.clone()),
+        _ => None,
+    });
+    let to = ok.unwrap().headers.get(&HeaderName::To).unwrap().to_string();
+    let ack = format!(
+        "ACK sip:bob@bobhost.invalid;transport=ws SIP/2.0\r\nVia: SIP/2.0/WS 127.0.0.1:5080;branch=z9hG4bKlate10\r\n\
+         From: <sip:carol@example.com>;tag=c9\r\nTo: {to}\r\nCall-ID: late-offer-9\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+    );
+    net.b.handle_message(Bytes::from(ack), now);
+    net.drive();
+    assert_eq!(net.requests(Side::B, Method::Bye).len(), 1);
+    let end = net.ended(Side::B).unwrap().end.clone().unwrap();
+    assert_eq!((end.by, end.reason.as_str()), (Originator::System, "the ACK carried no SDP answer"));
+}
+
+#[test]
+fn hangup_after_only_100_trying_cancels_at_once() {
+    let mut net = Net::new(no_timer(), no_timer());
+    // B's 180 is lost: A has seen only 100 Trying.
+    net.drop_from = Some((Side::B, |m| matches!(m, Message::Response(r) if r.status.as_u16() == 180)));
+    let a_key = net.call("bob");
+    let now = net.now;
+    net.a.hangup(a_key, now).unwrap();
+    net.drive();
+    assert_eq!(net.requests(Side::A, Method::Cancel).len(), 1);
+    assert_eq!(net.ended(Side::A).unwrap().end.as_ref().unwrap().status, Some(487));
+}

@@ -393,7 +393,15 @@ impl UserAgent {
         let Some(call) = self.calls.get_mut(&key) else { return };
         let code = resp.status.as_u16();
         if resp.status.is_provisional() {
+            // Any provisional response, 100 included, allows a CANCEL (RFC 3261 §9.1).
             if code == 100 {
+                let pending_cancel = call.state == CallState::CancelPending;
+                if call.state == CallState::Calling {
+                    call.state = CallState::Early;
+                }
+                if pending_cancel {
+                    self.send_cancel(key, now);
+                }
                 return;
             }
             call.remote_tag =
@@ -737,7 +745,12 @@ impl UserAgent {
         call.ack_deadline = None;
         call.snapshot.connected = Some(now);
         let key = call.key;
-        if call.late_offer && has_sdp_request(req) {
+        if call.late_offer {
+            if !has_sdp_request(req) {
+                // Our 200 carried the offer: the ACK must carry the answer (RFC 3261 §13.2.1).
+                self.send_bye(key, Originator::System, "the ACK carried no SDP answer", now);
+                return;
+            }
             self.media(MediaRequest::ApplyAnswer { call: key, answer: req.body.clone() });
         }
         if let Some(c) = self.calls.get(&key) {

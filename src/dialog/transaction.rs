@@ -134,6 +134,10 @@ impl ClientTransaction {
         }
         if resp.status.is_provisional() {
             self.state = ClientState::Proceeding;
+            // RFC 3261 §17.1.1.2: timer B runs in Calling only (timer F goes on).
+            if self.key.method == Method::Invite {
+                self.deadline = None;
+            }
             return ClientAction::Deliver;
         }
         self.state = ClientState::Terminated;

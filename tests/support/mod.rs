@@ -4,10 +4,11 @@
 #![allow(dead_code)]
 
 pub mod kamailio;
+pub mod raw_ws;
 
 use std::time::Duration;
 
-use webphone::{Event, Events, PhoneConfig, PhoneConfigBuilder};
+use webphone::{CallInfo, CallKey, Event, Events, PhoneConfig, PhoneConfigBuilder};
 
 #[allow(unused_imports)]
 pub use kamailio::{Kamailio, KamailioConfig, TlsFiles, require_loopback_only_netns, unused_port};
@@ -23,12 +24,15 @@ pub const TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Kamailio with users alice and bob.
 pub fn start_kamailio() -> Kamailio {
+    start_kamailio_with_users(&[])
+}
+
+/// Kamailio with users alice and bob plus `extra` (user, password).
+pub fn start_kamailio_with_users(extra: &[(&str, &str)]) -> Kamailio {
     require_loopback_only_netns();
-    Kamailio::start(&KamailioConfig {
-        domain: DOMAIN.into(),
-        users: vec![("alice".into(), ALICE_PASSWORD.into()), ("bob".into(), BOB_PASSWORD.into())],
-        tls: None,
-    })
+    let mut users = vec![("alice".into(), ALICE_PASSWORD.into()), ("bob".into(), BOB_PASSWORD.into())];
+    users.extend(extra.iter().map(|(u, p)| (u.to_string(), p.to_string())));
+    Kamailio::start(&KamailioConfig { domain: DOMAIN.into(), users, tls: None })
 }
 
 /// A configuration for `user` with fast reconnection, for tests.
@@ -48,11 +52,23 @@ pub fn phone_config(servers: &[String], user: &str, password: &str) -> PhoneConf
 /// A phone for `user` through `kamailio` with loopback media, started and
 /// registered.
 pub async fn registered_phone(kamailio: &Kamailio, user: &str, password: &str) -> (webphone::Phone, EventLog) {
-    let config = phone_config(&[kamailio.ws_url()], user, password)
-        .allow_loopback(true)
-        .ice_check_interval(Duration::from_millis(20))
-        .build()
-        .expect("valid config");
+    registered_phone_with(kamailio, user, password, |b| b).await
+}
+
+/// Like [`registered_phone`], with the configuration adjusted by `customize`.
+pub async fn registered_phone_with(
+    kamailio: &Kamailio,
+    user: &str,
+    password: &str,
+    customize: impl FnOnce(PhoneConfigBuilder) -> PhoneConfigBuilder,
+) -> (webphone::Phone, EventLog) {
+    let config = customize(
+        phone_config(&[kamailio.ws_url()], user, password)
+            .allow_loopback(true)
+            .ice_check_interval(Duration::from_millis(20)),
+    )
+    .build()
+    .expect("valid config");
     let phone = webphone::Phone::new(config);
     let mut log = EventLog::new(phone.events());
     phone.start().expect("started");
@@ -81,6 +97,13 @@ pub async fn wait_stats(
     }
 }
 
+/// Polls Kamailio's log until it contains `needle`; panics with the log
+/// after [`TIMEOUT`]. Needs a multi-thread runtime (`block_in_place`).
+pub async fn wait_for_kamailio_log(kamailio: &Kamailio, needle: &str) {
+    let found = tokio::task::block_in_place(|| kamailio.wait_for_log(needle, TIMEOUT));
+    assert!(found, "Kamailio's log never showed {needle:?}:\n{}", kamailio.log());
+}
+
 /// Events of one phone, remembered so failures can show what happened.
 pub struct EventLog {
     events: Events,
@@ -107,6 +130,32 @@ impl EventLog {
                 Ok(None) => panic!("event stream ended while waiting for {what}; seen: {:#?}", self.seen),
                 Err(_) => panic!("timed out waiting for {what}; seen: {:#?}", self.seen),
             }
+        }
+    }
+
+    /// Waits for `CallIncoming` and returns its call.
+    pub async fn wait_incoming(&mut self) -> CallInfo {
+        match self.wait_for("CallIncoming", |e| matches!(e, Event::CallIncoming { .. })).await {
+            Event::CallIncoming { call } => call,
+            _ => unreachable!(),
+        }
+    }
+
+    /// Waits for `CallConfirmed` of `key` and returns its call.
+    pub async fn wait_confirmed(&mut self, key: CallKey) -> CallInfo {
+        let what = format!("CallConfirmed of {key}");
+        match self.wait_for(&what, |e| matches!(e, Event::CallConfirmed { call } if call.key == key)).await {
+            Event::CallConfirmed { call } => call,
+            _ => unreachable!(),
+        }
+    }
+
+    /// Waits for `CallEnded` of `key` and returns its call.
+    pub async fn wait_ended(&mut self, key: CallKey) -> CallInfo {
+        let what = format!("CallEnded of {key}");
+        match self.wait_for(&what, |e| matches!(e, Event::CallEnded { call } if call.key == key)).await {
+            Event::CallEnded { call } => call,
+            _ => unreachable!(),
         }
     }
 
