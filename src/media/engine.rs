@@ -267,9 +267,8 @@ async fn run_audio(
             return;
         }
     };
-    let meter = recv.meter();
-    for hz in tracked {
-        meter.track(hz);
+    for hz in &tracked {
+        recv.track(*hz);
     }
     let connected_at = Instant::now();
     {
@@ -305,7 +304,7 @@ async fn run_audio(
                             }
                             s.dirty = false;
                         }
-                        s.stats.update(&send.stats(), &recv.stats(), &analysis, recv.first_audio(), &meter);
+                        s.stats.update(&send.stats(), &recv, &analysis, &tracked);
                     }
                 }
             }

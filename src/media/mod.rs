@@ -32,8 +32,8 @@ use std::time::{Duration, Instant};
 pub use app_channel::{AppSink, AppSinkReader, AppSource, AppSourceWriter, app_sink_channel, app_source_channel};
 pub use peer::{IceConfig, IceServer};
 
-use meter::{FrameAnalysis, MeterHandle};
-use pipeline::{ReceiveStats, SendStats};
+use meter::FrameAnalysis;
+use pipeline::{ReceivePipeline, SendStats};
 use sink::AudioSink;
 use source::AudioSource;
 
@@ -223,14 +223,11 @@ fn epoch_ms(at: Instant) -> u64 {
 }
 
 impl CallStats {
-    fn update(
-        &mut self,
-        send: &SendStats,
-        recv: &ReceiveStats,
-        last: &FrameAnalysis,
-        first_audio: Option<Instant>,
-        meter: &MeterHandle,
-    ) {
+    /// Refreshes the figures from the pipelines (no allocation once the
+    /// tracked list has its size).
+    fn update(&mut self, send: &SendStats, pipeline: &ReceivePipeline, last: &FrameAnalysis, tracked: &[f64]) {
+        let recv = &pipeline.stats();
+        let first_audio = pipeline.first_audio();
         self.tx_packets = send.packets;
         self.tx_bytes = send.bytes;
         self.rx_packets = recv.packets;
@@ -252,6 +249,7 @@ impl CallStats {
             self.first_audio_ms = first_audio.map(epoch_ms);
         }
         self.first_audio = first_audio;
-        self.tracked = meter.snapshot().tracked.iter().map(|t| (t.frequency_hz, t.ratio().unwrap_or(0.0))).collect();
+        self.tracked.clear();
+        self.tracked.extend(tracked.iter().map(|hz| (*hz, pipeline.tracked_ratio(*hz).unwrap_or(0.0))));
     }
 }

@@ -214,6 +214,16 @@ impl ReceivePipeline {
         self.first_audio
     }
 
+    /// Starts tracking how often `hz` is the dominant frequency heard.
+    pub fn track(&mut self, hz: f64) {
+        self.meter.track(hz);
+    }
+
+    /// Share of non-silent frames in which `hz` (tracked) was dominant.
+    pub fn tracked_ratio(&self, hz: f64) -> Option<f64> {
+        self.meter.tracked_ratio(hz)
+    }
+
     /// A received RTP packet.
     pub fn push_packet(&mut self, payload_type: u8, sequence: u16, timestamp: u32, payload: &[u8], arrival: Instant) {
         if payload_type != self.payload_type {
