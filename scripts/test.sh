@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 # Build (and fetch crates) outside the namespace: it has no network.
 cargo build --locked --all-targets
+cargo check --locked --features device --lib
 cargo check --locked --manifest-path fuzz/Cargo.toml
 scripts/in-netns.sh cargo test --locked --offline --all-targets --no-fail-fast
 scripts/in-netns.sh cargo test --locked --offline --doc

@@ -249,7 +249,9 @@ async fn run_audio(
     let frame = cfg.frame;
     let codec = negotiated.codec;
     let mut rtp_in = peer.take_rtp_receiver();
-    let (source, sink, tracked) = match setup.build() {
+    // Opening files or audio devices may block: not on an async worker.
+    let built = tokio::task::spawn_blocking(move || setup.build()).await;
+    let (source, sink, tracked) = match built.unwrap_or_else(|e| Err(format!("opening audio: {e}"))) {
         Ok(parts) => parts,
         Err(reason) => {
             let _ = tx.send(MediaResult::Failed { call, reason });

@@ -10,9 +10,12 @@
 //! - [`pipeline`]: the per-frame work as plain structs (benchmarkable).
 //! - `engine`: per-call lifecycle inside the phone's driver.
 //! - [`sdp`]: fixes applied to remote SDP for interoperability.
+//! - `device` (feature `device`): the sound card, through cpal.
 
 pub mod app_channel;
 pub mod codec;
+#[cfg(feature = "device")]
+pub mod device;
 pub(crate) mod engine;
 pub mod g711;
 pub mod jitter;
@@ -100,6 +103,12 @@ pub enum SendAudio {
     },
     /// PCM the application pushes through an [`AppSourceWriter`].
     App(AppSource),
+    /// A sound-card input (microphone), see [`device::DeviceSource`].
+    #[cfg(feature = "device")]
+    Device {
+        /// The device's name or id (see [`device::list_devices`]); `None` for the system default.
+        name: Option<String>,
+    },
 }
 
 /// Where what a call receives goes.
@@ -112,6 +121,12 @@ pub enum ReceiveAudio {
     WavFile(PathBuf),
     /// To the application, read through an [`AppSinkReader`].
     App(AppSink),
+    /// To a sound-card output (speaker, headset), see [`device::DeviceSink`].
+    #[cfg(feature = "device")]
+    Device {
+        /// The device's name or id (see [`device::list_devices`]); `None` for the system default.
+        name: Option<String>,
+    },
 }
 
 /// A call's audio choices.
@@ -136,6 +151,10 @@ impl AudioSetup {
                 source::WavSource::open(&path).map_err(|e| format!("{}: {e}", path.display()))?.looping(looping),
             ),
             SendAudio::App(src) => Box::new(src),
+            #[cfg(feature = "device")]
+            SendAudio::Device { name } => {
+                Box::new(device::DeviceSource::open(name.as_deref()).map_err(|e| format!("media device failed: {e}"))?)
+            }
         };
         let sink: Box<dyn AudioSink> = match self.receive {
             ReceiveAudio::Discard => Box::new(sink::NullSink::new()),
@@ -143,6 +162,10 @@ impl AudioSetup {
                 Box::new(sink::WavRecorder::create(&path).map_err(|e| format!("{}: {e}", path.display()))?)
             }
             ReceiveAudio::App(s) => Box::new(s),
+            #[cfg(feature = "device")]
+            ReceiveAudio::Device { name } => {
+                Box::new(device::DeviceSink::open(name.as_deref()).map_err(|e| format!("media device failed: {e}"))?)
+            }
         };
         Ok((source, sink, self.track_frequencies))
     }
