@@ -10,7 +10,7 @@
 use std::fmt;
 
 use super::message::{HeaderName, Headers, Method};
-use super::text::{Params, find_top_level, is_token, quote, read_quoted, split_top_level, trim_lws};
+use super::text::{Params, find_byte, find_top_level, is_token, quote, read_quoted, split_top_level, trim_lws};
 use super::uri::{Host, Uri, parse_hostport};
 
 /// A header value that does not match its grammar.
@@ -157,7 +157,7 @@ impl NameAddr {
         let (display, after_display) = if v.starts_with('"') {
             let (d, rest) = read_quoted(v)?;
             (Some(d), trim_lws(rest))
-        } else if let Some(lt) = v.find('<') {
+        } else if let Some(lt) = find_byte(v, b'<') {
             let words = trim_lws(&v[..lt]);
             // display-name = *(token LWS); anything else is malformed.
             if !words.split([' ', '\t']).filter(|w| !w.is_empty()).all(is_token) {
@@ -168,7 +168,7 @@ impl NameAddr {
             (None, v)
         };
         if let Some(inner) = after_display.strip_prefix('<') {
-            let close = inner.find('>')?;
+            let close = find_byte(inner, b'>')?;
             let uri = Uri::parse(&inner[..close]).ok()?;
             let params = Params::parse(&inner[close + 1..])?;
             Some(NameAddr { display, uri, params })
@@ -327,7 +327,10 @@ impl TypedHeader for ContentType {
         if !is_token(t) || !is_token(s) {
             return Err(e());
         }
-        Ok(ContentType { media_type: format!("{t}/{s}").to_ascii_lowercase(), params: Params::parse(params).ok_or_else(e)? })
+        Ok(ContentType {
+            media_type: format!("{t}/{s}").to_ascii_lowercase(),
+            params: Params::parse(params).ok_or_else(e)?,
+        })
     }
 }
 
@@ -681,7 +684,8 @@ mod tests {
     #[test]
     fn contact_star_and_expires() {
         assert_eq!(Contact::parse("*"), Ok(Contact::Star));
-        let c = Contact::parse(r#"<sip:a@x.invalid;transport=ws>;expires=600;+sip.instance="<urn:uuid:1>""#).expect("valid");
+        let c = Contact::parse(r#"<sip:a@x.invalid;transport=ws>;expires=600;+sip.instance="<urn:uuid:1>""#)
+            .expect("valid");
         assert_eq!(c.expires(), Some(600));
     }
 

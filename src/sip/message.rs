@@ -15,7 +15,7 @@ use std::io::Write as _;
 use bytes::Bytes;
 
 use super::header::{HeaderError, TypedHeader};
-use super::text::{is_lws, is_token, trim_lws};
+use super::text::{is_lws, is_token, is_token_byte, trim_lws};
 use super::uri::Uri;
 
 /// Largest message we accept (a WebSocket frame carries one message).
@@ -299,63 +299,61 @@ impl HeaderName {
     fn known(n: &[u8]) -> Option<HeaderName> {
         use HeaderName::*;
         let eq = |s: &str| n.eq_ignore_ascii_case(s.as_bytes());
-        Some(match n.len() {
-            1 => match n[0].to_ascii_lowercase() {
-                b'v' => Via,
-                b'f' => From,
-                b't' => To,
-                b'i' => CallId,
-                b'm' => Contact,
-                b'l' => ContentLength,
-                b'c' => ContentType,
-                b'e' => ContentEncoding,
-                b'k' => Supported,
-                b'x' => SessionExpires,
-                b'r' => ReferTo,
-                b'b' => ReferredBy,
-                b'o' => Event,
-                b'u' => AllowEvents,
-                b's' => Subject,
-                _ => return None,
-            },
-            _ if eq("Via") => Via,
-            _ if eq("From") => From,
-            _ if eq("To") => To,
-            _ if eq("Call-ID") => CallId,
-            _ if eq("CSeq") => CSeq,
-            _ if eq("Contact") => Contact,
-            _ if eq("Content-Length") => ContentLength,
-            _ if eq("Content-Type") => ContentType,
-            _ if eq("Content-Encoding") => ContentEncoding,
-            _ if eq("Route") => Route,
-            _ if eq("Record-Route") => RecordRoute,
-            _ if eq("Max-Forwards") => MaxForwards,
-            _ if eq("Expires") => Expires,
-            _ if eq("Min-Expires") => MinExpires,
-            _ if eq("WWW-Authenticate") => WwwAuthenticate,
-            _ if eq("Proxy-Authenticate") => ProxyAuthenticate,
-            _ if eq("Authorization") => Authorization,
-            _ if eq("Proxy-Authorization") => ProxyAuthorization,
-            _ if eq("Allow") => Allow,
-            _ if eq("Allow-Events") => AllowEvents,
-            _ if eq("Accept") => Accept,
-            _ if eq("Supported") => Supported,
-            _ if eq("Require") => Require,
-            _ if eq("Proxy-Require") => ProxyRequire,
-            _ if eq("Unsupported") => Unsupported,
-            _ if eq("Session-Expires") => SessionExpires,
-            _ if eq("Min-SE") => MinSe,
-            _ if eq("Refer-To") => ReferTo,
-            _ if eq("Referred-By") => ReferredBy,
-            _ if eq("Replaces") => Replaces,
-            _ if eq("Event") => Event,
-            _ if eq("Subscription-State") => SubscriptionState,
-            _ if eq("Reason") => Reason,
-            _ if eq("Retry-After") => RetryAfter,
-            _ if eq("User-Agent") => UserAgent,
-            _ if eq("Server") => Server,
-            _ if eq("Subject") => Subject,
-            _ if eq("Date") => Date,
+        // Dispatch on length and first letter; one comparison at most.
+        Some(match (n.len(), n.first()?.to_ascii_lowercase()) {
+            (1, b'v') => Via,
+            (1, b'f') => From,
+            (1, b't') => To,
+            (1, b'i') => CallId,
+            (1, b'm') => Contact,
+            (1, b'l') => ContentLength,
+            (1, b'c') => ContentType,
+            (1, b'e') => ContentEncoding,
+            (1, b'k') => Supported,
+            (1, b'x') => SessionExpires,
+            (1, b'r') => ReferTo,
+            (1, b'b') => ReferredBy,
+            (1, b'o') => Event,
+            (1, b'u') => AllowEvents,
+            (1, b's') => Subject,
+            (2, b't') if eq("To") => To,
+            (3, b'v') if eq("Via") => Via,
+            (4, b'f') if eq("From") => From,
+            (4, b'c') if eq("CSeq") => CSeq,
+            (4, b'd') if eq("Date") => Date,
+            (5, b'r') if eq("Route") => Route,
+            (5, b'a') if eq("Allow") => Allow,
+            (5, b'e') if eq("Event") => Event,
+            (6, b'a') if eq("Accept") => Accept,
+            (6, b'm') if eq("Min-SE") => MinSe,
+            (6, b'r') if eq("Reason") => Reason,
+            (6, b's') if eq("Server") => Server,
+            (7, b'c') if eq("Call-ID") => CallId,
+            (7, b'c') if eq("Contact") => Contact,
+            (7, b'e') if eq("Expires") => Expires,
+            (7, b'r') if eq("Require") => Require,
+            (7, b's') if eq("Subject") => Subject,
+            (8, b'r') if eq("Refer-To") => ReferTo,
+            (8, b'r') if eq("Replaces") => Replaces,
+            (9, b's') if eq("Supported") => Supported,
+            (10, b'u') if eq("User-Agent") => UserAgent,
+            (11, b'm') if eq("Min-Expires") => MinExpires,
+            (11, b'r') if eq("Referred-By") => ReferredBy,
+            (11, b'r') if eq("Retry-After") => RetryAfter,
+            (11, b'u') if eq("Unsupported") => Unsupported,
+            (12, b'a') if eq("Allow-Events") => AllowEvents,
+            (12, b'c') if eq("Content-Type") => ContentType,
+            (12, b'm') if eq("Max-Forwards") => MaxForwards,
+            (12, b'r') if eq("Record-Route") => RecordRoute,
+            (13, b'a') if eq("Authorization") => Authorization,
+            (13, b'p') if eq("Proxy-Require") => ProxyRequire,
+            (14, b'c') if eq("Content-Length") => ContentLength,
+            (15, b's') if eq("Session-Expires") => SessionExpires,
+            (16, b'c') if eq("Content-Encoding") => ContentEncoding,
+            (16, b'w') if eq("WWW-Authenticate") => WwwAuthenticate,
+            (18, b'p') if eq("Proxy-Authenticate") => ProxyAuthenticate,
+            (18, b's') if eq("Subscription-State") => SubscriptionState,
+            (19, b'p') if eq("Proxy-Authorization") => ProxyAuthorization,
             _ => return None,
         })
     }
@@ -644,13 +642,14 @@ impl Message {
             return Err(ParseError::TooLarge);
         }
         let start = buf.iter().position(|&b| b != b'\r' && b != b'\n').ok_or(ParseError::Empty)?;
-        let head_end = find_crlfcrlf(&buf[start..]).ok_or(ParseError::NoHeaderEnd)? + start;
+        // One pass over the head: the header lines up to the empty line.
+        // Errors come in this order: no end, not UTF-8, a bad header line.
+        let line_end = find_crlf(&buf, start).ok_or(ParseError::NoHeaderEnd)?;
+        let (head_end, parsed) = parse_headers(&buf, line_end + 2)?;
         let head = std::str::from_utf8(&buf[start..head_end + 2]).map_err(|_| ParseError::NotUtf8)?;
+        let (headers, content_length) = parsed?;
         let body_start = head_end + 4;
-
-        let line_end = head.find("\r\n").ok_or(ParseError::BadStartLine)?;
-        let start_line = &head[..line_end];
-        let (headers, content_length) = parse_headers(&buf, start, &head[line_end + 2..], start + line_end + 2)?;
+        let start_line = &head[..line_end - start];
 
         let available = buf.len() - body_start;
         let body = match content_length {
@@ -672,14 +671,15 @@ impl Message {
             let status = code.parse().ok().and_then(StatusCode::new).ok_or(ParseError::BadStatusCode)?;
             Ok(Message::Response(Response { version, status, reason: reason.to_string(), headers, body }))
         } else {
-            let mut parts = start_line.split(' ');
-            let (Some(method), Some(uri), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
-            else {
-                return Err(ParseError::BadStartLine);
-            };
+            // Method SP Request-URI SP SIP-Version, read liberally as RFC 4475
+            // §3.1.2.7-10 allows: extra or trailing SP, LWS next to a URI
+            // separator, and <> around the URI are ignored. None of them is
+            // kept: serialization writes the canonical form.
+            let (method, rest) = start_line.split_once(' ').ok_or(ParseError::BadStartLine)?;
+            let (uri, version) = rest.trim_end_matches(' ').rsplit_once(' ').ok_or(ParseError::BadStartLine)?;
             let method = Method::parse(method).ok_or(ParseError::BadStartLine)?;
             let version = Version::parse(version).ok_or(ParseError::BadStartLine)?;
-            let uri = Uri::parse(uri).map_err(|_| ParseError::BadRequestUri)?;
+            let uri = request_uri(uri).ok_or(ParseError::BadRequestUri)?;
             Ok(Message::Request(Request { method, uri, version, headers, body }))
         }
     }
@@ -714,79 +714,166 @@ impl Message {
     }
 }
 
-fn find_crlfcrlf(b: &[u8]) -> Option<usize> {
-    let mut i = 0;
-    while i + 3 < b.len() {
-        // Step on the '\n' positions: a CRLFCRLF has '\n' at i+1 and i+3.
-        if b[i + 3] != b'\n' {
-            i += if b[i + 3] == b'\r' { 1 } else { 4 };
-            continue;
-        }
-        if b[i] == b'\r' && b[i + 1] == b'\n' && b[i + 2] == b'\r' {
-            return Some(i);
-        }
-        i += 1;
+/// The Request-URI from the text between method and version: LWS is
+/// dropped where it touches a separator (`sip:u@x; lr`), and one pair of
+/// enclosing `<>` is removed. Other embedded LWS is malformed.
+fn request_uri(text: &str) -> Option<Uri> {
+    const SEP: [char; 6] = [';', '?', '&', '=', ':', '@'];
+    let text = text.trim_matches([' ', '\t']);
+    let text = text.strip_prefix('<').and_then(|t| t.strip_suffix('>')).map_or(text, |t| t.trim_matches([' ', '\t']));
+    if !text.contains([' ', '\t']) {
+        return Uri::parse(text).ok();
     }
-    None
+    let mut joined = String::with_capacity(text.len());
+    let mut prev: Option<&str> = None;
+    for word in text.split([' ', '\t']).filter(|w| !w.is_empty()) {
+        if prev.is_some_and(|p| !p.ends_with(SEP) && !word.starts_with(SEP)) {
+            return None;
+        }
+        joined.push_str(word);
+        prev = Some(word);
+    }
+    Uri::parse(&joined).ok()
 }
 
-/// Splits the header section (`text` starts at `offset` in `buf`) into
-/// headers, unfolding continuation lines. Returns the Content-Length too.
-fn parse_headers(buf: &Bytes, _start: usize, text: &str, offset: usize) -> Result<(Headers, Option<usize>), ParseError> {
-    let mut headers = Headers::new();
-    let mut content_length = None;
-    // The header being built: name, value range in `buf`, or an unfolded copy.
-    let mut current: Option<(HeaderName, usize, usize, Option<String>)> = None;
-    let mut pos = 0;
-    let mut finish = |cur: Option<(HeaderName, usize, usize, Option<String>)>, headers: &mut Headers| -> Result<(), ParseError> {
-        if let Some((name, a, b, folded)) = cur {
-            let value = match folded {
-                Some(s) => Bytes::from(s),
-                None => buf.slice(a..b),
-            };
-            if name == HeaderName::ContentLength {
-                let v = std::str::from_utf8(&value).map_err(|_| ParseError::BadContentLength)?;
-                if content_length.is_some() || v.is_empty() || v.len() > 9 || !v.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(ParseError::BadContentLength);
-                }
-                content_length = Some(v.parse::<usize>().map_err(|_| ParseError::BadContentLength)?);
-            }
-            headers.0.push(Header { name, value });
+/// Index of the first `needle` in `hay[from..]`, eight bytes at a time.
+fn find_byte(hay: &[u8], from: usize, needle: u8) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let pattern = LO * u64::from(needle);
+    let rest = hay.get(from..)?;
+    let mut chunks = rest.chunks_exact(8);
+    let mut base = from;
+    for c in &mut chunks {
+        let word = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) ^ pattern;
+        // The lowest byte flagged here is the first zero byte of `word`.
+        let zero = word.wrapping_sub(LO) & !word & HI;
+        if zero != 0 {
+            return Some(base + (zero.trailing_zeros() / 8) as usize);
         }
-        Ok(())
-    };
-    while pos < text.len() {
-        let end = text[pos..].find("\r\n").map_or(text.len(), |e| pos + e);
-        let line = &text[pos..end];
-        if line.as_bytes().first().copied().is_some_and(is_lws) {
-            let (_, a, b, folded) = current.as_mut().ok_or(ParseError::BadHeaderLine)?;
-            let cont = trim_lws(line);
-            if !cont.is_empty() {
-                let s = folded.get_or_insert_with(|| text[*a - offset..*b - offset].to_string());
-                if !s.is_empty() {
-                    s.push(' ');
-                }
-                s.push_str(cont);
-            }
-        } else {
-            finish(current.take(), &mut headers)?;
-            let colon = line.find(':').ok_or(ParseError::BadHeaderLine)?;
-            let name = trim_lws(&line[..colon]);
-            if !is_token(name) {
-                return Err(ParseError::BadHeaderLine);
-            }
-            let raw_value = &line[colon + 1..];
-            let value = trim_lws(raw_value);
-            let value_start = offset + pos + colon + 1 + (raw_value.len() - raw_value.trim_start_matches([' ', '\t']).len());
-            let name_start = offset + pos + (line.len() - line.trim_start_matches([' ', '\t']).len());
-            let name = HeaderName::known(name.as_bytes())
-                .unwrap_or_else(|| HeaderName::Other(buf.slice(name_start..name_start + name.len())));
-            current = Some((name, value_start, value_start + value.len(), None));
+        base += 8;
+    }
+    chunks.remainder().iter().position(|&b| b == needle).map(|i| base + i)
+}
+
+/// Index of the first CRLF at or after `from`.
+fn find_crlf(b: &[u8], mut from: usize) -> Option<usize> {
+    let start = from;
+    loop {
+        let nl = find_byte(b, from, b'\n')?;
+        if nl > start && b[nl - 1] == b'\r' {
+            return Some(nl - 1);
+        }
+        from = nl + 1;
+    }
+}
+
+/// `a..e` without the LWS at either end.
+fn trim_range(b: &[u8], mut a: usize, mut e: usize) -> (usize, usize) {
+    while a < e && is_lws(b[a]) {
+        a += 1;
+    }
+    while e > a && is_lws(b[e - 1]) {
+        e -= 1;
+    }
+    (a, e)
+}
+
+/// The headers and the Content-Length, or the first malformed line's error.
+type ParsedHeaders = Result<(Headers, Option<usize>), ParseError>;
+
+/// Reads the header lines from `pos` (just after the start line) up to the
+/// empty line, unfolding continuation lines. Returns where the CRLFCRLF that
+/// ends the head starts, and the headers with the Content-Length or the
+/// first malformed line's error. `NoHeaderEnd` is the only direct error:
+/// the caller checks the head's encoding before reporting a bad line.
+fn parse_headers(buf: &Bytes, mut pos: usize) -> Result<(usize, ParsedHeaders), ParseError> {
+    let bytes = &buf[..];
+    let mut head = HeadBuilder { headers: Headers(Vec::with_capacity(16)), ..HeadBuilder::default() };
+    let mut error = None;
+    loop {
+        let end = find_crlf(bytes, pos).ok_or(ParseError::NoHeaderEnd)?;
+        if end == pos {
+            break;
+        }
+        if error.is_none() {
+            error = head.line(buf, pos, end).err();
         }
         pos = end + 2;
     }
-    finish(current.take(), &mut headers)?;
-    Ok((headers, content_length))
+    if error.is_none() {
+        error = head.finish(buf).err();
+    }
+    let parsed = match error {
+        Some(e) => Err(e),
+        None => Ok((head.headers, head.content_length)),
+    };
+    Ok((pos - 2, parsed))
+}
+
+#[derive(Default)]
+struct HeadBuilder {
+    headers: Headers,
+    content_length: Option<usize>,
+    /// The header being built: its name and value range in the buffer.
+    current: Option<(HeaderName, usize, usize)>,
+    /// Its value unfolded, once a continuation line is seen.
+    folded: Option<Vec<u8>>,
+}
+
+impl HeadBuilder {
+    /// One header line (`pos..end`, CRLF excluded, not empty).
+    fn line(&mut self, buf: &Bytes, pos: usize, end: usize) -> Result<(), ParseError> {
+        let bytes = &buf[..];
+        if is_lws(bytes[pos]) {
+            let Some((_, a, b)) = &self.current else { return Err(ParseError::BadHeaderLine) };
+            let (ca, cb) = trim_range(bytes, pos, end);
+            if ca < cb {
+                let s = self.folded.get_or_insert_with(|| bytes[*a..*b].to_vec());
+                if !s.is_empty() {
+                    s.push(b' ');
+                }
+                s.extend_from_slice(&bytes[ca..cb]);
+            }
+            return Ok(());
+        }
+        self.finish(buf)?;
+        // token *(SP / HTAB) ":" value
+        let mut i = pos;
+        while i < end && is_token_byte(bytes[i]) {
+            i += 1;
+        }
+        let name_end = i;
+        while i < end && is_lws(bytes[i]) {
+            i += 1;
+        }
+        if name_end == pos || i == end || bytes[i] != b':' {
+            return Err(ParseError::BadHeaderLine);
+        }
+        let (a, b) = trim_range(bytes, i + 1, end);
+        let name =
+            HeaderName::known(&bytes[pos..name_end]).unwrap_or_else(|| HeaderName::Other(buf.slice(pos..name_end)));
+        self.current = Some((name, a, b));
+        Ok(())
+    }
+
+    /// Adds the header being built, if any.
+    fn finish(&mut self, buf: &Bytes) -> Result<(), ParseError> {
+        let Some((name, a, b)) = self.current.take() else { return Ok(()) };
+        let value = match self.folded.take() {
+            Some(s) => Bytes::from(s),
+            None => buf.slice(a..b),
+        };
+        if name == HeaderName::ContentLength {
+            let v = &value[..];
+            if self.content_length.is_some() || v.is_empty() || v.len() > 9 || !v.iter().all(u8::is_ascii_digit) {
+                return Err(ParseError::BadContentLength);
+            }
+            self.content_length = Some(v.iter().fold(0, |n, d| n * 10 + usize::from(d - b'0')));
+        }
+        self.headers.0.push(Header { name, value });
+        Ok(())
+    }
 }
 
 fn write_headers(out: &mut Vec<u8>, headers: &Headers, body: &[u8]) {
@@ -878,7 +965,9 @@ mod tests {
     #[test]
     fn compact_names_folding_and_space_before_colon() {
         let raw = "SIP/2.0 180 Ringing\r\nv : SIP/2.0/WS x.invalid;branch=z9hG4bK1\r\ni:abc\r\nSubject: a\r\n  b\r\n\tc\r\nX-Custom: keep Me\r\nl: 5\r\n\r\nhelloEXTRA";
-        let Message::Response(r) = Message::parse_slice(raw.as_bytes()).expect("parses") else { panic!("not a response") };
+        let Message::Response(r) = Message::parse_slice(raw.as_bytes()).expect("parses") else {
+            panic!("not a response")
+        };
         assert_eq!(r.status.as_u16(), 180);
         assert_eq!(r.headers.get(&HeaderName::Via), Some("SIP/2.0/WS x.invalid;branch=z9hG4bK1"));
         assert_eq!(r.headers.get(&HeaderName::CallId), Some("abc"));
@@ -897,6 +986,50 @@ mod tests {
     }
 
     #[test]
+    fn byte_search_matches_a_plain_scan() {
+        let hay = b"abc\r\ndefghijklmnop\nq\r\n\r\nrst\n\n\r\r\n0123456789abcdef\n";
+        for needle in [b'\n', b'\r', b'a', b'f', b'z', 0] {
+            for from in 0..=hay.len() + 1 {
+                let plain = hay.get(from..).and_then(|h| h.iter().position(|&b| b == needle)).map(|i| i + from);
+                assert_eq!(find_byte(hay, from, needle), plain, "{needle} from {from}");
+            }
+        }
+        assert_eq!(find_crlf(b"a\nb\r\n", 0), Some(3));
+        assert_eq!(find_crlf(b"\r\n", 1), None);
+        assert_eq!(find_crlf(b"a\rb", 0), None);
+    }
+
+    #[test]
+    fn errors_keep_their_precedence() {
+        // No end beats a bad line; a bad encoding beats a bad line.
+        assert_eq!(Message::parse_slice(b"OPTIONS sip:x SIP/2.0\r\nno colon\r\n"), Err(ParseError::NoHeaderEnd));
+        assert_eq!(Message::parse_slice(b"OPTIONS sip:x SIP/2.0\r\nno colon\xff\r\n\r\n"), Err(ParseError::NotUtf8));
+        // A bad line beats a bad start line.
+        assert_eq!(Message::parse_slice(b"BAD\r\nno colon\r\n\r\n"), Err(ParseError::BadHeaderLine));
+        assert_eq!(Message::parse_slice(b"BAD\r\n\r\n"), Err(ParseError::BadStartLine));
+        // A folded line with nothing to continue.
+        assert_eq!(Message::parse_slice(b"OPTIONS sip:x SIP/2.0\r\n x: y\r\n\r\n"), Err(ParseError::BadHeaderLine));
+        // The body after the first empty line, however the head ends.
+        let Ok(m) = Message::parse_slice(b"\r\nSIP/2.0 200 OK\r\nX: a\r\r\n\r\nbody") else { panic!("parses") };
+        assert_eq!((m.headers().get(&HeaderName::new("x")), &m.body()[..]), (Some("a\r"), &b"body"[..]));
+    }
+
+    #[test]
+    fn liberal_request_line() {
+        // RFC 4475 §3.1.2.7-10: <> around the URI, LWS in it, extra and
+        // trailing SP are ignored, and not re-sent.
+        for (raw, line) in [
+            ("INVITE <sip:u@x> SIP/2.0", "INVITE sip:u@x SIP/2.0"),
+            ("INVITE sip:u@x; lr SIP/2.0", "INVITE sip:u@x;lr SIP/2.0"),
+            ("OPTIONS  sip:x  SIP/2.0", "OPTIONS sip:x SIP/2.0"),
+            ("OPTIONS sip:x SIP/2.0  ", "OPTIONS sip:x SIP/2.0"),
+        ] {
+            let msg = Message::parse_slice(format!("{raw}\r\nCall-ID: a\r\n\r\n").as_bytes()).expect(raw);
+            assert!(msg.to_bytes().starts_with(format!("{line}\r\n").as_bytes()), "{raw}");
+        }
+    }
+
+    #[test]
     fn framing_errors() {
         assert_eq!(Message::parse_slice(b"\r\n\r\n"), Err(ParseError::Empty));
         assert_eq!(Message::parse_slice(b"OPTIONS sip:x SIP/2.0\r\nCall-ID: a\r\n"), Err(ParseError::NoHeaderEnd));
@@ -905,8 +1038,13 @@ mod tests {
             Err(ParseError::TruncatedBody { declared: 10, available: 2 })
         ));
         assert_eq!(Message::parse_slice(b"OPTIONS sip:x SIP/2.0\r\nl: -1\r\n\r\n"), Err(ParseError::BadContentLength));
-        assert_eq!(Message::parse_slice(b"OPTIONS sip:x SIP/2.0\r\nl: 0\r\nl: 0\r\n\r\n"), Err(ParseError::BadContentLength));
-        assert_eq!(Message::parse_slice(b"OPTIONS  sip:x SIP/2.0\r\n\r\n"), Err(ParseError::BadStartLine));
+        assert_eq!(
+            Message::parse_slice(b"OPTIONS sip:x SIP/2.0\r\nl: 0\r\nl: 0\r\n\r\n"),
+            Err(ParseError::BadContentLength)
+        );
+        assert_eq!(Message::parse_slice(b"OPTIONS sip:x\r\n\r\n"), Err(ParseError::BadStartLine));
+        assert_eq!(Message::parse_slice(b" OPTIONS sip:x SIP/2.0\r\n\r\n"), Err(ParseError::BadStartLine));
+        assert_eq!(Message::parse_slice(b"OPTIONS sip:a b@x SIP/2.0\r\n\r\n"), Err(ParseError::BadRequestUri));
         assert_eq!(Message::parse_slice(b"SIP/2.0 1000 Big\r\n\r\n"), Err(ParseError::BadStatusCode));
         assert_eq!(Message::parse_slice(b"OPTIONS sip:x SIP/2.0\r\nno colon\r\n\r\n"), Err(ParseError::BadHeaderLine));
     }

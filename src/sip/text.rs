@@ -6,9 +6,23 @@
 
 use std::fmt;
 
+/// RFC 3261 `token` characters, as a table.
+const TOKEN_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        table[i] = b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~');
+        i += 1;
+    }
+    table
+};
+
 /// RFC 3261 `token` characters.
+#[inline]
 pub(crate) fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~')
+    TOKEN_BYTES[b as usize]
 }
 
 /// True when `s` is a non-empty RFC 3261 token.
@@ -22,7 +36,26 @@ pub(crate) fn is_lws(b: u8) -> bool {
 }
 
 pub(crate) fn trim_lws(s: &str) -> &str {
-    s.trim_matches(|c| c == ' ' || c == '\t')
+    let b = s.as_bytes();
+    let (mut start, mut end) = (0, b.len());
+    while start < end && is_lws(b[start]) {
+        start += 1;
+    }
+    while end > start && is_lws(b[end - 1]) {
+        end -= 1;
+    }
+    &s[start..end]
+}
+
+/// Index of the first `b` in `s`: a plain scan, quicker than `str::find`
+/// on the short strings header values are made of.
+pub(crate) fn find_byte(s: &str, b: u8) -> Option<usize> {
+    s.bytes().position(|c| c == b)
+}
+
+/// Index of the last `b` in `s`.
+pub(crate) fn rfind_byte(s: &str, b: u8) -> Option<usize> {
+    s.bytes().rposition(|c| c == b)
 }
 
 /// Splits `s` on `sep` where `sep` is outside double quotes and `<...>`.
@@ -82,22 +115,42 @@ pub(crate) fn find_top_level(s: &str, sep: u8) -> Option<usize> {
     None
 }
 
-/// Reads a quoted string at the start of `s` (which must begin with `"`).
-/// Returns the unescaped content and the rest after the closing quote.
-pub(crate) fn read_quoted(s: &str) -> Option<(String, &str)> {
-    let mut chars = s.char_indices();
-    if chars.next()?.1 != '"' {
+/// Length of the quoted string at the start of `s`, both quotes included;
+/// `None` when `s` does not start with `"` or the string is not closed.
+fn quoted_len(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    if b.first() != Some(&b'"') {
         return None;
     }
-    let mut out = String::new();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '\\' => out.push(chars.next()?.1),
-            '"' => return Some((out, &s[i + 1..])),
-            _ => out.push(c),
+    let mut i = 1;
+    while i < b.len() {
+        match b[i] {
+            // A quoted-pair: the next character is taken as is (a multi-byte
+            // one has no '"' or '\\' among its continuation bytes).
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
         }
     }
     None
+}
+
+/// Reads a quoted string at the start of `s` (which must begin with `"`).
+/// Returns the unescaped content and the rest after the closing quote.
+pub(crate) fn read_quoted(s: &str) -> Option<(String, &str)> {
+    let n = quoted_len(s)?;
+    let inner = &s[1..n - 1];
+    let out = if inner.contains('\\') {
+        let mut out = String::with_capacity(inner.len());
+        let mut chars = inner.chars();
+        while let Some(c) = chars.next() {
+            out.push(if c == '\\' { chars.next()? } else { c });
+        }
+        out
+    } else {
+        inner.to_string()
+    };
+    Some((out, &s[n..]))
 }
 
 /// Quotes `s` as an RFC 3261 quoted-string, escaping `"` and `\`.
@@ -137,21 +190,14 @@ impl Params {
     /// The raw value of the first parameter named `name`; `Some(None)` for a
     /// flag parameter, `None` when absent.
     pub fn get(&self, name: &str) -> Option<Option<&str>> {
-        self.0
-            .iter()
-            .find(|p| p.name.eq_ignore_ascii_case(name))
-            .map(|p| p.value.as_deref())
+        self.0.iter().find(|p| p.name.eq_ignore_ascii_case(name)).map(|p| p.value.as_deref())
     }
 
     /// The value of `name` with surrounding quotes removed and quoted-pairs
     /// unescaped; `None` when absent or a flag.
     pub fn value(&self, name: &str) -> Option<String> {
         let raw = self.get(name)??;
-        if raw.starts_with('"') {
-            read_quoted(raw).map(|(v, _)| v)
-        } else {
-            Some(raw.to_string())
-        }
+        if raw.starts_with('"') { read_quoted(raw).map(|(v, _)| v) } else { Some(raw.to_string()) }
     }
 
     /// True when a parameter named `name` is present.
@@ -195,7 +241,7 @@ impl Params {
 
 fn parse_param(item: &str) -> Option<Param> {
     let item = trim_lws(item);
-    let (name, value) = match item.find('=') {
+    let (name, value) = match find_byte(item, b'=') {
         Some(eq) => (trim_lws(&item[..eq]), Some(trim_lws(&item[eq + 1..]))),
         None => (item, None),
     };
@@ -205,8 +251,7 @@ fn parse_param(item: &str) -> Option<Param> {
     let value = match value {
         None => None,
         Some(v) if v.starts_with('"') => {
-            let (_, rest) = read_quoted(v)?;
-            if !trim_lws(rest).is_empty() {
+            if !trim_lws(&v[quoted_len(v)?..]).is_empty() {
                 return None;
             }
             Some(v.to_string())
@@ -221,7 +266,8 @@ fn parse_param(item: &str) -> Option<Param> {
 /// Token characters plus those URI parameters allow (`:`, `/`, `[`, `]`, `&`, `$`).
 fn is_param_value(v: &str) -> bool {
     !v.is_empty()
-        && v.bytes().all(|b| is_token_byte(b) || matches!(b, b':' | b'/' | b'[' | b']' | b'&' | b'$' | b'@' | b'?' | b'='))
+        && v.bytes()
+            .all(|b| is_token_byte(b) || matches!(b, b':' | b'/' | b'[' | b']' | b'&' | b'$' | b'@' | b'?' | b'='))
 }
 
 impl fmt::Display for Params {

@@ -8,7 +8,7 @@ use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
-use super::text::Params;
+use super::text::{Params, find_byte, rfind_byte};
 
 /// A URI found in a Request-URI, a name-addr or a Via.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,7 +106,7 @@ impl fmt::Display for Host {
 /// Splits `host[:port]` (host may be a bracketed IPv6 reference).
 pub(crate) fn parse_hostport(s: &str) -> Result<(Host, Option<u16>), UriError> {
     let (host, port) = if s.starts_with('[') {
-        let close = s.find(']').ok_or(UriError)?;
+        let close = find_byte(s, b']').ok_or(UriError)?;
         let rest = &s[close + 1..];
         let port = match rest.strip_prefix(':') {
             Some(p) => Some(p),
@@ -115,7 +115,7 @@ pub(crate) fn parse_hostport(s: &str) -> Result<(Host, Option<u16>), UriError> {
         };
         (&s[..=close], port)
     } else {
-        match s.rfind(':') {
+        match rfind_byte(s, b':') {
             Some(i) => (&s[..i], Some(&s[i + 1..])),
             None => (s, None),
         }
@@ -135,7 +135,23 @@ fn is_user_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,
-            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')' | b'%' | b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/'
+            b'-' | b'_'
+                | b'.'
+                | b'!'
+                | b'~'
+                | b'*'
+                | b'\''
+                | b'('
+                | b')'
+                | b'%'
+                | b'&'
+                | b'='
+                | b'+'
+                | b'$'
+                | b','
+                | b';'
+                | b'?'
+                | b'/'
         )
 }
 
@@ -146,7 +162,7 @@ fn is_uri_byte(b: u8) -> bool {
 impl Uri {
     /// Parses an absolute URI.
     pub fn parse(s: &str) -> Result<Uri, UriError> {
-        let colon = s.find(':').ok_or(UriError)?;
+        let colon = find_byte(s, b':').ok_or(UriError)?;
         let scheme = &s[..colon];
         let rest = &s[colon + 1..];
         if scheme.is_empty()
@@ -219,18 +235,20 @@ impl SipUri {
     }
 
     fn parse_after_scheme(s: &str, secure: bool) -> Result<SipUri, UriError> {
-        let (before_headers, headers) = match s.find('?') {
-            Some(q) => (&s[..q], Some(&s[q + 1..])),
-            None => (s, None),
+        // '@' appears only at the end of the userinfo, which may itself hold
+        // '?' and ';' (RFC 4475 §3.1.1.2): split there before looking for headers.
+        let (userinfo, after_user) = match find_byte(s, b'@') {
+            Some(at) => (Some(&s[..at]), &s[at + 1..]),
+            None => (None, s),
         };
-        let (userinfo, hostpart) = match before_headers.find('@') {
-            Some(at) => (Some(&before_headers[..at]), &before_headers[at + 1..]),
-            None => (None, before_headers),
+        let (hostpart, headers) = match find_byte(after_user, b'?') {
+            Some(q) => (&after_user[..q], Some(&after_user[q + 1..])),
+            None => (after_user, None),
         };
         let (user, password) = match userinfo {
             None => (None, None),
             Some(ui) => {
-                let (u, p) = match ui.find(':') {
+                let (u, p) = match find_byte(ui, b':') {
                     Some(c) => (&ui[..c], Some(&ui[c + 1..])),
                     None => (ui, None),
                 };
@@ -240,7 +258,7 @@ impl SipUri {
                 (Some(u.to_string()), p.map(str::to_string))
             }
         };
-        let (hostport, params) = match hostpart.find(';') {
+        let (hostport, params) = match find_byte(hostpart, b';') {
             Some(i) => (&hostpart[..i], &hostpart[i..]),
             None => (hostpart, ""),
         };
@@ -318,7 +336,9 @@ fn hex_val(b: &u8) -> Option<u8> {
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')' | b'+') {
+        if b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')' | b'+')
+        {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
@@ -329,12 +349,14 @@ pub fn escape(s: &str) -> String {
 
 impl TelUri {
     fn parse_after_scheme(s: &str) -> Result<TelUri, UriError> {
-        let (number, params) = match s.find(';') {
+        let (number, params) = match find_byte(s, b';') {
             Some(i) => (&s[..i], &s[i..]),
             None => (s, ""),
         };
         let ok = !number.is_empty()
-            && number.bytes().all(|b| b.is_ascii_hexdigit() || matches!(b, b'+' | b'-' | b'.' | b'(' | b')' | b'*' | b'#'));
+            && number
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || matches!(b, b'+' | b'-' | b'.' | b'(' | b')' | b'*' | b'#'));
         if !ok {
             return Err(UriError);
         }
@@ -401,6 +423,15 @@ mod tests {
         assert_eq!(t.scheme(), "tel");
         let o = Uri::parse("urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6").expect("valid");
         assert_eq!(o.scheme(), "urn");
+    }
+
+    #[test]
+    fn userinfo_may_hold_question_marks_and_semicolons() {
+        let u = Uri::parse("sip:a?b,/;;*:p&w=1@example.com?X=1").expect("valid");
+        let s = u.as_sip().expect("sip");
+        assert_eq!((s.user.as_deref(), s.password.as_deref()), (Some("a?b,/;;*"), Some("p&w=1")));
+        assert_eq!(s.host, Host::Domain("example.com".into()));
+        assert_eq!(s.header("x").as_deref(), Some("1"));
     }
 
     #[test]

@@ -37,7 +37,13 @@ impl Default for Capabilities {
                 Method::Message,
             ],
             extensions: vec!["timer", "replaces", "outbound", "path", "gruu", "norefersub"],
-            content_types: vec!["application/sdp", "application/dtmf-relay", "application/dtmf", "message/sipfrag", "text/plain"],
+            content_types: vec![
+                "application/sdp",
+                "application/dtmf-relay",
+                "application/dtmf",
+                "message/sipfrag",
+                "text/plain",
+            ],
         }
     }
 }
@@ -125,12 +131,14 @@ pub fn check_request(req: &Request, caps: &Capabilities) -> Result<(), Rejection
     let required = req.headers.tokens(&HeaderName::Require).map_err(|_| Rejection::new(400, "malformed Require"))?;
     let unsupported: Vec<_> = required.into_iter().filter(|t| !caps.extensions.contains(&t.as_str())).collect();
     if !unsupported.is_empty() && req.method != Method::Ack && req.method != Method::Cancel {
-        return Err(Rejection::new(420, "required extension not supported").with(HeaderName::Unsupported, unsupported.join(", ")));
+        return Err(Rejection::new(420, "required extension not supported")
+            .with(HeaderName::Unsupported, unsupported.join(", ")));
     }
     if !req.body.is_empty() {
         let accepted = || caps.content_types.join(", ");
         match req.headers.typed::<ContentType>() {
-            Some(Ok(ct)) if caps.content_types.contains(&ct.media_type.as_str()) || ct.media_type.starts_with("multipart/") => {}
+            Some(Ok(ct))
+                if caps.content_types.contains(&ct.media_type.as_str()) || ct.media_type.starts_with("multipart/") => {}
             Some(Ok(_)) | None => {
                 return Err(Rejection::new(415, "body type not supported").with(HeaderName::Accept, accepted()));
             }
@@ -156,6 +164,10 @@ pub fn check_response(resp: &Response) -> Result<(), ResponseDefect> {
         return Err(ResponseDefect("unsupported SIP version"));
     }
     check_common(&resp.headers).map_err(ResponseDefect)?;
+    // RFC 3261 §8.1.3.3: a response with more than one Via is not for us.
+    if resp.headers.typed_all::<Via>().map_or(0, |v| v.len()) > 1 {
+        return Err(ResponseDefect("more than one Via"));
+    }
     if let Some(Err(_)) = resp.headers.typed::<super::header::RetryAfter>() {
         return Err(ResponseDefect("malformed Retry-After"));
     }
@@ -168,7 +180,8 @@ pub fn check_response(resp: &Response) -> Result<(), ResponseDefect> {
 pub fn response_to(req: &Request, status: StatusCode) -> Response {
     let mut resp = Response::new(status);
     for h in req.headers.iter() {
-        if matches!(h.name, HeaderName::Via | HeaderName::From | HeaderName::To | HeaderName::CallId | HeaderName::CSeq) {
+        if matches!(h.name, HeaderName::Via | HeaderName::From | HeaderName::To | HeaderName::CallId | HeaderName::CSeq)
+        {
             resp.headers.push(h.name.clone(), h.value.clone());
         }
     }
@@ -196,12 +209,25 @@ mod tests {
         }
     }
 
-    const HEAD: &str = "Via: SIP/2.0/WS a.invalid;branch=z9hG4bK1\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: c1\r\n";
+    const HEAD: &str =
+        "Via: SIP/2.0/WS a.invalid;branch=z9hG4bK1\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: c1\r\n";
 
     #[test]
     fn accepts_a_plain_options() {
         let r = request(&format!("OPTIONS sip:b@x SIP/2.0\r\n{HEAD}CSeq: 1 OPTIONS\r\n\r\n"));
         assert_eq!(check_request(&r, &Capabilities::default()), Ok(()));
+    }
+
+    #[test]
+    fn a_response_with_two_vias_is_discarded() {
+        let raw = format!(
+            "SIP/2.0 200 OK\r\n{HEAD}Via: SIP/2.0/UDP 255.255.255.255;branch=z9hG4bK2\r\nCSeq: 1 OPTIONS\r\n\r\n"
+        );
+        let Ok(Message::Response(r)) = Message::parse_slice(raw.as_bytes()) else { panic!("not a response") };
+        assert_eq!(check_response(&r), Err(ResponseDefect("more than one Via")));
+        let one = raw.replace("Via: SIP/2.0/UDP 255.255.255.255;branch=z9hG4bK2\r\n", "");
+        let Ok(Message::Response(r)) = Message::parse_slice(one.as_bytes()) else { panic!("not a response") };
+        assert_eq!(check_response(&r), Ok(()));
     }
 
     #[test]
