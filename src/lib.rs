@@ -2,24 +2,24 @@
 #![warn(missing_docs)]
 //! # webphone
 //!
-//! A headless SIP-over-WebSocket user agent: the phone that call-center
-//! platforms put in an agent's browser, for Rust programs with no browser
-//! (voice bots, CRM back ends, call testing, kiosks).
+//! A headless SIP-over-WebSocket + WebRTC user agent: the phone that
+//! call-center platforms put in an agent's browser, for Rust programs with
+//! no browser (voice bots, CRM back ends, call testing, kiosks).
 //!
-//! This release does registration: it connects to one of several `ws://` /
-//! `wss://` servers (RFC 7118), registers with digest authentication (MD5,
-//! SHA-256, SHA-512-256; `qop=auth`), refreshes before expiry, keeps the
-//! connection alive, reconnects with backoff and fails over between
-//! servers, and reports all of it on one event stream. Calls and media
-//! come next; they are not here yet.
+//! It registers over `ws://` / `wss://` (RFC 7118) with digest
+//! authentication, refreshes, keeps the connection alive, reconnects with
+//! backoff and fails over between servers; it places and answers calls with
+//! real WebRTC audio (ICE, DTLS-SRTP, Opus, G.711) that interoperates with
+//! browsers and PBXs; and it reports everything on one event stream.
 //!
 //! ```no_run
-//! use webphone::{Event, Phone, PhoneConfig};
+//! use webphone::media::{AudioSetup, SendAudio};
+//! use webphone::{CallOptions, Event, Phone, PhoneConfig};
 //!
 //! # async fn run() -> Result<(), webphone::Error> {
 //! let config = PhoneConfig::builder()
 //!     .server("wss://pbx.example.com:7443/ws")
-//!     .server("wss://backup.example.com:7443/ws")
+//!     .server("wss://backup.example.com:7443/ws") // failover, in order
 //!     .user("1001")
 //!     .password("secret")
 //!     .domain("example.com")
@@ -29,9 +29,16 @@
 //! phone.start()?;
 //! while let Some(event) = events.recv().await {
 //!     match event {
-//!         Event::Registered { expires, .. } => println!("registered for {expires} s"),
-//!         Event::RegistrationFailed { status, reason, .. } => {
-//!             eprintln!("registration failed: {status:?} {reason}");
+//!         Event::Registered { .. } => {
+//!             let audio = AudioSetup {
+//!                 send: SendAudio::Tone { frequency_hz: 440.0, level_dbfs: -12.0 },
+//!                 ..Default::default()
+//!             };
+//!             phone.call("1002", CallOptions { audio, ..Default::default() }).await?;
+//!         }
+//!         Event::CallIncoming { call } => phone.answer(call.key).await?,
+//!         Event::CallEnded { call } => {
+//!             println!("call {} ended: {:?}", call.call_id, call.end);
 //!             break;
 //!         }
 //!         other => println!("{other:?}"),
@@ -42,13 +49,26 @@
 //! ```
 //!
 //! ## The model
-//! - [`Phone`] is a cheap handle; a driver task (tokio) owns the connection.
+//! - [`Phone`] is a cheap handle; a driver task (tokio) owns the connection
+//!   and the calls' media. Every method is a command to that task.
 //! - The SIP logic ([`dialog`]) is sans-IO: it takes time as an argument and
-//!   returns what to send, so its timers are tested without sleeping.
+//!   returns what to send, what happened and what the media side must do,
+//!   so its timers are tested on fake time.
 //! - [`sip`] is the message layer: zero-copy parsing, typed headers on
-//!   demand, RFC 4475 torture tests passed.
+//!   demand, the RFC 4475 torture messages as a conformance suite.
+//! - [`media`]: one webrtc-rs peer connection per call and an audio pipeline
+//!   at 48 kHz mono in 20 ms (or 10 ms) frames: sources (silence, tone, WAV,
+//!   application PCM, devices), an adaptive jitter buffer with Opus PLC/FEC,
+//!   sinks (WAV, application PCM, devices, a level/frequency meter).
 //! - Passwords live in [`Password`], which never prints; SIP logged at
 //!   `trace` level has its Authorization headers redacted.
+//!
+//! ## Features
+//! - `device`: audio devices through cpal (needs `libasound2-dev` on Linux).
+//!
+//! ## Not yet
+//! Hold/resume, transfer (REFER, Replaces), DTMF, quality alerts and the
+//! seeds' compatibility facades are the next milestones.
 
 pub mod dialog;
 pub mod media;
