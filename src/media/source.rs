@@ -8,7 +8,7 @@
 //! - [`Silence`]: zeros, forever.
 //! - [`Tone`]: a sine at an exact frequency and level, phase-continuous across frames of any length.
 //! - [`WavSource`]: a WAV file decoded once at construction (any common layout, resampled to 48 kHz by
-//!   [`wav`]), played once or looped.
+//!   [`wav`] with the [`Resampler`](super::resample::Resampler)), played once or looped.
 //! - [`AppSource`]: PCM pushed by application code from another thread, see [`app_channel`](super::app_channel).
 
 use std::io::Read;
@@ -163,7 +163,7 @@ impl WavSource {
         Self::open_with(path, &DecodeOptions::default())
     }
 
-    /// Opens and decodes the file at `path` with `options` (resampler, length limit); plays once.
+    /// Opens and decodes the file at `path` with `options` (length limit); plays once.
     pub fn open_with(path: impl AsRef<Path>, options: &DecodeOptions) -> Result<Self, WavError> {
         let decoded = wav::decode_file(path, options)?;
         Ok(Self::from_decoded(decoded))
@@ -376,6 +376,38 @@ mod tests {
         let mut frame = [3i16; 480];
         assert!(!empty.read(&mut frame));
         assert!(frame.iter().all(|&s| s == 0));
+    }
+
+    #[test]
+    fn wav_source_decodes_and_resamples_a_file() {
+        // 0.1 s of a 1 kHz tone at 8 kHz, stereo with the tone on the left only: 4800 samples at 48 kHz.
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: 8_000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::new(&mut bytes, spec).expect("test writer");
+        for n in 0..800 {
+            let v = (20_000.0 * (std::f64::consts::TAU * 1000.0 * f64::from(n) / 8_000.0).sin()).round() as i16;
+            w.write_sample(v).expect("test write");
+            w.write_sample(0i16).expect("test write");
+        }
+        w.finalize().expect("test finalize");
+        bytes.set_position(0);
+        let options = DecodeOptions::new().with_max_seconds(1);
+        let mut src = WavSource::from_reader_with(bytes, &options).expect("decode");
+        assert_eq!(src.samples().len(), 4800);
+        assert_eq!(src.duration(), Duration::from_millis(100));
+        let info = src.info().copied().expect("info");
+        assert_eq!((info.sample_rate, info.channels, info.frames_decoded), (8_000, 2, 800));
+        // Half the left channel's level once the filter has settled (within 1 %).
+        let peak = src.samples()[480..4320].iter().map(|v| i32::from(v.unsigned_abs())).max().unwrap_or(0);
+        assert!((9_900..=10_100).contains(&peak), "peak {peak}");
+        let got = run(&mut src, 5, 960);
+        assert_eq!(got, src.samples());
+        assert!(!src.read(&mut [0i16; 960]));
     }
 
     #[test]

@@ -1,13 +1,12 @@
-//! WAV files in and out of the internal format, and sample-rate conversion.
+//! WAV files in and out of the internal format.
 //!
 //! This module owns everything that touches the WAV container (through `hound`) and every conversion between
 //! a file's layout and the internal 48 kHz mono `i16` PCM:
 //!
 //! - [`decode`] / [`decode_file`]: read a whole file, convert 8/16/24/32-bit integer or 32-bit float samples,
-//!   downmix any number of channels to mono (mean of the channels) and resample to [`SAMPLE_RATE`]. Used by
+//!   downmix any number of channels to mono (mean of the channels) and resample to [`SAMPLE_RATE`] with the
+//!   crate's one sample-rate converter, [`resample::Resampler`](Resampler). Used by
 //!   [`WavSource`](super::source::WavSource) at construction, never on the real-time path.
-//! - [`Resampler`]: the conversion interface, with [`SincResampler`] (Kaiser-windowed sinc, whole-buffer) as the
-//!   default; another implementation can be passed through [`DecodeOptions::with_resampler`].
 //! - [`WavError`]: the typed error of opening, decoding and writing. Malformed input is always an `Err`, never a
 //!   panic.
 //! - The output format of [`WavRecorder`](super::sink::WavRecorder): 48 kHz mono 16-bit PCM.
@@ -18,6 +17,7 @@ use std::io::{self, BufReader, Read};
 use std::path::Path;
 
 use super::SAMPLE_RATE;
+use super::resample::{ResampleError, Resampler};
 
 /// The lowest sample rate [`decode`] accepts, in Hz.
 pub const MIN_INPUT_RATE: u32 = 1_000;
@@ -45,6 +45,16 @@ pub enum WavError {
         /// The limit in force, in seconds.
         max_seconds: u32,
     },
+    /// The sample rate is within [`MIN_INPUT_RATE`]..=[`MAX_INPUT_RATE`], but the [`Resampler`] cannot convert it
+    /// to [`SAMPLE_RATE`]: `48000 / sample_rate` does not reduce to at most
+    /// [`MAX_PHASES`](super::resample::MAX_PHASES) phases (44 056 Hz, for instance, reduces to 6000 / 5507).
+    /// Every common rate (8, 11.025, 12, 16, 22.05, 24, 32, 44.1, 88.2, 96, 192 kHz, ...) converts.
+    UnsupportedRatio {
+        /// The file's sample rate, in Hz.
+        sample_rate: u32,
+        /// What the resampler reported.
+        error: ResampleError,
+    },
 }
 
 impl fmt::Display for WavError {
@@ -56,6 +66,9 @@ impl fmt::Display for WavError {
             WavError::TooLong { seconds, max_seconds } => {
                 write!(f, "WAV file too long: {seconds} s (limit {max_seconds} s)")
             }
+            WavError::UnsupportedRatio { sample_rate, error } => {
+                write!(f, "WAV sample rate {sample_rate} Hz cannot be converted to {SAMPLE_RATE} Hz: {error}")
+            }
         }
     }
 }
@@ -64,6 +77,7 @@ impl std::error::Error for WavError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             WavError::Io(e) => Some(e),
+            WavError::UnsupportedRatio { error, .. } => Some(error),
             _ => None,
         }
     }
@@ -132,165 +146,22 @@ pub struct WavInfo {
     pub truncated: bool,
 }
 
-/// Sample-rate conversion of a whole mono buffer.
-///
-/// [`decode`] calls it once per file, off the real-time path, so implementations may allocate. Samples are
-/// nominally in [-1.0, 1.0]; the output should hold about `input.len() * to_hz / from_hz` samples (rounded up)
-/// with the same time origin as the input (no added delay).
-pub trait Resampler: Send + Sync {
-    /// Appends `input`, sampled at `from_hz`, resampled to `to_hz`, to `out`.
-    fn resample(&self, input: &[f32], from_hz: u32, to_hz: u32, out: &mut Vec<f32>);
-}
-
-/// A band-limited resampler: a Kaiser-windowed sinc kernel evaluated from an oversampled table with linear
-/// interpolation, zero-phase (no delay), any rational or irrational ratio.
-///
-/// The cutoff is `rolloff` × the lower of the two Nyquist frequencies (so it also low-passes when
-/// downsampling). With the defaults (24 zero crossings per side, rolloff 0.9, Kaiser β = 8) the passband is flat
-/// to 0.1 dB up to 0.8 × the lower Nyquist frequency (3.2 kHz for an 8 kHz file, 17.6 kHz for 44.1 kHz) and
-/// everything from that Nyquist frequency up (images when upsampling, aliases when downsampling) is attenuated
-/// by about 80 dB. Cost: `2 × zero_crossings / rolloff` taps per output sample when upsampling (about 53),
-/// proportionally more when downsampling. It runs once per file, at construction.
-#[derive(Debug, Clone)]
-pub struct SincResampler {
-    zero_crossings: usize,
-    rolloff: f64,
-    kaiser_beta: f64,
-}
-
-impl Default for SincResampler {
-    fn default() -> Self {
-        SincResampler { zero_crossings: 24, rolloff: 0.9, kaiser_beta: 8.0 }
-    }
-}
-
-/// Kernel table points per input sample interval.
-const TABLE_OVERSAMPLE: usize = 512;
-
-impl SincResampler {
-    /// A resampler with the default quality (see the type docs).
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Sets the kernel half-length in zero crossings of the sinc (clamped to 2..=64). Longer is sharper and
-    /// slower.
-    pub fn with_zero_crossings(mut self, zero_crossings: usize) -> Self {
-        self.zero_crossings = zero_crossings.clamp(2, 64);
-        self
-    }
-
-    /// Sets the cutoff as a fraction of the lower Nyquist frequency (clamped to 0.5..=0.99).
-    pub fn with_rolloff(mut self, rolloff: f64) -> Self {
-        self.rolloff = if rolloff.is_finite() { rolloff.clamp(0.5, 0.99) } else { 0.9 };
-        self
-    }
-}
-
-/// The zeroth-order modified Bessel function of the first kind (power series; converges fast for β ≤ 20).
-fn bessel_i0(x: f64) -> f64 {
-    let mut sum = 1.0;
-    let mut term = 1.0;
-    let q = x * x / 4.0;
-    for k in 1..64 {
-        term *= q / (k as f64 * k as f64);
-        sum += term;
-        if term < sum * 1e-17 {
-            break;
-        }
-    }
-    sum
-}
-
-impl Resampler for SincResampler {
-    fn resample(&self, input: &[f32], from_hz: u32, to_hz: u32, out: &mut Vec<f32>) {
-        if input.is_empty() || from_hz == 0 || to_hz == 0 {
-            return;
-        }
-        if from_hz == to_hz {
-            out.extend_from_slice(input);
-            return;
-        }
-        let (from, to) = (u64::from(from_hz), u64::from(to_hz));
-        // Cutoff in cycles per input sample, and the kernel's half-width in input samples.
-        let scale = (to as f64 / from as f64).min(1.0);
-        let fc = 0.5 * self.rolloff * scale;
-        let half_width = self.zero_crossings as f64 / (2.0 * fc);
-        let table_len = (half_width * TABLE_OVERSAMPLE as f64).ceil() as usize + 2;
-        let i0_beta = bessel_i0(self.kaiser_beta);
-        let table: Vec<f32> = (0..table_len)
-            .map(|i| {
-                let t = i as f64 / TABLE_OVERSAMPLE as f64;
-                let u = t / half_width;
-                if u >= 1.0 {
-                    return 0.0;
-                }
-                let x = 2.0 * fc * t;
-                let sinc = if x == 0.0 { 1.0 } else { (std::f64::consts::PI * x).sin() / (std::f64::consts::PI * x) };
-                let window = bessel_i0(self.kaiser_beta * (1.0 - u * u).sqrt()) / i0_beta;
-                (2.0 * fc * sinc * window) as f32
-            })
-            .collect();
-        let kernel = |t: f64| -> f32 {
-            let x = t.abs() * TABLE_OVERSAMPLE as f64;
-            let i = x as usize;
-            if i + 1 >= table.len() {
-                return 0.0;
-            }
-            let frac = (x - i as f64) as f32;
-            table[i] + (table[i + 1] - table[i]) * frac
-        };
-
-        let n_in = input.len() as u64;
-        let n_out = (n_in * to).div_ceil(from);
-        let reach = half_width.ceil() as i64;
-        let last = input.len() as i64 - 1;
-        out.reserve(usize::try_from(n_out).unwrap_or(0));
-        for m in 0..n_out {
-            // Exact input position of output sample m: m * from / to.
-            let num = m * from;
-            let base = (num / to) as i64;
-            let frac = (num % to) as f64 / to as f64;
-            let lo = (base - reach + 1).max(0);
-            let hi = (base + reach).min(last);
-            let mut acc = 0.0f32;
-            for j in lo..=hi {
-                let t = (base - j) as f64 + frac;
-                acc += input[j as usize] * kernel(t);
-            }
-            out.push(acc);
-        }
-    }
-}
-
 /// How [`decode`] converts a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DecodeOptions {
-    resampler: Box<dyn Resampler>,
     max_seconds: u32,
 }
 
 impl Default for DecodeOptions {
     fn default() -> Self {
-        DecodeOptions { resampler: Box::new(SincResampler::default()), max_seconds: DEFAULT_MAX_SECONDS }
-    }
-}
-
-impl fmt::Debug for DecodeOptions {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DecodeOptions").field("max_seconds", &self.max_seconds).finish_non_exhaustive()
+        DecodeOptions { max_seconds: DEFAULT_MAX_SECONDS }
     }
 }
 
 impl DecodeOptions {
-    /// The defaults: [`SincResampler`] and a [`DEFAULT_MAX_SECONDS`] limit.
+    /// The defaults: a [`DEFAULT_MAX_SECONDS`] limit.
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// Uses `resampler` for files that are not at [`SAMPLE_RATE`].
-    pub fn with_resampler(mut self, resampler: Box<dyn Resampler>) -> Self {
-        self.resampler = resampler;
-        self
     }
 
     /// Refuses files announcing more than `max_seconds` of audio ([`WavError::TooLong`]).
@@ -328,9 +199,15 @@ pub fn decode_file(path: impl AsRef<Path>, options: &DecodeOptions) -> Result<De
 ///
 /// Accepts integer PCM of 8 (unsigned), 16, 24 (in 3- or 4-byte containers) and 32 bits, and 32-bit float, in
 /// `WAVE_FORMAT_PCM`, `WAVE_FORMAT_IEEE_FLOAT` or `WAVE_FORMAT_EXTENSIBLE` headers; any number of channels (the
-/// mean is taken); any rate in [`MIN_INPUT_RATE`]..=[`MAX_INPUT_RATE`] (resampled with the options' resampler).
+/// mean is taken); any rate in [`MIN_INPUT_RATE`]..=[`MAX_INPUT_RATE`] that the [`Resampler`] can convert to
+/// [`SAMPLE_RATE`] (every common rate; [`WavError::UnsupportedRatio`] otherwise, before any sample is read).
 /// A 48 kHz mono 16-bit file is copied bit-exactly. A `data` chunk cut short is accepted up to the last complete
 /// sample frame ([`WavInfo::truncated`]). Anything else is an error; nothing here panics on malformed input.
+///
+/// Samples are rounded to `i16` after the downmix and, for other rates, resampled from there: the passband is
+/// flat up to 0.85 × the lower Nyquist frequency and everything above that Nyquist frequency is attenuated by at
+/// least 60 dB (see [`resample`](super::resample)). The filter's group delay is removed, so a resampled file has
+/// `ceil(frames × 48000 / rate)` samples with the same time origin as the file, to within half a sample.
 pub fn decode<R: Read>(reader: R, options: &DecodeOptions) -> Result<Decoded, WavError> {
     let mut wav = hound::WavReader::new(reader).map_err(header_error)?;
     let spec = wav.spec();
@@ -348,11 +225,19 @@ pub fn decode<R: Read>(reader: R, options: &DecodeOptions) -> Result<Decoded, Wa
         let seconds = announced_frames / u64::from(spec.sample_rate);
         return Err(WavError::TooLong { seconds, max_seconds: options.max_seconds });
     }
+    // Built before reading: a rate the resampler cannot convert fails at once.
+    let resampler = if spec.sample_rate == SAMPLE_RATE {
+        None
+    } else {
+        let resampler = Resampler::new(spec.sample_rate, SAMPLE_RATE)
+            .map_err(|error| WavError::UnsupportedRatio { sample_rate: spec.sample_rate, error })?;
+        Some(resampler)
+    };
 
     // The header's length is bounded above (checked against the limit) but may exceed the real data: reserve a
     // bounded amount and let the vector grow if the data really is that long.
     let reserve = usize::try_from(announced_frames.min(1 << 20)).unwrap_or(0);
-    let mut mono: Vec<f32> = Vec::with_capacity(reserve);
+    let mut mono: Vec<i16> = Vec::with_capacity(reserve);
     let mut truncated = false;
     let mut acc = 0.0f32;
     let mut in_frame = 0usize;
@@ -361,7 +246,7 @@ pub fn decode<R: Read>(reader: R, options: &DecodeOptions) -> Result<Decoded, Wa
         acc += value;
         in_frame += 1;
         if in_frame == channels {
-            mono.push(acc * per_channel);
+            mono.push(f32_to_i16(acc * per_channel));
             acc = 0.0;
             in_frame = 0;
         }
@@ -402,18 +287,11 @@ pub fn decode<R: Read>(reader: R, options: &DecodeOptions) -> Result<Decoded, Wa
         }
     }
     let frames_decoded = mono.len() as u64;
-
-    let resampled;
-    let at_48k: &[f32] = if spec.sample_rate == SAMPLE_RATE {
-        &mono
-    } else {
-        let mut out = Vec::new();
-        options.resampler.resample(&mono, spec.sample_rate, SAMPLE_RATE, &mut out);
-        drop(std::mem::take(&mut mono));
-        resampled = out;
-        &resampled
+    let samples = match resampler {
+        None => mono,
+        Some(mut resampler) => resample_whole(&mut resampler, &mono)
+            .map_err(|error| WavError::UnsupportedRatio { sample_rate: spec.sample_rate, error })?,
     };
-    let samples = at_48k.iter().map(|&x| f32_to_i16(x)).collect();
     Ok(Decoded {
         samples,
         info: WavInfo {
@@ -425,6 +303,33 @@ pub fn decode<R: Read>(reader: R, options: &DecodeOptions) -> Result<Decoded, Wa
             truncated,
         },
     })
+}
+
+/// Resamples a whole buffer with a fresh `resampler` and removes its group delay: the result has
+/// `ceil(input.len() × to / from)` samples, output sample `m` sitting at input time `m × from / to` to within
+/// half an output sample. Both ends are filtered as if the input were surrounded by silence.
+fn resample_whole(resampler: &mut Resampler, input: &[i16]) -> Result<Vec<i16>, ResampleError> {
+    const CHUNK: usize = 4096;
+    const SILENCE: [i16; CHUNK] = [0; CHUNK];
+    let (from, to) = (u64::from(resampler.from_hz()), u64::from(resampler.to_hz()));
+    let wanted = usize::try_from((input.len() as u64).saturating_mul(to).div_ceil(from)).unwrap_or(usize::MAX);
+    // The delay is non-negative and bounded by the filter length.
+    let mut skip = resampler.delay().round() as usize;
+    let mut out = Vec::with_capacity(wanted);
+    let mut scratch = vec![0i16; resampler.max_output_len(CHUNK)];
+    let mut chunks = input.chunks(CHUNK);
+    while out.len() < wanted {
+        // After the input, silence pushes out the last samples still inside the filter.
+        let chunk = chunks.next().unwrap_or(&SILENCE);
+        // Cannot fail: `scratch` holds the worst case for a chunk.
+        let produced = resampler.process(chunk, &mut scratch)?;
+        let fresh = scratch.get(..produced).unwrap_or_default();
+        let dropped = skip.min(fresh.len());
+        skip -= dropped;
+        let take = (fresh.len() - dropped).min(wanted - out.len());
+        out.extend_from_slice(&fresh[dropped..dropped + take]);
+    }
+    Ok(out)
 }
 
 /// The format [`WavRecorder`](super::sink::WavRecorder) writes: 48 kHz, mono, 16-bit integer PCM.
@@ -463,27 +368,35 @@ mod tests {
         (0..n).map(|i| amp * (std::f64::consts::TAU * freq * i as f64 / f64::from(rate)).sin()).collect()
     }
 
-    /// Amplitude and phase-free fit of a sine at `freq` (48 kHz) over `x`, plus the RMS of the residual.
-    fn fit(x: &[i16], freq: f64) -> (f64, f64) {
+    /// Least-squares fit of `a·sin(ωn) + b·cos(ωn)` at `freq` (48 kHz), where `n` counts from `first` (the index
+    /// of `x[0]` in the whole signal): returns `(a, b, rms of the residual)`.
+    fn fit_at(x: &[i16], first: usize, freq: f64) -> (f64, f64, f64) {
         let w = std::f64::consts::TAU * freq / 48_000.0;
-        let (mut s, mut c) = (0.0, 0.0);
+        let at = |i: usize| w * (first + i) as f64;
+        let (mut ss, mut sc, mut cc, mut ys, mut yc) = (0.0, 0.0, 0.0, 0.0, 0.0);
         for (i, &v) in x.iter().enumerate() {
-            s += f64::from(v) * (w * i as f64).sin();
-            c += f64::from(v) * (w * i as f64).cos();
+            let (s, c) = at(i).sin_cos();
+            let y = f64::from(v);
+            (ss, sc, cc, ys, yc) = (ss + s * s, sc + s * c, cc + c * c, ys + y * s, yc + y * c);
         }
-        let n = x.len() as f64;
-        let (a, b) = (2.0 * s / n, 2.0 * c / n);
-        let amp = (a * a + b * b).sqrt();
+        let det = ss * cc - sc * sc;
+        let (a, b) = ((ys * cc - yc * sc) / det, (yc * ss - ys * sc) / det);
         let resid: f64 = x
             .iter()
             .enumerate()
             .map(|(i, &v)| {
-                let e = f64::from(v) - a * (w * i as f64).sin() - b * (w * i as f64).cos();
-                e * e
+                let (s, c) = at(i).sin_cos();
+                (f64::from(v) - a * s - b * c).powi(2)
             })
             .sum::<f64>()
-            / n;
-        (amp, resid.sqrt())
+            / x.len() as f64;
+        (a, b, resid.sqrt())
+    }
+
+    /// Amplitude and phase-free fit of a sine at `freq` (48 kHz) over `x`, plus the RMS of the residual.
+    fn fit(x: &[i16], freq: f64) -> (f64, f64) {
+        let (a, b, resid) = fit_at(x, 0, freq);
+        ((a * a + b * b).sqrt(), resid)
     }
 
     #[test]
@@ -529,43 +442,114 @@ mod tests {
         assert!((amp - 0.4 * 32767.0).abs() < 50.0, "amp {amp}");
     }
 
+    /// A file at `rate` carrying `amp · sin(2π·freq·t)` on every channel scaled by `gains` (one per channel),
+    /// `n` frames long, in the given sample format.
+    fn tone_file(
+        rate: u32,
+        gains: &[f64],
+        bits: u16,
+        format: hound::SampleFormat,
+        freq: f64,
+        amp: f64,
+        n: usize,
+    ) -> Vec<u8> {
+        let x = sine(rate, freq, amp, n);
+        let frames = x.iter().flat_map(|&v| gains.iter().map(move |g| v * g));
+        let channels = gains.len() as u16;
+        let spec = spec(rate, channels, bits, format);
+        match (format, bits) {
+            (hound::SampleFormat::Float, _) => wav_bytes(spec, &frames.map(|v| v as f32).collect::<Vec<_>>()),
+            (_, 16) => wav_bytes(spec, &frames.map(|v| (v * 32768.0).round() as i16).collect::<Vec<_>>()),
+            (_, bits) => {
+                let full = (1u64 << (bits - 1)) as f64;
+                wav_bytes(spec, &frames.map(|v| (v * full).round().min(full - 1.0) as i32).collect::<Vec<_>>())
+            }
+        }
+    }
+
     #[test]
-    fn resampler_preserves_tones_and_length() {
-        let r = SincResampler::default();
-        for (rate, freq) in [(8_000u32, 1000.0), (16_000, 3000.0), (44_100, 440.0), (96_000, 5000.0)] {
+    fn resampled_files_keep_tone_level_timing_and_length() {
+        use hound::SampleFormat::{Float, Int};
+        // (rate, per-channel gains, bits, format, tone): the mono mix is always a sine of amplitude 0.5.
+        let cases: [(u32, &[f64], u16, hound::SampleFormat, f64); 7] = [
+            (8_000, &[1.2, 0.8], 16, Int, 1000.0),
+            (16_000, &[1.0], 16, Int, 3000.0),
+            (22_050, &[1.0], 24, Int, 2500.0),
+            (44_100, &[1.0], 32, Float, 440.0),
+            (44_100, &[1.0, 1.0], 24, Int, 15_000.0),
+            (96_000, &[1.0], 32, Int, 5000.0),
+            (11_025, &[0.5, 1.5, 1.0], 32, Float, 800.0),
+        ];
+        for (rate, gains, bits, format, freq) in cases {
             let n = rate as usize / 2;
-            let x: Vec<f32> = sine(rate, freq, 0.5, n).iter().map(|&v| v as f32).collect();
-            let mut out = Vec::new();
-            r.resample(&x, rate, 48_000, &mut out);
-            assert_eq!(out.len(), (n * 48_000).div_ceil(rate as usize), "length at {rate}");
-            // Skip the kernel's edge transients at both ends.
-            let body: Vec<i16> = out[2000..out.len() - 2000].iter().map(|&v| f32_to_i16(v)).collect();
-            let (amp, resid) = fit(&body, freq);
-            assert!((amp - 16384.0).abs() < 50.0, "amp {amp} at {rate}");
-            assert!(resid < 30.0, "resid {resid} at {rate}");
+            let bytes = tone_file(rate, gains, bits, format, freq, 0.5, n);
+            let d = decode(Cursor::new(bytes), &DecodeOptions::default()).expect("decode");
+            let what = format!("{rate} Hz, {} ch, {bits}-bit {format:?}, {freq} Hz", gains.len());
+            assert_eq!(d.samples.len(), (n * 48_000).div_ceil(rate as usize), "length: {what}");
+            assert_eq!(d.info.frames_decoded, n as u64, "{what}");
+            assert_eq!((d.info.sample_rate, d.info.channels), (rate, gains.len() as u16), "{what}");
+            // Skip the filter's transients at both ends (the file starts and stops abruptly).
+            let body = &d.samples[2000..d.samples.len() - 2000];
+            let (a, b, resid) = fit_at(body, 2000, freq);
+            let amp = (a * a + b * b).sqrt();
+            assert!((amp - 16384.0).abs() < 50.0, "amp {amp}: {what}");
+            assert!(resid < 30.0, "resid {resid}: {what}");
+            // No added delay: the phase is that of the file's sine, to within half a 48 kHz sample.
+            let lag = b.atan2(a).abs() / (std::f64::consts::TAU * freq / 48_000.0);
+            assert!(lag <= 0.51, "lag {lag} samples: {what}");
         }
     }
 
     #[test]
     fn upsampling_images_are_suppressed() {
         // 3 kHz at 8 kHz (0.75 of Nyquist): a naive upsampler would put an image at 5 kHz.
-        let x: Vec<f32> = sine(8_000, 3000.0, 0.5, 8_000).iter().map(|&v| v as f32).collect();
-        let mut out = Vec::new();
-        SincResampler::default().resample(&x, 8_000, 48_000, &mut out);
-        let body: Vec<i16> = out[3000..out.len() - 3000].iter().map(|&v| f32_to_i16(v)).collect();
-        let (tone, _) = fit(&body, 3000.0);
-        let (image, _) = fit(&body, 5000.0);
+        let bytes = tone_file(8_000, &[1.0], 16, hound::SampleFormat::Int, 3000.0, 0.5, 8_000);
+        let d = decode(Cursor::new(bytes), &DecodeOptions::default()).expect("decode");
+        let body = &d.samples[3000..d.samples.len() - 3000];
+        let (tone, _) = fit(body, 3000.0);
+        let (image, _) = fit(body, 5000.0);
         assert!((20.0 * (tone / 16384.0).log10()).abs() < 0.1, "passband {tone}");
         assert!(20.0 * (image / 16384.0).log10() < -70.0, "image {image}");
     }
 
     #[test]
     fn downsampling_removes_content_above_the_new_nyquist() {
-        let x: Vec<f32> = sine(96_000, 30_000.0, 0.5, 48_000).iter().map(|&v| v as f32).collect();
-        let mut out = Vec::new();
-        SincResampler::default().resample(&x, 96_000, 48_000, &mut out);
-        let peak = out[1000..out.len() - 1000].iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        assert!(peak < 0.5 * 1e-3, "alias peak {peak}");
+        // 30 kHz at 96 kHz would alias to 18 kHz at 48 kHz.
+        let bytes = tone_file(96_000, &[1.0], 32, hound::SampleFormat::Float, 30_000.0, 0.5, 48_000);
+        let d = decode(Cursor::new(bytes), &DecodeOptions::default()).expect("decode");
+        assert_eq!(d.samples.len(), 24_000);
+        let peak = d.samples[1000..d.samples.len() - 1000].iter().map(|v| v.unsigned_abs()).max().unwrap_or(0);
+        assert!(f64::from(peak) < 16384.0 * 1e-3, "alias peak {peak}");
+    }
+
+    #[test]
+    fn rates_the_resampler_cannot_convert_are_a_typed_error() {
+        // 48000 / 44056 reduces to 6000 / 5507: more phases than the resampler builds.
+        let bytes = wav_bytes(spec(44_056, 1, 16, hound::SampleFormat::Int), &[0i16; 100]);
+        let err = decode(Cursor::new(bytes), &DecodeOptions::default()).expect_err("44 056 Hz");
+        assert!(
+            matches!(
+                err,
+                WavError::UnsupportedRatio {
+                    sample_rate: 44_056,
+                    error: ResampleError::UnsupportedRatio { from_hz: 44_056, to_hz: 48_000 }
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(std::error::Error::source(&err).is_some());
+        assert!(err.to_string().contains("44056 Hz"), "{err}");
+        // Rejected from the header alone, even when the data is cut short.
+        let mut bytes = wav_bytes(spec(47_999, 2, 24, hound::SampleFormat::Int), &[0i32; 100]);
+        bytes.truncate(bytes.len() - 7);
+        let r = decode(Cursor::new(bytes), &DecodeOptions::default());
+        assert!(matches!(r, Err(WavError::UnsupportedRatio { sample_rate: 47_999, .. })), "{r:?}");
+        // The common rates and both ends of the accepted range convert.
+        for rate in [MIN_INPUT_RATE, 8_000, 11_025, 12_000, 22_050, 32_000, 44_100, 88_200, 192_000, MAX_INPUT_RATE] {
+            let bytes = wav_bytes(spec(rate, 1, 16, hound::SampleFormat::Int), &[1000i16; 200]);
+            let d = decode(Cursor::new(bytes), &DecodeOptions::default()).unwrap_or_else(|e| panic!("{rate}: {e}"));
+            assert_eq!(d.samples.len(), (200 * 48_000usize).div_ceil(rate as usize), "{rate}");
+        }
     }
 
     #[test]
