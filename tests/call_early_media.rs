@@ -17,10 +17,9 @@ use std::time::Duration;
 
 use support::raw_ws::{RawSip, SipMsg, request, response, token};
 use support::*;
-use webphone::media::codec::{CodecKind, encoder};
-use webphone::media::peer::{Direction as SdpDirection, IceConfig, Peer, PeerConfig, PeerState, SendOutcome};
-use webphone::media::source::{AudioSource, Tone};
-use webphone::media::{AudioSetup, CallStats, FrameDuration, SendAudio};
+use webphone::media::codec::CodecKind;
+use webphone::media::peer::{Direction as SdpDirection, IceConfig, Peer, PeerConfig};
+use webphone::media::{AudioSetup, CallStats, SendAudio};
 use webphone::{CallOptions, Event, Originator};
 
 fn ratio(stats: &CallStats, hz: f64) -> f64 {
@@ -97,41 +96,9 @@ async fn early_media_from_183_is_heard_before_the_200() {
     assert_eq!(info.connected_ms, None, "{info:#?}");
 
     // --- media connects on the 183's answer; bob's peer sends a 1 kHz tone
-    let mut state = peer.state();
-    tokio::time::timeout(TIMEOUT, state.wait_for(|s| *s == PeerState::Connected))
-        .await
-        .expect("test peer connected during early media")
-        .expect("test peer state");
+    tone_peer::wait_connected(&peer).await;
     let stop = Arc::new(AtomicBool::new(false));
-    let sender = {
-        let (peer, stop) = (peer.clone(), stop.clone());
-        let pt = negotiated.codec.payload_type;
-        tokio::spawn(async move {
-            let mut enc = encoder(CodecKind::Opus, FrameDuration::Ms20).expect("opus encoder");
-            let mut tone = Tone::new(1000.0, -12.0);
-            let mut pcm = vec![0i16; FrameDuration::Ms20.samples()];
-            let mut out = vec![0u8; 1500];
-            let mut ts: u32 = rand::random();
-            let mut tick = tokio::time::interval(FrameDuration::Ms20.duration());
-            let mut sent = 0u32;
-            // ~1.5 s (75 packets) at least; keep going (at most 10 s) until
-            // the test has seen what it needs at Alice.
-            for i in 0..500u32 {
-                if stop.load(Ordering::Relaxed) && sent >= 75 {
-                    break;
-                }
-                tick.tick().await;
-                tone.read(&mut pcm);
-                let n = enc.encode(&pcm, &mut out).expect("encode");
-                match peer.send_rtp(pt, i == 0, ts, &out[..n]).await.expect("send_rtp") {
-                    SendOutcome::Sent => sent += 1,
-                    SendOutcome::Dropped(why) => panic!("test peer could not send: {why}"),
-                }
-                ts = ts.wrapping_add(960);
-            }
-            sent
-        })
-    };
+    let sender = tone_peer::send_tone(peer.clone(), negotiated.codec.payload_type, 75, stop.clone());
     let early = wait_stats(&alice, call, "the 1 kHz early media at Alice", |s| {
         s.decoded_frames >= 25 && ratio(s, 1000.0) >= 0.9 && s.rx_dominant_hz.is_some_and(|f| (f - 1000.0).abs() < 10.0)
     })

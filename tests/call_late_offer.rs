@@ -17,10 +17,9 @@ use std::time::Duration;
 
 use support::raw_ws::{RawSip, request, token};
 use support::*;
-use webphone::media::codec::{CodecKind, encoder};
-use webphone::media::peer::{Direction as SdpDirection, IceConfig, Peer, PeerConfig, PeerState, SendOutcome};
-use webphone::media::source::{AudioSource, Tone};
-use webphone::media::{AudioSetup, FrameDuration, SendAudio};
+use webphone::media::codec::CodecKind;
+use webphone::media::peer::{Direction as SdpDirection, IceConfig, Peer, PeerConfig};
+use webphone::media::{AudioSetup, SendAudio};
 use webphone::{Direction, Event, Originator};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,40 +156,9 @@ async fn invite_without_sdp_gets_the_offer_in_200_and_the_answer_in_ack() {
     assert!(confirmed.connected_ms.is_some_and(|c| c >= confirmed.started_ms), "{confirmed:#?}");
 
     // --- media: the test peer connects and sends Opus of a 1 kHz tone every 20 ms
-    let mut state = peer.state();
-    tokio::time::timeout(TIMEOUT, state.wait_for(|s| *s == PeerState::Connected))
-        .await
-        .expect("test peer connected in time")
-        .expect("test peer state");
+    tone_peer::wait_connected(&peer).await;
     let stop = Arc::new(AtomicBool::new(false));
-    let sender = {
-        let (peer, stop) = (peer.clone(), stop.clone());
-        let pt = negotiated.codec.payload_type;
-        tokio::spawn(async move {
-            let mut enc = encoder(CodecKind::Opus, FrameDuration::Ms20).expect("opus encoder");
-            let mut tone = Tone::new(1000.0, -12.0);
-            let mut pcm = vec![0i16; FrameDuration::Ms20.samples()];
-            let mut out = vec![0u8; 1500];
-            let mut ts: u32 = rand::random();
-            let mut tick = tokio::time::interval(FrameDuration::Ms20.duration());
-            let mut sent = 0u32;
-            // ~50 packets are enough; keep going (at most 10 s) until Alice has them.
-            for i in 0..500u32 {
-                if stop.load(Ordering::Relaxed) && sent >= 50 {
-                    break;
-                }
-                tick.tick().await;
-                tone.read(&mut pcm);
-                let n = enc.encode(&pcm, &mut out).expect("encode");
-                match peer.send_rtp(pt, i == 0, ts, &out[..n]).await.expect("send_rtp") {
-                    SendOutcome::Sent => sent += 1,
-                    SendOutcome::Dropped(why) => panic!("test peer could not send: {why}"),
-                }
-                ts = ts.wrapping_add(960);
-            }
-            sent
-        })
-    };
+    let sender = tone_peer::send_tone(peer.clone(), negotiated.codec.payload_type, 50, stop.clone());
     let stats = wait_stats(&alice, incoming.key, "Opus from the test peer at Alice", |s| {
         s.rx_packets >= 40 && s.decoded_frames > 0 && s.rx_dominant_hz.is_some_and(|f| (f - 1000.0).abs() < 10.0)
     })

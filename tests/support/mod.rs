@@ -5,6 +5,7 @@
 
 pub mod kamailio;
 pub mod raw_ws;
+pub mod tone_peer;
 
 use std::time::Duration;
 
