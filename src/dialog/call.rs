@@ -220,6 +220,14 @@ impl Call {
         }
         self.push_dialog_headers(&mut req);
         req.headers.push_typed(&CSeq { seq: self.invite_cseq, method: Method::Ack });
+        // The ACK for a 2xx carries the INVITE's credentials (RFC 3261 §13.2.2.4).
+        if let Some(invite) = &self.invite {
+            for h in invite.headers.iter() {
+                if matches!(h.name, HeaderName::Authorization | HeaderName::ProxyAuthorization) {
+                    req.headers.push(h.name.clone(), h.value.clone());
+                }
+            }
+        }
         if let Some(body) = body {
             req.headers.push(HeaderName::ContentType, "application/sdp");
             req.body = body;

@@ -480,6 +480,7 @@ impl UserAgent {
     }
 
     fn handle_invite_2xx(&mut self, key: CallKey, resp: &Response, now: Instant) {
+        let min_se = self.cfg.calls.min_se;
         let Some(call) = self.calls.get_mut(&key) else { return };
         let was = call.state;
         call.remote_tag =
@@ -515,7 +516,9 @@ impl UserAgent {
         call.state = CallState::Confirmed;
         call.snapshot.connected = Some(now);
         let se = resp.headers.typed::<SessionExpires>().and_then(Result::ok);
-        call.session_timer = se.map(|se| SessionTimer::new(se.delta, se.refresher.as_deref() != Some("uas"), now));
+        // Never below our Min-SE: a tiny interval must not become a refresh storm.
+        call.session_timer =
+            se.map(|se| SessionTimer::new(se.delta.max(min_se), se.refresher.as_deref() != Some("uas"), now));
         if has_sdp(resp) && !call.answer_applied {
             call.answer_applied = true;
             self.media(MediaRequest::ApplyAnswer { call: key, answer: resp.body.clone() });
@@ -549,6 +552,7 @@ impl UserAgent {
 
     /// A response to BYE / UPDATE / re-INVITE we sent in a dialog.
     pub(super) fn handle_in_dialog_response(&mut self, key: CallKey, resp: &Response, now: Instant) {
+        let min_se = self.cfg.calls.min_se;
         let Some(call) = self.calls.get_mut(&key) else { return };
         if call.is_ended() || resp.status.is_provisional() {
             return;
@@ -556,7 +560,8 @@ impl UserAgent {
         let code = resp.status.as_u16();
         if resp.status.is_success() {
             if let Some(Ok(se)) = resp.headers.typed::<SessionExpires>() {
-                call.session_timer = Some(SessionTimer::new(se.delta, se.refresher.as_deref() != Some("uas"), now));
+                let interval = se.delta.max(min_se);
+                call.session_timer = Some(SessionTimer::new(interval, se.refresher.as_deref() != Some("uas"), now));
             } else if let Some(t) = &call.session_timer {
                 call.session_timer = Some(SessionTimer::new(t.interval, t.we_refresh, now));
             }
@@ -676,7 +681,8 @@ impl UserAgent {
             remote,
             local_tag,
             remote_tag,
-            local_cseq: cseq.wrapping_add(1000),
+            // Our CSeq space in this dialog is ours alone (RFC 3261 §12.1.1).
+            local_cseq: 0,
             invite_cseq: cseq,
             remote_target,
             route_set,

@@ -242,30 +242,33 @@ impl ReceivePipeline {
     pub fn tick(&mut self, now: Instant) -> FrameAnalysis {
         let decoded = match self.jitter.pop(now) {
             Playout::Frame(payload) => match self.decoder.decode(payload, &mut self.pcm) {
-                Ok(_) => {
+                Ok(n) => {
                     self.stats.frames_decoded += 1;
-                    true
+                    Some(n)
                 }
                 Err(_) => {
                     self.stats.decode_errors += 1;
-                    self.decoder.conceal(&mut self.pcm).is_ok()
+                    self.decoder.conceal(&mut self.pcm).ok()
                 }
             },
             Playout::Lost { next: Some(next) } => {
                 self.stats.frames_recovered += 1;
-                self.decoder.recover(next, &mut self.pcm).is_ok()
+                self.decoder.recover(next, &mut self.pcm).ok()
             }
             Playout::Lost { next: None } => {
                 self.stats.frames_concealed += 1;
-                self.decoder.conceal(&mut self.pcm).is_ok()
+                self.decoder.conceal(&mut self.pcm).ok()
             }
             Playout::Waiting => {
                 self.stats.frames_waiting += 1;
-                false
+                None
             }
         };
-        if !decoded {
-            self.pcm.fill(0);
+        match decoded {
+            // A shorter packet (10 ms in a 20 ms pipeline) must not replay the last frame's tail.
+            Some(n) if n < self.pcm.len() => self.pcm[n..].fill(0),
+            Some(_) => {}
+            None => self.pcm.fill(0),
         }
         let analysis = self.meter.process(&self.pcm);
         if !analysis.silent && self.first_audio.is_none() {

@@ -421,13 +421,22 @@ impl fmt::Display for HeaderName {
     }
 }
 
-/// One header line: a name and its (unfolded) value.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One header line: a name and its (unfolded) value. `Debug` redacts the
+/// values of Authorization and Proxy-Authorization (digest responses).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Header {
     /// The name.
     pub name: HeaderName,
     /// The value, trimmed of surrounding white space, valid UTF-8.
     pub value: Bytes,
+}
+
+impl fmt::Debug for Header {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secret = matches!(self.name, HeaderName::Authorization | HeaderName::ProxyAuthorization);
+        let value = if secret { "<redacted>" } else { self.value_str() };
+        f.debug_struct("Header").field("name", &self.name).field("value", &value).finish()
+    }
 }
 
 impl Header {
@@ -950,6 +959,17 @@ mod tests {
         CSeq: 1 REGISTER\r\n\
         Contact: <sip:x@abc.invalid;transport=ws>;+sip.instance=\"<urn:uuid:1>\";expires=600\r\n\
         Content-Length: 0\r\n\r\n";
+
+    #[test]
+    fn debug_redacts_credentials() {
+        let mut h = Headers::new();
+        h.push(HeaderName::Authorization, "Digest username=\"a\", response=\"0123abcd\"");
+        h.push(HeaderName::ProxyAuthorization, "Digest response=\"4567ef\"");
+        h.push(HeaderName::CallId, "visible");
+        let text = format!("{h:?}");
+        assert!(!text.contains("0123abcd") && !text.contains("4567ef"), "{text}");
+        assert!(text.contains("visible") && text.contains("<redacted>"), "{text}");
+    }
 
     #[test]
     fn parses_a_request() {
