@@ -39,7 +39,24 @@ use crate::{Error, dialog::transaction::Timers};
 #[derive(Clone)]
 pub struct Phone {
     shared: Arc<Shared>,
+    /// Shared by all clones: when the last handle goes, the driver stops.
+    _last_handle: Arc<StopOnDrop>,
 }
+
+/// Stops the driver when the last [`Phone`] handle is dropped (the driver
+/// itself holds `Shared`, so it cannot notice otherwise).
+struct StopOnDrop(Arc<Shared>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if let Some(control) = lock(&self.0.control).as_ref() {
+            let _ = control.commands.send(Command::Stop);
+        }
+    }
+}
+
+/// The longest a WebSocket send may take before the connection counts as dead.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 struct Shared {
     config: PhoneConfig,
@@ -111,17 +128,16 @@ impl std::fmt::Debug for Phone {
 impl Phone {
     /// A phone that is not started yet.
     pub fn new(config: PhoneConfig) -> Phone {
-        Phone {
-            shared: Arc::new(Shared {
-                config,
-                subscribers: Mutex::new(Vec::new()),
-                connected: AtomicBool::new(false),
-                registered: AtomicBool::new(false),
-                control: Mutex::new(None),
-                clock: WallClock::new(),
-                interceptor: Mutex::new(None),
-            }),
-        }
+        let shared = Arc::new(Shared {
+            config,
+            subscribers: Mutex::new(Vec::new()),
+            connected: AtomicBool::new(false),
+            registered: AtomicBool::new(false),
+            control: Mutex::new(None),
+            clock: WallClock::new(),
+            interceptor: Mutex::new(None),
+        });
+        Phone { _last_handle: Arc::new(StopOnDrop(shared.clone())), shared }
     }
 
     /// Subscribes to events from now on. Each subscriber gets every event.
@@ -352,6 +368,9 @@ async fn drive(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Comman
             }
         }
     }
+    // Calls still up (stopped while offline) end here, reported.
+    ua.abandon_calls("phone stopped", now());
+    drain_offline(&mut ua, &mut media, &last_server, &shared);
     media.close_all();
     shared.registered.store(false, Ordering::Relaxed);
     shared.emit(Event::Stopped);
@@ -398,11 +417,13 @@ fn apply(cmd: Command, ua: &mut UserAgent, media: &mut MediaEngine) {
             let _ = reply.send(result);
         }
         Command::Answer { call, audio, reply } => {
-            let snapshot_exists = ua.call_snapshot(call).is_some();
-            if snapshot_exists {
+            // The media request this queues is handled after this returns,
+            // so the audio choice is in place before the media starts.
+            let result = ua.answer(call, t).map_err(Error::Call);
+            if result.is_ok() {
                 media.set_audio(call, audio);
             }
-            let _ = reply.send(ua.answer(call, t).map_err(Error::Call));
+            let _ = reply.send(result);
         }
         Command::Stats { call, reply } => match media.stats(call) {
             None => {
@@ -497,11 +518,11 @@ async fn session(
     loop {
         while let Some(out) = ua.poll_output() {
             match out {
-                Output::Transmit(bytes) => {
-                    if let Err(e) = conn.send_sip(bytes).await {
-                        return SessionEnd::Lost(format!("send failed: {e}"));
-                    }
-                }
+                Output::Transmit(bytes) => match tokio::time::timeout(SEND_TIMEOUT, conn.send_sip(bytes)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return SessionEnd::Lost(format!("send failed: {e}")),
+                    Err(_) => return SessionEnd::Lost("send stalled".into()),
+                },
                 Output::Event(ev) => emit_agent_event(ev, server, shared),
                 Output::Media(req) => media.handle(req),
             }
@@ -547,12 +568,16 @@ async fn session(
                 match keepalive.handle_timeout(t) {
                     KeepAliveAction::None => {}
                     KeepAliveAction::SendPing(kind) => {
-                        let sent = match kind {
-                            PingKind::WebSocket => conn.send_ping().await,
-                            PingKind::DoubleCrlf => conn.send_crlf_ping().await,
+                        let ping = async {
+                            match kind {
+                                PingKind::WebSocket => conn.send_ping().await,
+                                PingKind::DoubleCrlf => conn.send_crlf_ping().await,
+                            }
                         };
-                        if let Err(e) = sent {
-                            return SessionEnd::Lost(format!("send failed: {e}"));
+                        match tokio::time::timeout(SEND_TIMEOUT, ping).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => return SessionEnd::Lost(format!("send failed: {e}")),
+                            Err(_) => return SessionEnd::Lost("send stalled".into()),
                         }
                     }
                     KeepAliveAction::Dead => return SessionEnd::Lost("keep-alive: no answer from server".into()),

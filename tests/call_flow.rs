@@ -598,3 +598,88 @@ fn hangup_after_only_100_trying_cancels_at_once() {
     assert_eq!(net.requests(Side::A, Method::Cancel).len(), 1);
     assert_eq!(net.ended(Side::A).unwrap().end.as_ref().unwrap().status, Some(487));
 }
+
+#[test]
+fn media_failure_while_ringing_out_cancels_and_ends_on_the_final_response() {
+    let mut net = Net::new(no_timer(), no_timer());
+    let a_key = net.call("bob");
+    net.incoming();
+    let now = net.now;
+    net.a.handle_media_failure(a_key, "ICE failed", now);
+    net.drive();
+    assert_eq!(net.requests(Side::A, Method::Cancel).len(), 1);
+    let end = net.ended(Side::A).unwrap().end.clone().unwrap();
+    assert_eq!((end.by, end.status, end.reason.as_str()), (Originator::System, Some(487), "media: ICE failed"));
+}
+
+#[test]
+fn cancel_without_any_final_response_gives_up_after_64_t1() {
+    let mut net = Net::new(no_timer(), no_timer());
+    let a_key = net.call("bob");
+    net.incoming();
+    // B never answers the CANCEL nor sends the 487.
+    net.drop_from = Some((Side::B, |m| matches!(m, Message::Response(r) if r.status.as_u16() >= 200)));
+    let now = net.now;
+    net.a.hangup(a_key, now).unwrap();
+    net.run_for(Duration::from_secs(31));
+    assert!(net.ended(Side::A).is_none());
+    net.run_for(Duration::from_secs(2));
+    let end = net.ended(Side::A).unwrap().end.clone().unwrap();
+    assert_eq!((end.by, end.status), (Originator::Local, Some(408)));
+}
+
+#[test]
+fn caller_without_timer_support_gets_us_as_refresher() {
+    let mut net = Net::new(no_timer(), no_timer());
+    // A proxy added Session-Expires; the caller itself does not support timers.
+    let invite = "INVITE sip:bob@bobhost.invalid;transport=ws SIP/2.0\r\n\
+        Via: SIP/2.0/WS 127.0.0.1:5080;branch=z9hG4bKse1\r\n\
+        From: <sip:carol@example.com>;tag=s1\r\nTo: <sip:bob@example.com>\r\n\
+        Call-ID: se-1\r\nCSeq: 1 INVITE\r\nContact: <sip:carol@10.0.0.9;transport=ws>\r\nSession-Expires: 120\r\n\
+        Content-Type: application/sdp\r\nContent-Length: 4\r\n\r\nv=0\n";
+    let now = net.now;
+    net.b.handle_message(Bytes::from_static(invite.as_bytes()), now);
+    net.drive();
+    let key = net.incoming();
+    net.b.answer(key, now).unwrap();
+    net.drive();
+    let ok = net.wire.iter().rev().find_map(|(s, m)| match m {
+        Message::Response(r) if *s == Side::B && r.status.as_u16() == 200 => Some(r.clone()),
+        _ => None,
+    });
+    let ok = ok.unwrap();
+    assert_eq!(ok.headers.get(&HeaderName::SessionExpires), Some("120;refresher=uas"));
+    assert_eq!(ok.headers.get(&HeaderName::Require), None, "no Require: timer for a caller without it");
+}
+
+#[test]
+fn an_offer_while_one_is_pending_gets_491() {
+    let mut net = Net::new(no_timer(), no_timer());
+    net.call("bob");
+    let b_key = net.incoming();
+    let now = net.now;
+    net.b.answer(b_key, now).unwrap();
+    net.drive();
+    // Two re-INVITEs from A's side with offers; B's media answers neither yet.
+    net.auto_media = false;
+    let ack = net.requests(Side::A, Method::Ack)[0].clone();
+    for (i, branch) in ["z9hG4bKre1", "z9hG4bKre2"].iter().enumerate() {
+        let reinvite = format!(
+            "INVITE {} SIP/2.0\r\nVia: SIP/2.0/WS alicehost.invalid;branch={branch}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\n\
+             CSeq: {} INVITE\r\nContact: <sip:alice@alicehost.invalid;transport=ws>\r\nContent-Type: application/sdp\r\n\
+             Content-Length: 4\r\n\r\nv=0\n",
+            ack.uri,
+            ack.headers.get(&HeaderName::From).unwrap(),
+            ack.headers.get(&HeaderName::To).unwrap(),
+            ack.headers.get(&HeaderName::CallId).unwrap(),
+            10 + i
+        );
+        net.b.handle_message(Bytes::from(reinvite), now);
+        net.drive();
+    }
+    assert!(net.statuses(Side::B).contains(&491));
+    // Hanging up answers the pending one with 487.
+    net.b.hangup(b_key, now).unwrap();
+    net.drive();
+    assert!(net.statuses(Side::B).contains(&487));
+}

@@ -190,6 +190,10 @@ pub(crate) struct Call {
     pub ack_deadline: Option<Instant>,
     /// A re-INVITE / UPDATE carrying an offer, waiting for the media side's answer.
     pub pending_offer: Option<(Request, super::transaction::TransactionKey)>,
+    /// Outgoing, being cancelled: why (reported when the INVITE's final
+    /// response comes) and when to stop waiting for it (64*T1 after the CANCEL).
+    pub cancel_cause: Option<EndCause>,
+    pub cancel_deadline: Option<Instant>,
     pub snapshot: CallSnapshot,
 }
 
@@ -281,7 +285,7 @@ impl Call {
 
     /// When this call needs `handle_timeout`.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        [self.session_timer.as_ref().map(|t| t.deadline), self.auto_answer_at, self.ack_deadline]
+        [self.session_timer.as_ref().map(|t| t.deadline), self.auto_answer_at, self.ack_deadline, self.cancel_deadline]
             .into_iter()
             .flatten()
             .min()

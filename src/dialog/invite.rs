@@ -139,6 +139,8 @@ impl UserAgent {
             auto_answer_at: None,
             ack_deadline: None,
             pending_offer: None,
+            cancel_cause: None,
+            cancel_deadline: None,
             snapshot,
         };
         self.emit(AgentEvent::Call(CallEvent::Outgoing(call.snapshot.clone())));
@@ -240,8 +242,16 @@ impl UserAgent {
         let why = format!("media: {reason}");
         match call.state {
             CallState::Calling | CallState::Early => {
-                self.send_cancel(key, now);
-                self.end_call(key, Originator::System, None, &why, now);
+                // The call ends when the INVITE's final response (487) comes,
+                // so a 200 crossing the CANCEL is still ACKed and hung up.
+                let early = call.state == CallState::Early;
+                if let Some(call) = self.calls.get_mut(&key) {
+                    call.cancel_cause = Some(EndCause { by: Originator::System, status: None, reason: why });
+                    call.state = CallState::CancelPending;
+                }
+                if early {
+                    self.send_cancel(key, now);
+                }
             }
             CallState::CancelPending | CallState::Cancelling | CallState::Ended => {}
             _ => self.handle_local_sdp(key, Err(reason.to_string()), now),
@@ -331,6 +341,7 @@ impl UserAgent {
         let Some(call) = self.calls.get_mut(&key) else { return };
         let Some(invite) = call.invite.clone() else { return };
         call.state = CallState::Cancelling;
+        call.cancel_deadline = Some(now + self.cfg.timers.transaction_timeout());
         let mut cancel = Request::new(Method::Cancel, invite.uri.clone());
         for h in invite.headers.iter() {
             if matches!(
@@ -372,9 +383,20 @@ impl UserAgent {
             let requested = invite.and_then(|r| r.headers.typed::<SessionExpires>()).and_then(Result::ok);
             if let Some(se) = requested {
                 let interval = se.delta.max(min_se);
-                // The caller refreshes unless it asked us to.
-                let refresher = se.refresher.as_deref().unwrap_or("uac").to_string();
-                resp.headers.push(HeaderName::Require, "timer");
+                let caller_supports = invite.is_some_and(|r| {
+                    let has =
+                        |name| r.headers.tokens(&name).is_ok_and(|t| t.iter().any(|o| o.eq_ignore_ascii_case("timer")));
+                    has(HeaderName::Supported) || has(HeaderName::Require)
+                });
+                // RFC 4028 §9: a caller without timer support cannot refresh
+                // (a proxy added the header): we refresh, and require nothing.
+                let refresher = match (caller_supports, se.refresher.as_deref()) {
+                    (false, _) => "uas".to_string(),
+                    (true, r) => r.unwrap_or("uac").to_string(),
+                };
+                if caller_supports {
+                    resp.headers.push(HeaderName::Require, "timer");
+                }
                 resp.headers.push(HeaderName::SessionExpires, format!("{interval};refresher={refresher}"));
                 call.session_timer = Some(SessionTimer::new(interval, refresher == "uas", now));
             }
@@ -442,8 +464,9 @@ impl UserAgent {
                 return;
             }
         }
-        let (by, reason) = match call.state {
-            CallState::Cancelling | CallState::CancelPending => (Originator::Local, "cancelled".to_string()),
+        let (by, reason) = match (call.state, call.cancel_cause.take()) {
+            (CallState::Cancelling | CallState::CancelPending, Some(cause)) => (cause.by, cause.reason),
+            (CallState::Cancelling | CallState::CancelPending, None) => (Originator::Local, "cancelled".to_string()),
             _ => (Originator::Remote, reason_phrase(resp)),
         };
         self.end_call(key, by, Some(code), &reason, now);
@@ -510,7 +533,10 @@ impl UserAgent {
         if matches!(was, CallState::Cancelling | CallState::CancelPending) {
             // The answer crossed our CANCEL: the call is up, end it.
             call.state = CallState::Confirmed;
-            self.send_bye(key, Originator::Local, "cancelled", now);
+            call.cancel_deadline = None;
+            let cause = call.cancel_cause.take();
+            let (by, reason) = cause.map_or((Originator::Local, "cancelled".to_string()), |c| (c.by, c.reason));
+            self.send_bye(key, by, &reason, now);
             return;
         }
         call.state = CallState::Confirmed;
@@ -701,6 +727,8 @@ impl UserAgent {
             auto_answer_at,
             ack_deadline: None,
             pending_offer: None,
+            cancel_cause: None,
+            cancel_deadline: None,
             snapshot,
         };
         self.calls.insert(key, call);
@@ -770,8 +798,8 @@ impl UserAgent {
     fn handle_offer_in_dialog(&mut self, key: CallKey, req: &Request, tx: &TransactionKey, now: Instant) {
         let min_se = self.cfg.calls.min_se;
         let Some(call) = self.calls.get_mut(&key) else { return };
-        if call.state != CallState::Confirmed {
-            // RFC 3261 §14.2: an offer while ours is pending.
+        if call.state != CallState::Confirmed || call.pending_offer.is_some() {
+            // RFC 3261 §14.2: an offer while another is pending.
             let status = StatusCode::new(491).unwrap_or(StatusCode::BAD_REQUEST);
             self.reply(req, tx, status, now);
             return;
@@ -829,6 +857,13 @@ impl UserAgent {
             let _ = self.answer(key, now);
             return;
         }
+        if call.cancel_deadline.is_some_and(|t| now >= t) {
+            call.cancel_deadline = None;
+            let cause = call.cancel_cause.take();
+            let (by, reason) = cause.map_or((Originator::Local, "cancelled".to_string()), |c| (c.by, c.reason));
+            self.end_call(key, by, Some(408), &format!("{reason} (no final response to the CANCEL)"), now);
+            return;
+        }
         if call.ack_deadline.is_some_and(|t| now >= t) {
             call.ack_deadline = None;
             self.send_bye(key, Originator::System, "no ACK for our 200 OK", now);
@@ -869,9 +904,15 @@ impl UserAgent {
         call.session_timer = None;
         call.auto_answer_at = None;
         call.ack_deadline = None;
+        call.cancel_deadline = None;
         call.snapshot.ended = Some(now);
         call.snapshot.end = Some(EndCause { by, status, reason: reason.to_string() });
         let snapshot = call.snapshot.clone();
+        // A re-INVITE / UPDATE still waiting for our answer is refused (RFC 3261 §15.1.2).
+        if let Some((req, tx)) = call.pending_offer.take() {
+            let resp = crate::sip::validate::response_to(&req, StatusCode::REQUEST_TERMINATED);
+            self.send_response(&tx, resp, now);
+        }
         self.media(MediaRequest::Close { call: key });
         self.emit(AgentEvent::Call(CallEvent::Ended(snapshot)));
     }
@@ -879,6 +920,15 @@ impl UserAgent {
     /// Forgets ended calls (their transactions may still finish).
     pub(super) fn prune_calls(&mut self) {
         self.calls.retain(|_, c| !c.is_ended());
+    }
+
+    /// Ends every call without signalling (the phone is stopping and can no
+    /// longer send), reporting each as ended by the system.
+    pub fn abandon_calls(&mut self, reason: &str, now: Instant) {
+        let keys: Vec<_> = self.calls.values().filter(|c| !c.is_ended()).map(|c| c.key).collect();
+        for key in keys {
+            self.end_call(key, Originator::System, None, reason, now);
+        }
     }
 
     /// The transport is gone: calls still being set up cannot complete.

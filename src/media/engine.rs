@@ -272,6 +272,7 @@ async fn run_audio(
     for hz in &tracked {
         recv.track(*hz);
     }
+    let mut state = peer.state();
     let connected_at = Instant::now();
     {
         let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
@@ -308,6 +309,13 @@ async fn run_audio(
                         }
                         s.stats.update(&send.stats(), &recv, &analysis, &tracked);
                     }
+                }
+            }
+            changed = state.changed() => {
+                let gone = changed.is_err() || matches!(*state.borrow(), PeerState::Failed | PeerState::Closed);
+                if gone {
+                    let _ = tx.send(MediaResult::Failed { call, reason: "media connection lost".into() });
+                    return;
                 }
             }
             pkt = async {
