@@ -76,8 +76,6 @@ impl Default for CallSettings {
     }
 }
 
-const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE";
-
 impl UserAgent {
     /// Command: place a call. The call exists at once (a [`CallEvent::Outgoing`]
     /// follows) and the INVITE leaves when the media side hands over its offer.
@@ -308,6 +306,7 @@ impl UserAgent {
         let contact = self.contact.clone();
         let session_expires = self.cfg.calls.session_expires;
         let min_se = self.cfg.calls.min_se;
+        let allow = self.allow_header();
         let Some(call) = self.calls.get_mut(&key) else { return };
         call.local_cseq += 1;
         call.invite_cseq = call.local_cseq;
@@ -319,7 +318,7 @@ impl UserAgent {
         req.headers.push(HeaderName::CallId, call.call_id.clone());
         req.headers.push_typed(&CSeq { seq: call.invite_cseq, method: Method::Invite });
         req.headers.push(HeaderName::Contact, contact.to_string());
-        req.headers.push(HeaderName::Allow, ALLOW);
+        req.headers.push(HeaderName::Allow, allow);
         req.headers.push(HeaderName::Supported, "timer");
         if let Some(se) = session_expires {
             req.headers.push(HeaderName::SessionExpires, se.max(min_se).to_string());
@@ -371,13 +370,14 @@ impl UserAgent {
     /// Sends a response to the incoming INVITE of `key` through its server transaction.
     fn respond_to_invite(&mut self, key: CallKey, status: StatusCode, sdp: Option<Bytes>, now: Instant) {
         let contact = self.contact.clone();
+        let allow = self.allow_header();
         let min_se = self.cfg.calls.min_se;
         let timers = self.cfg.timers;
         let Some(call) = self.calls.get_mut(&key) else { return };
         let Some(mut resp) = call.response_to_invite(status, &contact) else { return };
         let Some(tx_key) = call.remote_invite.as_ref().and_then(TransactionKey::of_request) else { return };
         if status.is_success() {
-            resp.headers.push(HeaderName::Allow, ALLOW);
+            resp.headers.push(HeaderName::Allow, allow);
             resp.headers.push(HeaderName::Supported, "timer");
             let invite = call.remote_invite.as_ref();
             let requested = invite.and_then(|r| r.headers.typed::<SessionExpires>()).and_then(Result::ok);
@@ -428,7 +428,7 @@ impl UserAgent {
             }
             call.remote_tag =
                 resp.headers.name_addr(&HeaderName::To).and_then(Result::ok).and_then(|t| t.tag().map(str::to_string));
-            let early_media = has_sdp(resp);
+            let early_media = resp.headers.carries_sdp(&resp.body);
             let pending_cancel = call.state == CallState::CancelPending;
             if call.state == CallState::Calling {
                 call.state = CallState::Early;
@@ -467,7 +467,7 @@ impl UserAgent {
         let (by, reason) = match (call.state, call.cancel_cause.take()) {
             (CallState::Cancelling | CallState::CancelPending, Some(cause)) => (cause.by, cause.reason),
             (CallState::Cancelling | CallState::CancelPending, None) => (Originator::Local, "cancelled".to_string()),
-            _ => (Originator::Remote, reason_phrase(resp)),
+            _ => (Originator::Remote, resp.reason_phrase().to_string()),
         };
         self.end_call(key, by, Some(code), &reason, now);
     }
@@ -545,7 +545,7 @@ impl UserAgent {
         // Never below our Min-SE: a tiny interval must not become a refresh storm.
         call.session_timer =
             se.map(|se| SessionTimer::new(se.delta.max(min_se), se.refresher.as_deref() != Some("uas"), now));
-        if has_sdp(resp) && !call.answer_applied {
+        if resp.headers.carries_sdp(&resp.body) && !call.answer_applied {
             call.answer_applied = true;
             self.media(MediaRequest::ApplyAnswer { call: key, answer: resp.body.clone() });
         }
@@ -780,7 +780,7 @@ impl UserAgent {
         call.snapshot.connected = Some(now);
         let key = call.key;
         if call.late_offer {
-            if !has_sdp_request(req) {
+            if !req.headers.carries_sdp(&req.body) {
                 // Our 200 carried the offer: the ACK must carry the answer (RFC 3261 §13.2.1).
                 self.send_bye(key, Originator::System, "the ACK carried no SDP answer", now);
                 return;
@@ -948,24 +948,10 @@ fn first_contact(headers: &crate::sip::Headers) -> Option<Uri> {
     contacts.first()?.address().map(|a| a.uri.clone())
 }
 
-fn has_sdp(resp: &Response) -> bool {
-    !resp.body.is_empty()
-        && matches!(resp.headers.typed::<ContentType>(), Some(Ok(ct)) if ct.media_type == "application/sdp")
-}
-
-fn has_sdp_request(req: &Request) -> bool {
-    !req.body.is_empty()
-        && matches!(req.headers.typed::<ContentType>(), Some(Ok(ct)) if ct.media_type == "application/sdp")
-}
-
 fn allows_update(resp: &Response) -> bool {
     resp.headers.tokens(&HeaderName::Allow).is_ok_and(|t| t.iter().any(|m| m.eq_ignore_ascii_case("UPDATE")))
 }
 
 fn tag_of(value: Option<&str>) -> Option<String> {
     NameAddr::parse(value?).and_then(|a| a.tag().map(str::to_string))
-}
-
-fn reason_phrase(resp: &Response) -> String {
-    if resp.reason.is_empty() { resp.status.canonical_reason().to_string() } else { resp.reason.clone() }
 }

@@ -27,7 +27,7 @@ pub mod register;
 pub mod transaction;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use rand::SeedableRng;
@@ -330,6 +330,11 @@ impl UserAgent {
         self.outputs.push_back(Output::Transmit(bytes));
     }
 
+    /// The Allow header value: the methods we accept.
+    pub(crate) fn allow_header(&self) -> String {
+        self.caps.methods.iter().map(Method::as_str).collect::<Vec<_>>().join(", ")
+    }
+
     fn media(&mut self, request: MediaRequest) {
         self.outputs.push_back(Output::Media(request));
     }
@@ -492,8 +497,7 @@ impl UserAgent {
             Method::Options => {
                 let mut resp = response_to(req, StatusCode::OK);
                 self.add_to_tag(&mut resp);
-                let allow = self.caps.methods.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
-                resp.headers.push(HeaderName::Allow, allow);
+                resp.headers.push(HeaderName::Allow, self.allow_header());
                 resp.headers.push(HeaderName::Accept, "application/sdp");
                 resp.headers.push(HeaderName::Supported, "timer");
                 resp
@@ -522,6 +526,3 @@ impl UserAgent {
         }
     }
 }
-
-/// How long to wait for the answer to an unregistration when stopping.
-pub const UNREGISTER_GRACE: Duration = Duration::from_secs(2);

@@ -24,7 +24,7 @@ use rand::rngs::StdRng;
 
 use super::auth::{Challenge, DigestClient, preferred};
 use crate::sip::{
-    CSeq, Contact, Expires, HeaderName, Method, MinExpires, NameAddr, Request, Response, RetryAfter, StatusCode, Uri,
+    CSeq, Contact, Expires, HeaderName, Method, MinExpires, NameAddr, Request, Response, RetryAfter, Uri,
 };
 
 /// What to register, and for how long.
@@ -269,7 +269,7 @@ impl Registration {
                 let stale_retry = challenge.stale && self.stale_retries < 2;
                 if self.challenged && !stale_retry {
                     self.challenge = None;
-                    return (None, Some(self.permanent_failure(code, reason_of(resp))));
+                    return (None, Some(self.permanent_failure(code, resp.reason_phrase().to_string())));
                 }
                 if challenge.stale {
                     self.stale_retries += 1;
@@ -286,12 +286,12 @@ impl Registration {
                     self.expires = min;
                     (Some(self.build(min, false, auth)), None)
                 }
-                _ => (None, Some(self.permanent_failure(code, reason_of(resp)))),
+                _ => (None, Some(self.permanent_failure(code, resp.reason_phrase().to_string()))),
             },
-            403 | 404 | 600..=699 => (None, Some(self.permanent_failure(code, reason_of(resp)))),
+            403 | 404 | 600..=699 => (None, Some(self.permanent_failure(code, resp.reason_phrase().to_string()))),
             _ => {
                 let retry_after = resp.headers.typed::<RetryAfter>().and_then(Result::ok).map(|r| r.seconds);
-                (None, Some(self.transient_failure(code, reason_of(resp), retry_after, now)))
+                (None, Some(self.transient_failure(code, resp.reason_phrase().to_string(), retry_after, now)))
             }
         }
     }
@@ -386,17 +386,8 @@ pub fn refresh_after(granted: u32) -> Duration {
     Duration::from_secs(g - margin).max(Duration::from_secs(1))
 }
 
-fn reason_of(resp: &Response) -> String {
-    if resp.reason.is_empty() { resp.status.canonical_reason().to_string() } else { resp.reason.clone() }
-}
-
 /// A random alphanumeric token (tags, Call-IDs, branches, cnonces).
 pub fn random_token(rng: &mut impl Rng, len: usize) -> String {
     const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     (0..len).map(|_| CHARS[rng.random_range(0..CHARS.len())] as char).collect()
-}
-
-/// Status code helper for tests and callers.
-pub fn is_auth_challenge(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 401 | 407)
 }

@@ -161,12 +161,6 @@ impl ClientTransaction {
         }
     }
 
-    /// The connection carrying this transaction is gone: it ends now.
-    pub fn handle_transport_lost(&mut self) {
-        self.state = ClientState::Terminated;
-        self.deadline = None;
-    }
-
     /// When to call [`Self::handle_timeout`].
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.deadline

@@ -452,6 +452,14 @@ impl Header {
 pub struct Headers(Vec<Header>);
 
 impl Headers {
+    /// True when `body` is non-empty and Content-Type says `application/sdp`.
+    pub fn carries_sdp(&self, body: &[u8]) -> bool {
+        !body.is_empty()
+            && self
+                .typed::<super::header::ContentType>()
+                .is_some_and(|ct| ct.is_ok_and(|ct| ct.media_type == "application/sdp"))
+    }
+
     /// An empty list.
     pub fn new() -> Self {
         Self(Vec::with_capacity(12))
@@ -919,6 +927,11 @@ impl Request {
 }
 
 impl Response {
+    /// The reason phrase as received, or the canonical one when it was empty.
+    pub fn reason_phrase(&self) -> &str {
+        if self.reason.is_empty() { self.status.canonical_reason() } else { &self.reason }
+    }
+
     /// A response with the canonical reason phrase and no headers.
     pub fn new(status: StatusCode) -> Response {
         Response {
