@@ -82,9 +82,9 @@ mod phone;
 mod secret;
 
 pub use config::{PhoneConfig, PhoneConfigBuilder};
-pub use error::Error;
 pub use dialog::call::{CallKey, Direction, EndCause, Originator, Party};
 pub use dialog::invite::{CallError, CallRequest};
+pub use error::Error;
 pub use event::{CallInfo, Event};
 pub use phone::{CallOptions, Events, Phone};
 pub use secret::Password;
