@@ -612,6 +612,8 @@ impl JitterBuffer {
     /// Returns to buffering, starting from the packet in `idx`.
     fn rebuffer(&mut self, idx: usize) -> Decision {
         self.stats.lost += (self.slots[idx].seq - self.next_seq).max(0) as u64;
+        // The gap is counted as lost: a packet of it arriving now is late, not played.
+        self.next_seq = self.next_seq.max(self.slots[idx].seq);
         self.mode = Mode::Buffering { initial: false };
         self.hold_ts = None;
         Decision::Rebuffer
@@ -1042,6 +1044,26 @@ mod tests {
         assert!(played.windows(2).all(|w| w[1] == w[0] + 1));
         assert!(played.len() >= 76, "played {}", played.len());
         assert_eq!(jb.stats().lost + jb.stats().late, 0);
+    }
+
+    #[test]
+    fn a_gap_counted_lost_when_rebuffering_is_not_played() {
+        // Found by fuzz/fuzz_targets/jitter_buffer.rs: a packet of the gap skipped by a
+        // re-buffering was still stored and played, and the rest of the gap counted lost twice.
+        let mut jb = JitterBuffer::new(config());
+        let t0 = Instant::now();
+        jb.insert(100, 0, &payload(100), t0);
+        assert_eq!(record(jb.pop(at(t0, 100.0))), Out::Frame(100));
+        assert_eq!(record(jb.pop(at(t0, 120.0))), Out::Lost(None));
+        // 61 frames ahead after an underrun: re-buffer, 101..=160 lost.
+        jb.insert(161, 61 * F, &payload(161), at(t0, 130.0));
+        assert_eq!(record(jb.pop(at(t0, 140.0))), Out::Lost(None));
+        assert_eq!(jb.stats().lost, 60);
+        assert_eq!(jb.insert(156, 56 * F, &payload(156), at(t0, 150.0)), InsertOutcome::Late);
+        let out: Vec<Out> = (0..30).map(|k| record(jb.pop(at(t0, 160.0 + 20.0 * k as f64)))).collect();
+        assert_eq!(frames(&out), vec![161]);
+        let s = jb.stats();
+        assert_eq!((s.played, s.lost), (2, 60));
     }
 
     /// Plays a stream whose sender clock runs at `interval_ms` per 20 ms frame for `secs`.

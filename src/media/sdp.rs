@@ -284,9 +284,8 @@ impl MLine {
     }
     fn with_formats(&self, original: &str, formats: &[String]) -> String {
         // Keep the original media/port/proto spelling; replace only the format list.
-        let mut it = original.split_whitespace();
-        let head: Vec<&str> = it.by_ref().take(3).collect();
-        let mut line = head.join(" ");
+        let head: Vec<&str> = original.strip_prefix("m=").unwrap_or(original).split_whitespace().take(3).collect();
+        let mut line = format!("m={}", head.join(" "));
         for f in formats {
             line.push(' ');
             line.push_str(f);
@@ -506,7 +505,9 @@ fn fix_bundle(doc: &mut Doc) {
         (m.media == "audio" && m.port != 0 && m.is_rtp()).then(|| mid_of(s)).flatten()
     });
     if let Some(mid) = audio_mid {
-        doc.session.push(format!("a=group:BUNDLE {mid}"));
+        // First among the groups (`a=group:LS ...` may be there already).
+        let at = doc.session.iter().position(is_group).unwrap_or(doc.session.len());
+        doc.session.insert(at, format!("a=group:BUNDLE {mid}"));
     }
 }
 
@@ -756,6 +757,63 @@ pub(crate) fn strip_telephone_event_tags(sdp: &str) -> String {
     out
 }
 
+/// The crate-private readers above, for the fuzz targets in `fuzz/` (feature `fuzzing`).
+/// Not a stable API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use super::{Direction, SdpError};
+
+    /// One `m=` line as the peer reads it (`MediaInfo`), rtpmaps as `(pt, name, rate, channels)`.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub struct Media {
+        /// Media type, lower-cased.
+        pub media: String,
+        /// Port.
+        pub port: u16,
+        /// The numeric formats.
+        pub formats: Vec<u8>,
+        /// `a=mid`.
+        pub mid: Option<String>,
+        /// Effective direction.
+        pub direction: Direction,
+        /// One per format with an rtpmap or a static assignment.
+        pub rtpmaps: Vec<(u8, String, u32, u16)>,
+    }
+
+    impl From<super::MediaInfo> for Media {
+        fn from(m: super::MediaInfo) -> Self {
+            let rtpmaps = m.rtpmaps.into_iter().map(|r| (r.pt, r.name, r.clock_rate, r.channels)).collect();
+            Media { media: m.media, port: m.port, formats: m.formats, mid: m.mid, direction: m.direction, rtpmaps }
+        }
+    }
+
+    /// See `media_sections`.
+    pub fn media_sections(sdp: &str) -> Vec<Media> {
+        super::media_sections(sdp).into_iter().map(Media::from).collect()
+    }
+
+    /// See `audio_section`.
+    pub fn audio_section(sdp: &str) -> Option<Media> {
+        super::audio_section(sdp).map(Media::from)
+    }
+
+    /// See `tag_telephone_events`.
+    pub fn tag_telephone_events(sdp: &str) -> String {
+        super::tag_telephone_events(sdp)
+    }
+
+    /// See `strip_telephone_event_tags`.
+    pub fn strip_telephone_event_tags(sdp: &str) -> String {
+        super::strip_telephone_event_tags(sdp)
+    }
+
+    /// See `reconcile_fmtp`.
+    pub fn reconcile_fmtp(sdp: &str, name: &str, rate: u32, local: &str) -> String {
+        super::reconcile_fmtp(sdp, name, rate, local)
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -956,6 +1014,24 @@ a=rtcp-mux\n";
     }
 
     #[test]
+    fn added_bundle_goes_before_other_groups() {
+        // Found by fuzz/fuzz_targets/sdp.rs: the BUNDLE group was appended after
+        // an existing group, where webrtc does not look (and a second pass moved it).
+        let sdp = "v=0\r\ns=-\r\nt=0 0\r\na=group:LS 0\r\nm=audio 4000 RTP/AVP 0\r\na=mid:0\r\n";
+        let out = normalize_remote_sdp(sdp).unwrap();
+        assert!(out.contains("a=group:BUNDLE 0\r\na=group:LS 0\r\n"), "{out}");
+        assert_eq!(normalize_remote_sdp(&out).unwrap(), out);
+    }
+
+    #[test]
+    fn rewritten_m_line_keeps_its_proto() {
+        // Found with fuzz/fuzz_targets/sdp.rs: after "m= " the format list replaced the proto.
+        let out = normalize_remote_sdp("v=0\r\nm= audio 5 RTP/AVP 0 96\r\n").unwrap();
+        assert!(out.contains("\r\nm=audio 5 RTP/AVP 0\r\n"), "{out}");
+        assert_eq!(normalize_remote_sdp(&out).unwrap(), out);
+    }
+
+    #[test]
     fn errors() {
         assert_eq!(normalize_remote_sdp(""), Err(SdpError::Empty));
         assert_eq!(normalize_remote_sdp(" \r\n\n"), Err(SdpError::Empty));
@@ -1057,7 +1133,7 @@ a=fmtp:96 minptime=20;useinbandfec=0;stereo=1\r\na=rtpmap:0 PCMU/8000\r\na=fmtp:
                 if let Ok(out) = normalize_remote_sdp(&sdp) {
                     // Output is stable under a second pass.
                     let again = normalize_remote_sdp(&out);
-                    prop_assert!(again.is_ok());
+                    prop_assert_eq!(again.as_ref(), Ok(&out));
                     let _ = tag_telephone_events(&out);
                     let _ = strip_telephone_event_tags(&out);
                     let _ = reconcile_fmtp(&out, "opus", 48000, "minptime=10;useinbandfec=1");
