@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::jitter::JitterConfig;
-use super::peer::{Direction, Negotiated, Peer, PeerState, SendOutcome};
+use super::peer::{Direction, Negotiated, Peer, PeerState};
 use super::pipeline::{ReceivePipeline, SendPipeline};
 use super::{AudioSetup, CallStats, MediaConfig};
 use crate::dialog::MediaRequest;
@@ -287,14 +287,10 @@ async fn run_audio(
             _ = ticker.tick() => {
                 ticks += 1;
                 let now = Instant::now();
-                match send.next_packet() {
-                    Ok(pkt) => {
-                        let outcome = peer.send_rtp(pkt.payload_type, pkt.marker, pkt.timestamp, pkt.payload).await;
-                        if let Ok(SendOutcome::Dropped(reason)) = outcome {
-                            tracing::trace!(%call, %reason, "RTP not sent");
-                        }
-                    }
-                    Err(e) => tracing::debug!(%call, error = %e, "encoder failed; frame skipped"),
+                // Drops (counted and logged once per streak by the peer) and
+                // encoder failures (counted in SendStats) are not logged per frame.
+                if let Ok(pkt) = send.next_packet() {
+                    let _ = peer.send_rtp(pkt.payload_type, pkt.marker, pkt.timestamp, pkt.payload).await;
                 }
                 let analysis = recv.tick(now);
                 if ticks % 5 == 0 {
