@@ -13,8 +13,6 @@ use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use rtc::rtcp::receiver_report::ReceiverReport;
-use rtc::rtcp::sender_report::SenderReport;
 use rtc::shared::marshal::Unmarshal;
 use webphone::media::FrameDuration;
 use webphone::media::codec::CodecKind;
@@ -78,17 +76,9 @@ fn rtcp(bytes: &[u8]) {
     let Ok(packets) = rtc::rtcp::packet::unmarshal(&mut &bytes[..]) else { return };
     for p in &packets {
         let _ = (p.header(), p.destination_ssrc(), p.raw_size(), p.to_string());
-        let any = p.as_any();
-        let blocks = if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
-            &rr.reports
-        } else if let Some(sr) = any.downcast_ref::<SenderReport>() {
-            &sr.reports
-        } else {
-            continue;
-        };
-        for b in blocks {
-            // The monitor's DLSR conversion.
-            let _ = Duration::from_secs_f64(f64::from(b.delay) / 65536.0);
+        // The same extraction and DLSR conversion our RTCP monitor uses.
+        for b in webphone::media::peer::report_blocks(p.as_ref()) {
+            let _ = webphone::media::peer::dlsr(b);
         }
     }
 }

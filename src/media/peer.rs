@@ -554,6 +554,25 @@ async fn read_track(track: Arc<dyn TrackRemote>, tx: mpsc::Sender<RtpIn>, shared
     }
 }
 
+/// The reception report blocks an RTCP packet carries (receiver and sender
+/// reports; none for other packet types). Used by our RTCP monitor and by
+/// the `rtp` fuzz target, so the fuzzer exercises the real code.
+pub fn report_blocks(packet: &dyn rtc::rtcp::packet::Packet) -> &[ReceptionReport] {
+    let any = packet.as_any();
+    if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
+        &rr.reports
+    } else if let Some(sr) = any.downcast_ref::<SenderReport>() {
+        &sr.reports
+    } else {
+        &[]
+    }
+}
+
+/// A report block's delay since the last sender report (DLSR, 1/65536 s units).
+pub fn dlsr(block: &ReceptionReport) -> Duration {
+    Duration::from_secs_f64(f64::from(block.delay) / 65536.0)
+}
+
 /// What the remote's RTCP reports about our stream.
 #[derive(Default)]
 struct RtcpReports {
@@ -594,21 +613,12 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for RtcpMonitor {
     fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
         if let InterceptedPacket::Rtcp(packets) = &msg.message.packet {
             for packet in packets {
-                let any = packet.as_any();
-                let blocks = if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
-                    &rr.reports
-                } else if let Some(sr) = any.downcast_ref::<SenderReport>() {
-                    &sr.reports
-                } else {
-                    continue;
-                };
-                for block in blocks.iter().filter(|b| b.ssrc == self.ssrc) {
+                for block in report_blocks(packet.as_ref()).iter().filter(|b| b.ssrc == self.ssrc) {
                     let mut r = lock(&self.reports);
                     if block.last_sender_report != 0
                         && let Some((_, sent)) = r.sent_srs.iter().find(|(lsr, _)| *lsr == block.last_sender_report)
                     {
-                        let dlsr = Duration::from_secs_f64(f64::from(block.delay) / 65536.0);
-                        r.rtt = msg.now.checked_duration_since(*sent).and_then(|d| d.checked_sub(dlsr));
+                        r.rtt = msg.now.checked_duration_since(*sent).and_then(|d| d.checked_sub(dlsr(block)));
                     }
                     r.last = Some(block.clone());
                 }
