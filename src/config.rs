@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use crate::Error;
 use crate::dialog::invite::CallSettings;
+use crate::media::impairment::Impairment;
+use crate::media::quality::QualityThresholds;
 use crate::media::{FrameDuration, IceServer, MediaConfig};
 use crate::secret::Password;
 use crate::transport::keepalive::{KeepAliveConfig, PingKind};
@@ -265,6 +267,38 @@ impl PhoneConfigBuilder {
     /// Audio frame duration (20 ms default, or 10 ms).
     pub fn frame_duration(mut self, frame: FrameDuration) -> Self {
         self.media.frame = frame;
+        self
+    }
+
+    /// How long after its arrival a received packet is played on a clean
+    /// network (default 2 ms; capped at half a frame). Larger values trade
+    /// delay for resilience to scheduling hiccups on a loaded machine.
+    pub fn playout_margin(mut self, margin: Duration) -> Self {
+        self.media.playout_margin = margin;
+        self
+    }
+
+    /// The jitter buffer's delay bounds: lowest and highest target delay and
+    /// the delay before the first frame plays (defaults: one frame, 400 ms,
+    /// 40 ms). The target adapts between the bounds to the measured jitter.
+    pub fn jitter_buffer(mut self, min: Duration, max: Duration, initial: Duration) -> Self {
+        self.media.jitter_min = min;
+        self.media.jitter_max = max;
+        self.media.jitter_initial = initial;
+        self
+    }
+
+    /// When [`crate::Event::CallQuality`] alerts are raised.
+    pub fn quality_thresholds(mut self, thresholds: QualityThresholds) -> Self {
+        self.media.quality = thresholds;
+        self
+    }
+
+    /// Drops and delays received packets before the jitter buffer, as a bad
+    /// network would (seeded, reproducible). For call tests and trying the
+    /// jitter buffer; never set it in production.
+    pub fn receive_impairment(mut self, impairment: Option<Impairment>) -> Self {
+        self.media.impairment = impairment;
         self
     }
 

@@ -74,7 +74,7 @@ impl WallClock {
 }
 
 /// Something that happened to the phone.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Event {
@@ -158,6 +158,15 @@ pub enum Event {
     CallEnded {
         /// The call.
         call: CallInfo,
+    },
+    /// A call's received audio passed a quality threshold (loss, jitter, no
+    /// audio) or is back to normal; thresholds are set with
+    /// [`crate::PhoneConfigBuilder::quality_thresholds`].
+    CallQuality {
+        /// The call.
+        call: CallInfo,
+        /// What was passed, raised or cleared.
+        alert: crate::media::quality::QualityAlert,
     },
     /// A malformed message was received and dropped or rejected.
     MalformedMessage {

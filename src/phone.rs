@@ -322,7 +322,7 @@ async fn drive(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Comman
                     None | Some(Command::Stop) => break 'run,
                     Some(other) => apply(other, &mut ua, &mut media),
                 },
-                result = media.next_result() => apply_media_result(result, &mut ua, &mut media),
+                result = media.next_result() => apply_media_result(result, &mut ua, &mut media, &shared),
             }
             drain_offline(&mut ua, &mut media, server, &shared);
         };
@@ -396,7 +396,7 @@ async fn wait_offline(
                 None | Some(Command::Stop) => return false,
                 Some(other) => apply(other, ua, media),
             },
-            result = media.next_result() => apply_media_result(result, ua, media),
+            result = media.next_result() => apply_media_result(result, ua, media, shared),
         }
     }
 }
@@ -561,7 +561,7 @@ async fn session(
                 }
                 Some(other) => apply(other, ua, media),
             },
-            result = media.next_result() => apply_media_result(result, ua, media),
+            result = media.next_result() => apply_media_result(result, ua, media, shared),
             _ = sleep => {
                 let t = now();
                 ua.handle_timeout(t);
@@ -588,7 +588,7 @@ async fn session(
 }
 
 /// Feeds a media task's result into the core.
-fn apply_media_result(result: MediaResult, ua: &mut UserAgent, media: &mut MediaEngine) {
+fn apply_media_result(result: MediaResult, ua: &mut UserAgent, media: &mut MediaEngine, shared: &Shared) {
     match result {
         MediaResult::LocalSdp { call, sdp: Ok((peer, sdp)) } => {
             if media.adopt_peer(call, peer) {
@@ -597,6 +597,11 @@ fn apply_media_result(result: MediaResult, ua: &mut UserAgent, media: &mut Media
         }
         MediaResult::LocalSdp { call, sdp: Err(reason) } => ua.handle_local_sdp(call, Err(reason), now()),
         MediaResult::Failed { call, reason } => ua.handle_media_failure(call, &reason, now()),
+        MediaResult::Quality { call, alert } => {
+            if let Some(snapshot) = ua.call_snapshot(call) {
+                shared.emit(Event::CallQuality { call: shared.clock.call_info(snapshot), alert });
+            }
+        }
     }
 }
 

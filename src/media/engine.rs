@@ -3,9 +3,13 @@
 //! results (SDP, failures) coming back as [`MediaResult`]s for the driver
 //! to feed into the core.
 //!
-//! The audio task waits until ICE/DTLS is connected, then runs one tick per
-//! frame: the send pipeline produces a packet, the receive pipeline plays a
-//! frame out; received RTP goes into the jitter buffer as it arrives.
+//! The audio task waits until ICE/DTLS is connected, then runs two frame
+//! clocks: the send tick (the send pipeline produces a packet) and the
+//! playout tick, phase-locked to the packets' arrivals ([`PlayoutClock`]:
+//! the receive pipeline plays a frame out). Received RTP goes into the
+//! jitter buffer as it arrives (through the simulated impairment when one
+//! is configured). Stats are published and quality checked on send ticks,
+//! which run whether or not anything is received.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,9 +20,13 @@ use rand::Rng;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use super::impairment::ImpairmentStage;
 use super::jitter::JitterConfig;
-use super::peer::{Direction, Negotiated, Peer, PeerState};
+use super::meter::{DBFS_FLOOR, FrameAnalysis};
+use super::peer::{Direction, Negotiated, Peer, PeerState, RtpIn};
 use super::pipeline::{ReceivePipeline, SendPipeline};
+use super::playout::PlayoutClock;
+use super::quality::{QualityAlert, QualityMonitor, QualitySample};
 use super::{AudioSetup, CallStats, MediaConfig};
 use crate::dialog::MediaRequest;
 use crate::dialog::call::CallKey;
@@ -29,6 +37,8 @@ pub(crate) enum MediaResult {
     LocalSdp { call: CallKey, sdp: Result<(Arc<Peer>, Bytes), String> },
     /// The call's media failed after setup (answer rejected, never connected).
     Failed { call: CallKey, reason: String },
+    /// A quality threshold was passed or is back to normal.
+    Quality { call: CallKey, alert: QualityAlert },
 }
 
 /// Live controls and figures shared between the driver and an audio task.
@@ -260,7 +270,12 @@ async fn run_audio(
     };
     let first_ts = rand::rng().random::<u32>();
     let send = SendPipeline::new(source, codec.kind, codec.payload_type, frame, first_ts);
-    let jitter = JitterConfig { ..JitterConfig::new(frame, codec.clock_rate) };
+    let jitter = JitterConfig {
+        min_delay: cfg.jitter_min,
+        max_delay: cfg.jitter_max,
+        initial_delay: cfg.jitter_initial,
+        ..JitterConfig::new(frame, codec.clock_rate)
+    };
     let recv = ReceivePipeline::new(sink, codec.kind, codec.payload_type, frame, jitter);
     let (mut send, mut recv) = match (send, recv) {
         (Ok(s), Ok(r)) => (s, r),
@@ -279,21 +294,38 @@ async fn run_audio(
         s.stats.codec = Some(codec.kind.to_string());
         s.stats.media_connected = Some(connected_at);
     }
-    let mut ticker = tokio::time::interval(Duration::from_millis(u64::from(frame.millis())));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let frame_len = frame.duration();
+    let half_frame = frame_len / 2;
+    let mut send_ticker = tokio::time::interval(frame_len);
+    send_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut clock = PlayoutClock::new(frame_len, cfg.playout_margin);
+    let far = || tokio::time::Instant::now() + Duration::from_secs(86_400);
+    let mut playout_timer = Box::pin(tokio::time::sleep_until(far()));
+    let mut playout_armed = false;
+    let mut impairment = cfg.impairment.map(ImpairmentStage::<RtpIn>::new);
+    let mut impairment_timer = Box::pin(tokio::time::sleep_until(far()));
+    let mut impairment_armed = false;
+    let mut quality = QualityMonitor::new(cfg.quality, connected_at);
+    let mut send_ticks: u64 = 0;
     let mut ticks: u64 = 0;
+    let mut late_ticks: u64 = 0;
+    let mut last_analysis =
+        FrameAnalysis { index: 0, level_dbfs: DBFS_FLOOR, peak: 0, silent: true, dominant_hz: None };
     loop {
         tokio::select! {
-            _ = ticker.tick() => {
-                ticks += 1;
+            due = send_ticker.tick() => {
                 let now = Instant::now();
+                send_ticks += 1;
+                ticks += 1;
+                if now.saturating_duration_since(due.into_std()) > half_frame {
+                    late_ticks += 1;
+                }
                 // Drops (counted and logged once per streak by the peer) and
                 // encoder failures (counted in SendStats) are not logged per frame.
                 if let Ok(pkt) = send.next_packet() {
                     let _ = peer.send_rtp(pkt.payload_type, pkt.marker, pkt.timestamp, pkt.payload).await;
                 }
-                let analysis = recv.tick(now);
-                if ticks % 5 == 0 {
+                if send_ticks % 5 == 0 {
                     if let Ok(mut s) = shared.try_lock() {
                         if s.dirty {
                             send.set_muted(s.muted_send);
@@ -303,8 +335,46 @@ async fn run_audio(
                             }
                             s.dirty = false;
                         }
-                        s.stats.update(&send.stats(), &recv, &analysis, &tracked);
+                        s.stats.update(&send.stats(), &recv, &last_analysis, &tracked);
+                        s.stats.audio_ticks = ticks;
+                        s.stats.late_ticks = late_ticks;
+                        s.stats.playout_adjustments = clock.adjustments();
+                        s.stats.impairment_dropped = impairment.as_ref().map_or(0, |i| i.stats().dropped);
                     }
+                }
+                if send_ticks % QUALITY_TICKS == 0 {
+                    let r = recv.stats();
+                    let sample = QualitySample {
+                        expected: r.jitter.played + r.jitter.lost,
+                        lost: r.jitter.lost,
+                        jitter_ms: r.jitter.jitter_ms,
+                        packets: r.packets,
+                    };
+                    quality.observe(now, sample, |alert| {
+                        let _ = tx.send(MediaResult::Quality { call, alert });
+                    });
+                }
+            }
+            _ = &mut playout_timer, if playout_armed => {
+                let now = Instant::now();
+                ticks += 1;
+                if let Some(due) = clock.on_tick()
+                    && now.saturating_duration_since(due) > half_frame
+                {
+                    late_ticks += 1;
+                }
+                last_analysis = recv.tick(now);
+                if let Some(next) = clock.next_tick() {
+                    playout_timer.as_mut().reset(tokio::time::Instant::from_std(next));
+                }
+            }
+            _ = &mut impairment_timer, if impairment_armed => {
+                let now = Instant::now();
+                if let Some(stage) = impairment.as_mut() {
+                    while let Some((p, at)) = stage.pop_due(now) {
+                        deliver(&mut recv, &mut clock, codec.payload_type, &p, at);
+                    }
+                    impairment_armed = rearm(&mut impairment_timer, stage.next_due());
                 }
             }
             changed = state.changed() => {
@@ -320,12 +390,48 @@ async fn run_audio(
                     None => std::future::pending().await,
                 }
             } => {
-                match pkt {
-                    Some(p) => recv.push_packet(p.payload_type, p.sequence, p.timestamp, &p.payload, p.arrival),
-                    None => rtp_in = None,
+                let Some(p) = pkt else {
+                    rtp_in = None;
+                    continue;
+                };
+                match impairment.as_mut() {
+                    Some(stage) => {
+                        let arrival = p.arrival;
+                        if let Some((p, at)) = stage.push(p, arrival) {
+                            deliver(&mut recv, &mut clock, codec.payload_type, &p, at);
+                        }
+                        impairment_armed = rearm(&mut impairment_timer, stage.next_due());
+                    }
+                    None => deliver(&mut recv, &mut clock, codec.payload_type, &p, p.arrival),
+                }
+                if !playout_armed && let Some(next) = clock.next_tick() {
+                    playout_timer.as_mut().reset(tokio::time::Instant::from_std(next));
+                    playout_armed = true;
                 }
             }
         }
+    }
+}
+
+/// Send ticks between two quality checks (one second with 20 ms frames).
+const QUALITY_TICKS: u64 = 50;
+
+/// Hands a received packet to the jitter buffer and its arrival to the playout clock.
+fn deliver(recv: &mut ReceivePipeline, clock: &mut PlayoutClock, audio_pt: u8, p: &RtpIn, arrival: Instant) {
+    recv.push_packet(p.payload_type, p.sequence, p.timestamp, &p.payload, arrival);
+    if p.payload_type == audio_pt {
+        clock.on_packet(arrival);
+    }
+}
+
+/// Points `timer` at `due`; returns whether it is armed.
+fn rearm(timer: &mut std::pin::Pin<Box<tokio::time::Sleep>>, due: Option<Instant>) -> bool {
+    match due {
+        Some(at) => {
+            timer.as_mut().reset(tokio::time::Instant::from_std(at));
+            true
+        }
+        None => false,
     }
 }
 

@@ -20,18 +20,22 @@
 //!
 //! The interarrival jitter `J` is estimated as in RFC 3550 §6.4.1 (`J += (|D| - J) / 16`),
 //! seeded so that the first target equals `initial_delay`. The target delay is
-//! `clamp(4·J + frame, min_delay, max_delay)`. The buffer level (audio buffered from the
+//! `clamp(4·J + frame, min_delay, max_delay)`, and at least two frames while packets are
+//! being lost (over 0.5 % recently), so that the packet after a lost one is buffered in time
+//! for the decoder's in-band FEC to recover the lost frame. The buffer level (audio buffered from the
 //! playout point up to the newest packet) is smoothed, and the playout point is moved one
 //! frame at a time:
 //!
-//! * **shrink**: when the smoothed level exceeds the target by more than one and a half
-//!   frames, one frame is skipped (at most every 8 ticks, every 3 while more than three
+//! * **shrink**: when the smoothed level exceeds the target by more than three quarters of a
+//!   frame, one frame is skipped (at most every 8 ticks, every 3 while more than three
 //!   frames too many, never right after a loss). A tick inside a sender pause (no audio to
 //!   lose) is used when there is one; otherwise a frame is dropped only when its successor is
 //!   already buffered, so the decoder continues directly with it.
 //! * **grow**: when the smoothed level is more than half a frame below the target, one
 //!   concealed frame ([`Playout::Lost`] with `next: None`) is inserted before a due packet
-//!   (at most every 4 ticks).
+//!   (at most every 4 ticks). Between the two thresholds lies a band of one and a quarter
+//!   frames: wider than the one-frame step, so every target has a level where neither fires,
+//!   and narrow enough that a clean stream settles one frame above the target at most.
 //! * **underrun**: when the buffer runs empty the buffer conceals and keeps a virtual
 //!   playout point running. If the awaited packet then turns up late (a delay spike), playout
 //!   resumes from it, so the delay grows by the length of the spike instead of losing the
@@ -67,6 +71,10 @@ const GROW_INTERVAL: u32 = 4;
 const PROBATION: u32 = 2;
 /// Frames kept free at the top of the ring when capping `max_delay`.
 const RING_HEADROOM: usize = 8;
+/// Weight of one due packet in the recent loss average.
+const LOSS_SMOOTHING: f64 = 1.0 / 256.0;
+/// Recent loss above which the target is at least two frames.
+const LOSS_FLOOR_THRESHOLD: f64 = 0.005;
 
 /// Jitter buffer settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,15 +93,16 @@ pub struct JitterConfig {
 }
 
 impl JitterConfig {
-    /// Settings for `frame`-long packets at `clock_rate`: 40 ms minimum, 400 ms maximum and
-    /// 60 ms initial delay.
+    /// Settings for `frame`-long packets at `clock_rate`: one frame minimum, 400 ms maximum
+    /// and 40 ms initial delay. One frame is the floor: with the playout clock phase-locked to
+    /// the arrivals ([`super::playout`]) a clean network needs nothing more.
     pub const fn new(frame: FrameDuration, clock_rate: u32) -> Self {
         JitterConfig {
             frame,
             clock_rate,
-            min_delay: Duration::from_millis(40),
+            min_delay: Duration::ZERO,
             max_delay: Duration::from_millis(400),
-            initial_delay: Duration::from_millis(60),
+            initial_delay: Duration::from_millis(40),
         }
     }
 }
@@ -243,6 +252,8 @@ pub struct JitterBuffer {
     jitter: f64,
     /// Smoothed buffer level, in timestamp units.
     avg_level: f64,
+    /// Recent share of due packets that were lost (exponential average).
+    loss_avg: f64,
     ticks_since_adjust: u32,
     /// Consecutive implausible packets and the sequence number that would continue them.
     probation: u32,
@@ -282,6 +293,7 @@ impl JitterBuffer {
             last_transit: None,
             jitter: (initial_ts - frame_ts).max(0) as f64 / JITTER_MULTIPLIER,
             avg_level: 0.0,
+            loss_avg: 0.0,
             ticks_since_adjust: 0,
             probation: 0,
             probation_next: 0,
@@ -405,10 +417,17 @@ impl JitterBuffer {
 
     /// Returns what to play for the frame tick at `now`. Call exactly once per frame.
     pub fn pop(&mut self, now: Instant) -> Playout<'_> {
+        let (lost, played) = (self.stats.lost, self.stats.played);
         let mut decision = self.decide(now);
         if decision == Decision::Rebuffer {
             // Re-buffering from a packet that may already have waited long enough.
             decision = self.decide(now);
+        }
+        for _ in 0..(self.stats.lost - lost).min(SLOTS as u64) {
+            self.loss_avg += (1.0 - self.loss_avg) * LOSS_SMOOTHING;
+        }
+        if self.stats.played > played {
+            self.loss_avg -= self.loss_avg * LOSS_SMOOTHING;
         }
         match decision {
             Decision::Frame(idx) => Playout::Frame(self.payload(idx)),
@@ -458,7 +477,7 @@ impl JitterBuffer {
         self.avg_level += (level - self.avg_level) * LEVEL_SMOOTHING;
         let excess = self.avg_level - target as f64;
         let shrink_interval = if excess > 3.0 * f as f64 { FAST_SHRINK_INTERVAL } else { SHRINK_INTERVAL };
-        let want_shrink = excess > (f + f / 2) as f64 && self.ticks_since_adjust >= shrink_interval;
+        let want_shrink = excess > (f * 3 / 4) as f64 && self.ticks_since_adjust >= shrink_interval;
 
         let d = self.slots[ci].ts - self.playout_ts;
         if d >= f / 2 {
@@ -530,7 +549,10 @@ impl JitterBuffer {
     }
 
     fn target_ts(&self) -> i64 {
-        ((JITTER_MULTIPLIER * self.jitter) as i64 + self.frame_ts).clamp(self.min_ts, self.max_ts)
+        // While packets are being lost, keep the next one buffered so a lost frame can be
+        // recovered from its in-band FEC.
+        let min = if self.loss_avg > LOSS_FLOOR_THRESHOLD { self.min_ts.max(2 * self.frame_ts) } else { self.min_ts };
+        ((JITTER_MULTIPLIER * self.jitter) as i64 + self.frame_ts).clamp(min.min(self.max_ts), self.max_ts)
     }
 
     fn ts_to_ms(&self, ts: f64) -> f64 {
@@ -721,7 +743,13 @@ mod tests {
     const F: u32 = 960;
 
     fn config() -> JitterConfig {
-        JitterConfig { max_delay: Duration::from_millis(300), ..JitterConfig::new(FrameDuration::Ms20, 48_000) }
+        // A 40 ms floor that the clean streams below start at, so they need no adjustment.
+        JitterConfig {
+            min_delay: Duration::from_millis(40),
+            initial_delay: Duration::from_millis(40),
+            max_delay: Duration::from_millis(300),
+            ..JitterConfig::new(FrameDuration::Ms20, 48_000)
+        }
     }
 
     fn at(t0: Instant, ms: f64) -> Instant {
@@ -791,7 +819,7 @@ mod tests {
         let mut jb = JitterBuffer::new(config());
         let now = Instant::now();
         assert_eq!(jb.pop(now), Playout::Waiting);
-        assert_eq!(jb.stats().target_delay_ms, 60.0);
+        assert_eq!(jb.stats().target_delay_ms, 40.0);
     }
 
     #[test]
@@ -804,7 +832,7 @@ mod tests {
         // Waiting only at the start, then continuous frames.
         let first_frame = out.iter().position(|o| matches!(o, Out::Frame(_))).unwrap();
         assert!(out[..first_frame].iter().all(|o| *o == Out::Waiting));
-        assert!((2..=4).contains(&first_frame), "started after {first_frame} ticks");
+        assert!((1..=3).contains(&first_frame), "started after {first_frame} ticks");
         assert!(out[first_frame..first_frame + 95].iter().all(|o| matches!(o, Out::Frame(_))));
         let s = jb.stats();
         assert_eq!((s.lost, s.late, s.duplicates, s.reordered, s.concealed), (0, 0, 0, 0, 0));
@@ -864,7 +892,9 @@ mod tests {
 
     #[test]
     fn two_losses_in_a_row() {
-        let mut jb = JitterBuffer::new(config());
+        // Three frames buffered: the packet after two lost ones is there in time for FEC.
+        let delay = Duration::from_millis(60);
+        let mut jb = JitterBuffer::new(JitterConfig { initial_delay: delay, min_delay: delay, ..config() });
         let packets: Vec<Packet> = stream(100, 0, 40, 5.0).into_iter().filter(|p| p.1 != 110 && p.1 != 111).collect();
         let out = simulate(&mut jb, packets, 45, 10.0);
         let pos = out.iter().position(|o| *o == Out::Frame(109)).unwrap();
@@ -1108,7 +1138,11 @@ mod tests {
 
     #[test]
     fn ten_ms_frames_at_8khz() {
-        let cfg = JitterConfig::new(FrameDuration::Ms10, 8000);
+        let cfg = JitterConfig {
+            min_delay: Duration::from_millis(40),
+            initial_delay: Duration::from_millis(40),
+            ..JitterConfig::new(FrameDuration::Ms10, 8000)
+        };
         let mut jb = JitterBuffer::new(cfg);
         let t0 = Instant::now();
         let mut played = Vec::new();
@@ -1205,7 +1239,7 @@ mod tests {
                         }
                         let s = jb.stats();
                         prop_assert!(s.buffered <= SLOTS);
-                        prop_assert!(s.target_delay_ms >= 40.0 && s.target_delay_ms <= 400.0);
+                        prop_assert!(s.target_delay_ms >= 20.0 && s.target_delay_ms <= 400.0);
                     }
                 }
             }

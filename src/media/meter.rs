@@ -8,8 +8,9 @@
 //!
 //! - Per frame: RMS level and peak of that frame. Levels are dBFS relative to a full-scale *square* wave
 //!   (`20·log10(rms / 32768)`), so a full-scale sine reads −3.01 dBFS; [`DBFS_FLOOR`] stands for silence.
-//! - Per frame, over the last [`ANALYSIS_WINDOW`] samples (170.7 ms): the dominant frequency, the largest
-//!   spectral peak between [`MeterConfig::min_frequency_hz`] and [`MeterConfig::max_frequency_hz`].
+//! - Over the last [`ANALYSIS_WINDOW`] samples (170.7 ms): the dominant frequency, the largest spectral peak
+//!   between [`MeterConfig::min_frequency_hz`] and [`MeterConfig::max_frequency_hz`]; every frame while a
+//!   frequency is tracked, else every [`MeterConfig::spectrum_interval`]-th frame.
 //! - On demand, over the same window: the level of a tone at an exact frequency and its share of the window's
 //!   energy ([`Meter::measure_tone`], [`Meter::tone_present`]).
 //! - History: frames analysed, non-silent frames, the first non-silent frame, and for each tracked frequency
@@ -34,9 +35,11 @@
 //!
 //! The frame's level and peak are one pass over the frame; the window's energy is kept as an exact running sum,
 //! so a silent window skips the FFT. The per-frame cost is therefore one pass over the frame, 8192 window
-//! multiplications, one 4096-point FFT and one pass over the band's bins: about 20 µs per frame on a shared
-//! 2-core Xeon (release build, `benches/audio_io.rs`), 0.1 % of a 20 ms frame; about 3 µs when the window is
-//! silent. The cost is per frame whatever the frame length, so 10 ms frames cost twice as much per second.
+//! multiplications, one 4096-point FFT and one pass over the band's bins: about 20 µs per spectrum frame on a
+//! shared 2-core Xeon (release build, `benches/audio_io.rs`), about 3 µs when the window is silent. That is
+//! 0.1 % of a 20 ms frame but two thirds of an Opus decode, so a call's receive path computes the spectrum
+//! only every [`MeterConfig::spectrum_interval`]-th frame unless a test tracks a frequency (the frame level
+//! and peak are still computed every frame).
 //!
 //! Tone presence uses Goertzel at exactly the requested frequency over the Hann-windowed window (8192
 //! multiply-adds, only when asked), normalised so a tone's level reads the same as its RMS level, and compares
@@ -118,6 +121,11 @@ pub struct MeterConfig {
     /// The share of the window's energy a tone must carry for [`Meter::tone_present`]. Default 0.01 (the tone
     /// is at most 20 dB below the total), which white noise never reaches by chance on this window length.
     pub min_tone_share: f64,
+    /// While no frequency is tracked, the dominant frequency is computed on every `spectrum_interval`-th frame
+    /// only (the latest value is carried in between). Default 10 (every 200 ms with 20 ms frames, a 10th of
+    /// the cost); 1 computes it every frame. While a frequency is tracked it is computed every frame, since
+    /// the tracked counters are per frame.
+    pub spectrum_interval: u32,
 }
 
 impl Default for MeterConfig {
@@ -128,6 +136,7 @@ impl Default for MeterConfig {
             max_frequency_hz: 12_000.0,
             track_tolerance_hz: 10.0,
             min_tone_share: 0.01,
+            spectrum_interval: 10,
         }
     }
 }
@@ -330,6 +339,8 @@ pub struct Meter {
     /// `e^{-2πik/N}` for the real-FFT split.
     twiddles: Box<[Complex<f32>]>,
     bin_range: (usize, usize),
+    /// The latest dominant frequency computed, carried between spectrum frames.
+    dominant: Option<f64>,
     last: Option<FrameAnalysis>,
     frames: u64,
     non_silent: u64,
@@ -391,6 +402,7 @@ impl Meter {
             fft_scratch: vec![Complex::new(0.0, 0.0); scratch_len].into_boxed_slice(),
             twiddles,
             bin_range: (lo, hi),
+            dominant: None,
             last: None,
             frames: 0,
             non_silent: 0,
@@ -435,7 +447,13 @@ impl Meter {
         }
 
         let window_dbfs = power_to_dbfs(self.ring_energy as f64 / ANALYSIS_WINDOW as f64);
-        let dominant_hz = if window_dbfs >= self.config.silence_dbfs { self.dominant_frequency() } else { None };
+        let interval = u64::from(self.config.spectrum_interval.max(1));
+        if window_dbfs < self.config.silence_dbfs {
+            self.dominant = None;
+        } else if !self.tracked.is_empty() || self.frames % interval == 0 || self.dominant.is_none() {
+            self.dominant = self.dominant_frequency();
+        }
+        let dominant_hz = self.dominant;
         let silent = level_dbfs < self.config.silence_dbfs;
         let analysis = FrameAnalysis { index: self.frames, level_dbfs, peak, silent, dominant_hz };
 
@@ -625,6 +643,7 @@ impl Meter {
     /// Clears the window and all history (frame counts, first sound, tracked counters), keeping the tracked
     /// frequencies and the configuration.
     pub fn reset(&mut self) {
+        self.dominant = None;
         self.ring.fill(0);
         self.ring_pos = 0;
         self.ring_energy = 0;

@@ -7,7 +7,10 @@
 //!   the application); [`meter`] measures level and frequency.
 //! - [`codec`]: Opus ([`opus`], via libopus) and G.711 ([`g711`], pure
 //!   Rust, with [`resample`]); [`jitter`]: the adaptive jitter buffer.
-//! - [`pipeline`]: the per-frame work as plain structs (benchmarkable).
+//! - [`pipeline`]: the per-frame work as plain structs (benchmarkable);
+//!   [`playout`]: the receive side's frame clock, phase-locked to arrivals.
+//! - [`quality`]: loss, jitter and no-audio alerts; [`impairment`]: a
+//!   seeded loss and jitter stage for call tests.
 //! - `engine`: per-call lifecycle inside the phone's driver.
 //! - [`sdp`]: fixes applied to remote SDP for interoperability.
 //! - `device` (feature `device`): the sound card, through cpal.
@@ -18,11 +21,14 @@ pub mod codec;
 pub mod device;
 pub(crate) mod engine;
 pub mod g711;
+pub mod impairment;
 pub mod jitter;
 pub mod meter;
 pub mod opus;
 pub mod peer;
 pub mod pipeline;
+pub mod playout;
+pub mod quality;
 pub mod resample;
 pub mod sdp;
 pub mod sink;
@@ -82,7 +88,7 @@ impl FrameDuration {
 }
 
 /// What a call sends.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub enum SendAudio {
     /// Silence (the default).
     #[default]
@@ -103,6 +109,10 @@ pub enum SendAudio {
     },
     /// PCM the application pushes through an [`AppSourceWriter`].
     App(AppSource),
+    /// Any [`AudioSource`] of the application's own (a speech synthesizer, a
+    /// generator); it is read once per frame on the call's audio task, so it
+    /// must not block.
+    Custom(Box<dyn AudioSource>),
     /// A sound-card input (microphone), see [`device::DeviceSource`].
     #[cfg(feature = "device")]
     Device {
@@ -112,7 +122,7 @@ pub enum SendAudio {
 }
 
 /// Where what a call receives goes.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub enum ReceiveAudio {
     /// Nowhere (it is still decoded and metered for statistics).
     #[default]
@@ -121,12 +131,46 @@ pub enum ReceiveAudio {
     WavFile(PathBuf),
     /// To the application, read through an [`AppSinkReader`].
     App(AppSink),
+    /// Any [`AudioSink`] of the application's own; it is written once per
+    /// frame on the call's audio task, so it must not block.
+    Custom(Box<dyn AudioSink>),
     /// To a sound-card output (speaker, headset), see [`device::DeviceSink`].
     #[cfg(feature = "device")]
     Device {
         /// The device's name or id (see [`device::list_devices`]); `None` for the system default.
         name: Option<String>,
     },
+}
+
+impl std::fmt::Debug for SendAudio {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendAudio::Silence => f.write_str("Silence"),
+            SendAudio::Tone { frequency_hz, level_dbfs } => {
+                f.debug_struct("Tone").field("frequency_hz", frequency_hz).field("level_dbfs", level_dbfs).finish()
+            }
+            SendAudio::WavFile { path, looping } => {
+                f.debug_struct("WavFile").field("path", path).field("looping", looping).finish()
+            }
+            SendAudio::App(s) => f.debug_tuple("App").field(s).finish(),
+            SendAudio::Custom(_) => f.write_str("Custom(..)"),
+            #[cfg(feature = "device")]
+            SendAudio::Device { name } => f.debug_struct("Device").field("name", name).finish(),
+        }
+    }
+}
+
+impl std::fmt::Debug for ReceiveAudio {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReceiveAudio::Discard => f.write_str("Discard"),
+            ReceiveAudio::WavFile(p) => f.debug_tuple("WavFile").field(p).finish(),
+            ReceiveAudio::App(s) => f.debug_tuple("App").field(s).finish(),
+            ReceiveAudio::Custom(_) => f.write_str("Custom(..)"),
+            #[cfg(feature = "device")]
+            ReceiveAudio::Device { name } => f.debug_struct("Device").field("name", name).finish(),
+        }
+    }
 }
 
 /// A call's audio choices.
@@ -151,6 +195,7 @@ impl AudioSetup {
                 source::WavSource::open(&path).map_err(|e| format!("{}: {e}", path.display()))?.looping(looping),
             ),
             SendAudio::App(src) => Box::new(src),
+            SendAudio::Custom(src) => src,
             #[cfg(feature = "device")]
             SendAudio::Device { name } => {
                 Box::new(device::DeviceSource::open(name.as_deref()).map_err(|e| format!("media device failed: {e}"))?)
@@ -162,6 +207,7 @@ impl AudioSetup {
                 Box::new(sink::WavRecorder::create(&path).map_err(|e| format!("{}: {e}", path.display()))?)
             }
             ReceiveAudio::App(s) => Box::new(s),
+            ReceiveAudio::Custom(s) => s,
             #[cfg(feature = "device")]
             ReceiveAudio::Device { name } => {
                 Box::new(device::DeviceSink::open(name.as_deref()).map_err(|e| format!("media device failed: {e}"))?)
@@ -180,6 +226,21 @@ pub struct MediaConfig {
     pub frame: FrameDuration,
     /// How long ICE/DTLS may take before the call's media is declared failed.
     pub connect_timeout: Duration,
+    /// How long after its arrival a packet is played on a clean network
+    /// (the receive clock's phase, see [`playout`]); default 2 ms.
+    pub playout_margin: Duration,
+    /// Jitter buffer delay bounds: lowest target (default one frame), highest
+    /// target (default 400 ms) and the delay before the first frame (default
+    /// 40 ms).
+    pub jitter_min: Duration,
+    /// See [`jitter_min`](Self::jitter_min).
+    pub jitter_max: Duration,
+    /// See [`jitter_min`](Self::jitter_min).
+    pub jitter_initial: Duration,
+    /// When quality alerts are raised.
+    pub quality: quality::QualityThresholds,
+    /// Simulated loss and jitter on received packets (call tests only).
+    pub impairment: Option<impairment::Impairment>,
 }
 
 impl Default for MediaConfig {
@@ -188,6 +249,12 @@ impl Default for MediaConfig {
             peer: peer::PeerConfig::default(),
             frame: FrameDuration::Ms20,
             connect_timeout: Duration::from_secs(20),
+            playout_margin: Duration::from_millis(2),
+            jitter_min: Duration::ZERO,
+            jitter_max: Duration::from_millis(400),
+            jitter_initial: Duration::from_millis(40),
+            quality: quality::QualityThresholds::default(),
+            impairment: None,
         }
     }
 }
@@ -221,6 +288,15 @@ pub struct CallStats {
     pub fec_frames: u64,
     /// Frames decoded normally.
     pub decoded_frames: u64,
+    /// Frame ticks run (each sent and each played frame is one).
+    pub audio_ticks: u64,
+    /// Ticks that ran more than half a frame after their time (an
+    /// overloaded machine: the far end hears it as jitter, we as a gap).
+    pub late_ticks: u64,
+    /// Times the playout clock moved its phase to follow the packets.
+    pub playout_adjustments: u64,
+    /// Packets dropped by the simulated impairment, when configured.
+    pub impairment_dropped: u64,
     /// Round-trip time from ICE consent checks, ms.
     pub rtt_ms: Option<f64>,
     /// Level of the latest received frame, dBFS.
