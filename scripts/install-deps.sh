@@ -2,8 +2,8 @@
 # Installs the system packages the build, the tests and the demo need, when
 # missing: libopus (Opus codec), the ALSA headers (to build the `device`
 # feature), Kamailio with its WebSocket and TLS modules (the real SIP server
-# the tests use) and iproute2 (to bring loopback up in a fresh network
-# namespace).
+# the tests use), iproute2 (to bring loopback up in a fresh network
+# namespace) and nftables (real packet loss in that namespace).
 set -euo pipefail
 
 missing=()
@@ -14,6 +14,8 @@ command -v ip >/dev/null || missing+=(iproute2)
 # libopus for the Opus codec (audiopus links it through pkg-config)
 pkg-config --exists opus 2>/dev/null || missing+=(libopus-dev pkg-config)
 command -v unshare >/dev/null || missing+=(util-linux)
+# nftables: the impaired-network test drops a share of UDP in its namespace
+command -v nft >/dev/null || [ -x /usr/sbin/nft ] || missing+=(nftables)
 # ALSA headers for the `device` feature (cpal's alsa-sys finds libasound through pkg-config)
 dpkg -s libasound2-dev >/dev/null 2>&1 || missing+=(libasound2-dev)
 
