@@ -46,6 +46,9 @@ enum Side {
     B,
 }
 
+/// Which messages a side loses.
+type DropRule = fn(&Message) -> bool;
+
 struct Net {
     a: UserAgent,
     b: UserAgent,
@@ -55,7 +58,7 @@ struct Net {
     /// Every SIP message that crossed, parsed, with the side that sent it.
     wire: Vec<(Side, Message)>,
     /// Messages from this side matching this predicate are lost.
-    drop_from: Option<(Side, fn(&Message) -> bool)>,
+    drop_from: Option<(Side, DropRule)>,
     /// Answer media requests at once (else the test does it).
     auto_media: bool,
 }

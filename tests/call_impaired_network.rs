@@ -137,9 +137,10 @@ async fn tone_survives_loss_and_jitter_and_alerts_report_the_network() {
     drop(loss);
     let outage = UdpLoss::set(100);
     bob_log
-        .wait_for("no-audio alert", |e| {
-            matches!(e, Event::CallQuality { alert, .. } if alert.metric == QualityMetric::NoAudio && alert.active)
-        })
+        .wait_for(
+            "no-audio alert",
+            |e| matches!(e, Event::CallQuality { alert, .. } if alert.metric == QualityMetric::NoAudio && alert.active),
+        )
         .await;
     // Back: the alert clears.
     drop(outage);

@@ -11,7 +11,7 @@ use webphone::{Event, Phone};
 async fn reconnects_and_reregisters_after_server_restart() {
     let mut kamailio = start_kamailio();
     let url = kamailio.ws_url();
-    let phone = Phone::new(phone_config(&[url.clone()], "alice", ALICE_PASSWORD).build().unwrap());
+    let phone = Phone::new(phone_config(std::slice::from_ref(&url), "alice", ALICE_PASSWORD).build().unwrap());
     let mut log = EventLog::new(phone.events());
     phone.start().unwrap();
     log.wait_for("Registered", |e| matches!(e, Event::Registered { .. })).await;

@@ -23,7 +23,7 @@ fn kamailio_with_tls() -> (Kamailio, Vec<u8>) {
 async fn registers_over_wss_with_a_custom_root() {
     let (kamailio, root) = kamailio_with_tls();
     let url = kamailio.wss_url();
-    let config = phone_config(&[url.clone()], "alice", ALICE_PASSWORD)
+    let config = phone_config(std::slice::from_ref(&url), "alice", ALICE_PASSWORD)
         .tls(TlsConfig::with_root_certificates([root]))
         .build()
         .unwrap();

@@ -256,12 +256,11 @@ impl Call {
     pub(crate) fn response_to_invite(&self, status: StatusCode, contact: &NameAddr) -> Option<Response> {
         let req = self.remote_invite.as_ref()?;
         let mut resp = response_to(req, status);
-        if status.as_u16() > 100 {
-            if let Some(to) = resp.headers.get(&HeaderName::To).map(str::to_string) {
-                if !to.contains(";tag=") {
-                    resp.headers.set(HeaderName::To, format!("{to};tag={}", self.local_tag));
-                }
-            }
+        if status.as_u16() > 100
+            && let Some(to) = resp.headers.get(&HeaderName::To).map(str::to_string)
+            && !to.contains(";tag=")
+        {
+            resp.headers.set(HeaderName::To, format!("{to};tag={}", self.local_tag));
         }
         if status.as_u16() > 100 && status.as_u16() < 300 {
             for rr in req.headers.get_all(&HeaderName::RecordRoute) {

@@ -638,14 +638,14 @@ impl UserAgent {
 
     fn handle_new_invite(&mut self, req: &Request, tx: &TransactionKey, now: Instant) {
         let min_se = self.cfg.calls.min_se;
-        if let Some(Ok(se)) = req.headers.typed::<SessionExpires>() {
-            if se.delta < min_se {
-                let mut resp =
-                    crate::sip::validate::response_to(req, StatusCode::new(422).unwrap_or(StatusCode::BAD_REQUEST));
-                resp.headers.push_typed(&MinSe(min_se));
-                self.send_response(tx, resp, now);
-                return;
-            }
+        if let Some(Ok(se)) = req.headers.typed::<SessionExpires>()
+            && se.delta < min_se
+        {
+            let mut resp =
+                crate::sip::validate::response_to(req, StatusCode::new(422).unwrap_or(StatusCode::BAD_REQUEST));
+            resp.headers.push_typed(&MinSe(min_se));
+            self.send_response(tx, resp, now);
+            return;
         }
         if self.active_calls() >= self.cfg.calls.max_calls {
             self.reply(req, tx, StatusCode::BUSY_HERE, now);
@@ -882,11 +882,11 @@ impl UserAgent {
         let mut req = call.in_dialog_request(method.clone(), &contact);
         req.headers.push(HeaderName::Supported, "timer");
         req.headers.push(HeaderName::SessionExpires, format!("{};refresher=uac", timer.interval));
-        if method == Method::Invite {
-            if let Some(sdp) = call.local_sdp.clone() {
-                req.headers.push(HeaderName::ContentType, "application/sdp");
-                req.body = sdp;
-            }
+        if method == Method::Invite
+            && let Some(sdp) = call.local_sdp.clone()
+        {
+            req.headers.push(HeaderName::ContentType, "application/sdp");
+            req.body = sdp;
         }
         // Until the answer arrives, do not refresh again.
         call.session_timer =

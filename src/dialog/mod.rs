@@ -59,6 +59,9 @@ pub struct AgentConfig {
 }
 
 /// Something the driver must do.
+// Outputs are moved once each, straight from the queue to the driver; boxing
+// the larger variants would add an allocation per event for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
     /// Send these bytes as one WebSocket text message.
@@ -124,6 +127,7 @@ pub enum CallEvent {
 }
 
 /// Events of the SIP core (the driver adds connection events).
+#[allow(clippy::large_enum_variant)] // see `Output`
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AgentEvent {
     /// Registration progress.
@@ -512,11 +516,11 @@ impl UserAgent {
     }
 
     fn add_to_tag(&mut self, resp: &mut Response) {
-        if let Some(to) = resp.headers.get(&HeaderName::To) {
-            if !to.contains(";tag=") {
-                let tagged = format!("{to};tag={}", random_token(&mut self.rng, 10));
-                resp.headers.set(HeaderName::To, tagged);
-            }
+        if let Some(to) = resp.headers.get(&HeaderName::To)
+            && !to.contains(";tag=")
+        {
+            let tagged = format!("{to};tag={}", random_token(&mut self.rng, 10));
+            resp.headers.set(HeaderName::To, tagged);
         }
     }
 

@@ -336,10 +336,8 @@ impl Registration {
                     (Some(a), Some(b)) => a.user == b.user && a.host == b.host,
                     _ => false,
                 };
-                if same {
-                    if let Some(e) = c.expires() {
-                        return Some(e);
-                    }
+                if same && let Some(e) = c.expires() {
+                    return Some(e);
                 }
             }
         }

@@ -27,7 +27,7 @@ use super::peer::{Direction, Negotiated, Peer, PeerState, RtpIn};
 use super::pipeline::{ReceivePipeline, SendPipeline};
 use super::playout::PlayoutClock;
 use super::quality::{QualityAlert, QualityMonitor, QualitySample};
-use super::{AudioSetup, CallStats, MediaConfig};
+use super::{AudioSetup, BuiltAudio, CallStats, MediaConfig};
 use crate::dialog::MediaRequest;
 use crate::dialog::call::CallKey;
 
@@ -146,10 +146,8 @@ impl MediaEngine {
                         }
                     }
                 });
-                if start_audio {
-                    if let Some(entry) = self.calls.get_mut(&call) {
-                        entry.audio = Some(handle);
-                    }
+                if start_audio && let Some(entry) = self.calls.get_mut(&call) {
+                    entry.audio = Some(handle);
                 }
             }
             MediaRequest::ApplyAnswer { call, answer } => {
@@ -261,7 +259,7 @@ async fn run_audio(
     let mut rtp_in = peer.take_rtp_receiver();
     // Opening files or audio devices may block: not on an async worker.
     let built = tokio::task::spawn_blocking(move || setup.build()).await;
-    let (source, sink, tracked) = match built.unwrap_or_else(|e| Err(format!("opening audio: {e}"))) {
+    let BuiltAudio { source, sink, tracked } = match built.unwrap_or_else(|e| Err(format!("opening audio: {e}"))) {
         Ok(parts) => parts,
         Err(reason) => {
             let _ = tx.send(MediaResult::Failed { call, reason });
@@ -325,8 +323,8 @@ async fn run_audio(
                 if let Ok(pkt) = send.next_packet() {
                     let _ = peer.send_rtp(pkt.payload_type, pkt.marker, pkt.timestamp, pkt.payload).await;
                 }
-                if send_ticks % 5 == 0 {
-                    if let Ok(mut s) = shared.try_lock() {
+                if send_ticks.is_multiple_of(5)
+                    && let Ok(mut s) = shared.try_lock() {
                         if s.dirty {
                             send.set_muted(s.muted_send);
                             recv.set_muted(s.muted_receive);
@@ -341,8 +339,7 @@ async fn run_audio(
                         s.stats.playout_adjustments = clock.adjustments();
                         s.stats.impairment_dropped = impairment.as_ref().map_or(0, |i| i.stats().dropped);
                     }
-                }
-                if send_ticks % QUALITY_TICKS == 0 {
+                if send_ticks.is_multiple_of(QUALITY_TICKS) {
                     let r = recv.stats();
                     let sample = QualitySample {
                         expected: r.jitter.played + r.jitter.lost,

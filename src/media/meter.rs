@@ -450,7 +450,7 @@ impl Meter {
         let interval = u64::from(self.config.spectrum_interval.max(1));
         if window_dbfs < self.config.silence_dbfs {
             self.dominant = None;
-        } else if !self.tracked.is_empty() || self.frames % interval == 0 || self.dominant.is_none() {
+        } else if !self.tracked.is_empty() || self.frames.is_multiple_of(interval) || self.dominant.is_none() {
             self.dominant = self.dominant_frequency();
         }
         let dominant_hz = self.dominant;

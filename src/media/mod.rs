@@ -187,7 +187,7 @@ pub struct AudioSetup {
 
 impl AudioSetup {
     /// Builds the source and sink (opening files).
-    pub(crate) fn build(self) -> Result<(Box<dyn AudioSource>, Box<dyn AudioSink>, Vec<f64>), String> {
+    pub(crate) fn build(self) -> Result<BuiltAudio, String> {
         let source: Box<dyn AudioSource> = match self.send {
             SendAudio::Silence => Box::new(source::Silence),
             SendAudio::Tone { frequency_hz, level_dbfs } => Box::new(source::Tone::new(frequency_hz, level_dbfs)),
@@ -213,8 +213,15 @@ impl AudioSetup {
                 Box::new(device::DeviceSink::open(name.as_deref()).map_err(|e| format!("media device failed: {e}"))?)
             }
         };
-        Ok((source, sink, self.track_frequencies))
+        Ok(BuiltAudio { source, sink, tracked: self.track_frequencies })
     }
+}
+
+/// A call's opened source and sink, and the frequencies it tracks.
+pub(crate) struct BuiltAudio {
+    pub(crate) source: Box<dyn AudioSource>,
+    pub(crate) sink: Box<dyn AudioSink>,
+    pub(crate) tracked: Vec<f64>,
 }
 
 /// Media settings of a phone.

@@ -80,10 +80,10 @@ impl Host {
         if s.is_empty() {
             return Err(UriError);
         }
-        if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-            if let Ok(v4) = Ipv4Addr::from_str(s) {
-                return Ok(Host::V4(v4));
-            }
+        if s.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+            && let Ok(v4) = Ipv4Addr::from_str(s)
+        {
+            return Ok(Host::V4(v4));
         }
         if s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_') {
             Ok(Host::Domain(s.to_string()))
@@ -315,12 +315,12 @@ pub fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' {
-            if let (Some(h), Some(l)) = (b.get(i + 1).and_then(hex_val), b.get(i + 2).and_then(hex_val)) {
-                out.push(h << 4 | l);
-                i += 3;
-                continue;
-            }
+        if b[i] == b'%'
+            && let (Some(h), Some(l)) = (b.get(i + 1).and_then(hex_val), b.get(i + 2).and_then(hex_val))
+        {
+            out.push(h << 4 | l);
+            i += 3;
+            continue;
         }
         out.push(b[i]);
         i += 1;
