@@ -8,6 +8,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use webphone::media::CallStats;
+use webphone::media::quality::{QualityAlert, QualityMetric};
 use webphone::{CallInfo, CallKey, Event, Events, Phone};
 
 /// What one call did, from its events and its last stats.
@@ -17,6 +18,8 @@ struct CallRecord {
     confirmed: bool,
     ended: bool,
     stats: Option<CallStats>,
+    /// Quality alerts raised or cleared during the call.
+    alerts: Vec<QualityAlert>,
 }
 
 /// Whether the run did what was asked.
@@ -104,6 +107,7 @@ impl Recorder {
                 r.info = Some(call.clone());
                 r.ended = true;
             }
+            Event::CallQuality { call, alert } => self.calls.entry(call.key).or_default().alerts.push(*alert),
             _ => {}
         }
     }
@@ -257,6 +261,8 @@ fn call_json(key: CallKey, c: &CallRecord) -> Option<Value> {
             "jitter_ms": s.jitter_ms,
             "jitter_buffer_ms": s.jitter_buffer_ms,
             "concealed_frames": s.concealed_frames,
+            "fec_frames": s.fec_frames,
+            "late_ticks": s.late_ticks,
             "rtt_ms": s.rtt_ms,
         })
     });
@@ -273,6 +279,7 @@ fn call_json(key: CallKey, c: &CallRecord) -> Option<Value> {
         "end": info.end,
         "headers": info.headers,
         "audio": audio,
+        "quality_alerts": c.alerts,
     }))
 }
 
@@ -311,6 +318,14 @@ fn describe(event: &Event) -> String {
             ),
             None => format!("{} ended", call.key),
         },
+        Event::CallQuality { call, alert } => {
+            let what = match alert.metric {
+                QualityMetric::PacketLoss => format!("packet loss {:.1} %", alert.value * 100.0),
+                QualityMetric::Jitter => format!("jitter {:.0} ms", alert.value),
+                QualityMetric::NoAudio => format!("no audio for {:.0} s", alert.value),
+            };
+            format!("{} quality: {what} ({})", call.key, if alert.active { "alert" } else { "back to normal" })
+        }
         Event::MalformedMessage { why } => format!("malformed message: {why}"),
         Event::Stopped => "stopped".to_string(),
         other => format!("{other:?}"),
