@@ -58,8 +58,11 @@
 //!   demand, the RFC 4475 torture messages as a conformance suite.
 //! - [`media`]: one webrtc-rs peer connection per call and an audio pipeline
 //!   at 48 kHz mono in 20 ms (or 10 ms) frames: sources (silence, tone, WAV,
-//!   application PCM, devices), an adaptive jitter buffer with Opus PLC/FEC,
-//!   sinks (WAV, application PCM, devices, a level/frequency meter).
+//!   application PCM, devices), an adaptive jitter buffer with Opus PLC/FEC
+//!   and a playout clock phase-locked to the packets (about 30 ms
+//!   mouth-to-ear on a clean network), sinks (WAV, application PCM, devices,
+//!   a level/frequency meter); quality alerts (loss, jitter, no audio) as
+//!   [`Event::CallQuality`].
 //! - Passwords live in [`Password`], which never prints; SIP logged at
 //!   `trace` level has its Authorization headers redacted.
 //!
@@ -67,8 +70,8 @@
 //! - `device`: audio devices through cpal (needs `libasound2-dev` on Linux).
 //!
 //! ## Not yet
-//! Hold/resume, transfer (REFER, Replaces), DTMF, quality alerts and the
-//! seeds' compatibility facades are the next milestones.
+//! Hold/resume, transfer (REFER, Replaces), DTMF and the seeds'
+//! compatibility facades are the next milestones.
 
 pub mod dialog;
 pub mod media;
