@@ -26,7 +26,9 @@
 //! - `send_steps/source_read`: the replaying source copying one frame;
 //! - `receive_steps/opus_decoder`, `receive_steps/pcmu_decoder`: our [`Decoder`] objects alone;
 //! - `receive_steps/jitter_insert_pop`: one packet into the jitter buffer and one frame out;
-//! - `receive_steps/meter_process`: [`Meter::process`] (default configuration) on the decoded voice.
+//! - `receive_steps/meter_process`: [`Meter::process`] (default configuration) on the decoded voice, as the
+//!   receive pipeline runs it; `receive_steps/meter_process_tracked`: the same with a frequency tracked, which
+//!   computes the spectrum on every frame; `receive_steps/meter_process_silence`: on silence, which skips it.
 //!
 //! The receive benches check after their loop that every tick decoded a packet except for a few at the start
 //! (silence while the jitter buffer fills, a frame skipped or stretched while it settles), and that nothing
@@ -384,6 +386,19 @@ fn receive_steps(c: &mut Criterion) {
             black_box(meter.process(black_box(&decoded[i])))
         })
     });
+    // A tracked frequency makes the meter compute the spectrum on every frame (as tests that track a tone do).
+    let mut meter = Meter::new();
+    meter.track(1000.0);
+    group.bench_function("meter_process_tracked", |b| {
+        b.iter(|| {
+            i = (i + 1) % FRAMES;
+            black_box(meter.process(black_box(&decoded[i])))
+        })
+    });
+    // A silent window skips the spectrum: what is left is the per-frame level, window energy and publication.
+    let mut meter = Meter::new();
+    let silence = [0i16; FRAME];
+    group.bench_function("meter_process_silence", |b| b.iter(|| black_box(meter.process(black_box(&silence)))));
     group.finish();
 }
 

@@ -100,6 +100,11 @@ pub const MAX_TRACKED: usize = 16;
 /// Full scale for the dBFS computations: a square wave of ±32768 is 0 dBFS.
 const FULL_SCALE_POWER: f64 = 32768.0 * 32768.0;
 
+/// Sum of squares of `samples` (exact: at most 2³⁰ per sample).
+fn energy(samples: &[i16]) -> u64 {
+    samples.iter().map(|&s| (i32::from(s) * i32::from(s)) as u64).sum()
+}
+
 /// Mean square power (in LSB²) to dBFS, clamped to [`DBFS_FLOOR`].
 fn power_to_dbfs(power: f64) -> f64 {
     if power > 0.0 { (10.0 * (power / FULL_SCALE_POWER).log10()).max(DBFS_FLOOR) } else { DBFS_FLOOR }
@@ -438,13 +443,18 @@ impl Meter {
         }
         let level_dbfs = if frame.is_empty() { DBFS_FLOOR } else { power_to_dbfs(sum_sq as f64 / frame.len() as f64) };
 
-        for &s in &frame[frame.len().saturating_sub(ANALYSIS_WINDOW)..] {
-            let old = i64::from(self.ring[self.ring_pos]);
-            let new = i64::from(s);
-            self.ring_energy = self.ring_energy + (new * new) as u64 - (old * old) as u64;
-            self.ring[self.ring_pos] = s;
-            self.ring_pos = (self.ring_pos + 1) & MASK;
-        }
+        // Into the ring in at most two block copies; the running energy gains the new samples'
+        // squares (the level pass summed them already unless the frame exceeds the window) and
+        // loses the overwritten ones'.
+        let incoming = &frame[frame.len().saturating_sub(ANALYSIS_WINDOW)..];
+        let incoming_energy = if incoming.len() == frame.len() { sum_sq } else { energy(incoming) };
+        let first = incoming.len().min(ANALYSIS_WINDOW - self.ring_pos);
+        let (head, tail) = incoming.split_at(first);
+        let outgoing = energy(&self.ring[self.ring_pos..self.ring_pos + first]) + energy(&self.ring[..tail.len()]);
+        self.ring[self.ring_pos..self.ring_pos + first].copy_from_slice(head);
+        self.ring[..tail.len()].copy_from_slice(tail);
+        self.ring_pos = (self.ring_pos + incoming.len()) & MASK;
+        self.ring_energy = self.ring_energy + incoming_energy - outgoing;
 
         let window_dbfs = power_to_dbfs(self.ring_energy as f64 / ANALYSIS_WINDOW as f64);
         let interval = u64::from(self.config.spectrum_interval.max(1));
@@ -671,6 +681,24 @@ fn real_bin(z: &[Complex<f32>], twiddles: &[Complex<f32>], k: usize) -> Complex<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn running_window_energy_stays_exact() {
+        // Frames of every awkward length (wrapping the ring, longer than the window, empty),
+        // full-scale values included: the running sum must equal a fresh sum every time.
+        let mut meter = Meter::new();
+        let mut x: u32 = 99;
+        for (n, len) in [960usize, 480, 1, 0, 8191, 8192, 9000, 7, 960, 4096, 960].iter().cycle().take(60).enumerate() {
+            let frame: Vec<i16> = (0..*len)
+                .map(|_| {
+                    x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    if n % 5 == 0 { i16::MIN } else { (x >> 16) as i16 }
+                })
+                .collect();
+            meter.process(&frame);
+            assert_eq!(meter.ring_energy, energy(&meter.ring), "after frame {n} of {len} samples");
+        }
+    }
     use crate::media::source::{AudioSource, Silence, Tone};
 
     /// Feeds `frames` 20 ms frames of `source` to `meter`.
