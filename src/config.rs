@@ -271,8 +271,9 @@ impl PhoneConfigBuilder {
     }
 
     /// How long after its arrival a received packet is played on a clean
-    /// network (default 2 ms; capped at half a frame). Larger values trade
-    /// delay for resilience to scheduling hiccups on a loaded machine.
+    /// network (default 1 ms; capped at half a frame). Larger values trade
+    /// delay for resilience to scheduling hiccups on a loaded machine (a
+    /// packet that misses its tick gets a grace of a quarter frame first).
     pub fn playout_margin(mut self, margin: Duration) -> Self {
         self.media.playout_margin = margin;
         self

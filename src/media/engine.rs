@@ -300,6 +300,8 @@ async fn run_audio(
     let far = || tokio::time::Instant::now() + Duration::from_secs(86_400);
     let mut playout_timer = Box::pin(tokio::time::sleep_until(far()));
     let mut playout_armed = false;
+    // While a playout tick waits a moment for its packet: until when.
+    let mut grace_until: Option<Instant> = None;
     let mut impairment = cfg.impairment.map(ImpairmentStage::<RtpIn>::new);
     let mut impairment_timer = Box::pin(tokio::time::sleep_until(far()));
     let mut impairment_armed = false;
@@ -354,6 +356,15 @@ async fn run_audio(
             }
             _ = &mut playout_timer, if playout_armed => {
                 let now = Instant::now();
+                if recv.awaiting_next() && grace_until.is_none() {
+                    // The packet for this tick is not here yet: give it a moment (a hiccup of
+                    // either side's scheduler) rather than conceal a frame and add a frame of delay.
+                    let until = now + (frame_len / 4).min(PLAYOUT_GRACE);
+                    grace_until = Some(until);
+                    playout_timer.as_mut().reset(tokio::time::Instant::from_std(until));
+                    continue;
+                }
+                grace_until = None;
                 ticks += 1;
                 if let Some(due) = clock.on_tick()
                     && now.saturating_duration_since(due) > half_frame
@@ -372,6 +383,9 @@ async fn run_audio(
                         deliver(&mut recv, &mut clock, codec.payload_type, &p, at);
                     }
                     impairment_armed = rearm(&mut impairment_timer, stage.next_due());
+                    if grace_until.is_some() && !recv.awaiting_next() {
+                        playout_timer.as_mut().reset(tokio::time::Instant::now());
+                    }
                 }
             }
             changed = state.changed() => {
@@ -404,11 +418,18 @@ async fn run_audio(
                 if !playout_armed && let Some(next) = clock.next_tick() {
                     playout_timer.as_mut().reset(tokio::time::Instant::from_std(next));
                     playout_armed = true;
+                } else if grace_until.is_some() && !recv.awaiting_next() {
+                    // What the tick was waiting for came: play it now.
+                    playout_timer.as_mut().reset(tokio::time::Instant::now());
                 }
             }
         }
     }
 }
+
+/// How long a playout tick may wait for a packet that is due but not yet
+/// here, before concealing (at most a quarter frame, so never a late tick).
+const PLAYOUT_GRACE: Duration = Duration::from_millis(4);
 
 /// Send ticks between two quality checks (one second with 20 ms frames).
 const QUALITY_TICKS: u64 = 50;

@@ -308,6 +308,13 @@ impl JitterBuffer {
         &self.config
     }
 
+    /// Whether the next [`pop`](Self::pop) would find the buffer run dry while playing: nothing
+    /// at or after the next sequence number has arrived. A caller that can afford it may wait a
+    /// moment for the packet (a scheduling hiccup on either side) before popping.
+    pub fn awaiting_next(&self) -> bool {
+        self.mode == Mode::Playing && self.highest_seq.is_none_or(|h| h < self.next_seq)
+    }
+
     /// Counters and current delay figures.
     pub fn stats(&self) -> JitterStats {
         JitterStats {
@@ -812,6 +819,23 @@ mod tests {
 
     fn frames(out: &[Out]) -> Vec<u16> {
         out.iter().filter_map(|o| if let Out::Frame(s) = o { Some(*s) } else { None }).collect()
+    }
+
+    #[test]
+    fn awaiting_next_only_when_the_buffer_runs_dry_while_playing() {
+        let mut jb = JitterBuffer::new(config());
+        let t0 = Instant::now();
+        assert!(!jb.awaiting_next(), "not playing yet");
+        for i in 0..3u16 {
+            jb.insert(i, u32::from(i) * F, &payload(i), at(t0, f64::from(i) * 20.0));
+        }
+        assert_eq!(jb.pop(at(t0, 45.0)), Playout::Frame(&payload(0)));
+        assert!(!jb.awaiting_next());
+        assert!(matches!(jb.pop(at(t0, 65.0)), Playout::Frame(_)));
+        assert!(matches!(jb.pop(at(t0, 85.0)), Playout::Frame(_)));
+        assert!(jb.awaiting_next(), "2 played, 3 not here");
+        jb.insert(4, 4 * F, &payload(4), at(t0, 86.0));
+        assert!(!jb.awaiting_next(), "3 is lost or reordered: waiting would not help");
     }
 
     #[test]

@@ -234,7 +234,9 @@ pub struct MediaConfig {
     /// How long ICE/DTLS may take before the call's media is declared failed.
     pub connect_timeout: Duration,
     /// How long after its arrival a packet is played on a clean network
-    /// (the receive clock's phase, see [`playout`]); default 2 ms.
+    /// (the receive clock's phase, see [`playout`]); default 1 ms. A packet
+    /// that misses its tick anyway gets a short grace (a quarter frame, at
+    /// most 4 ms) before the frame is concealed.
     pub playout_margin: Duration,
     /// Jitter buffer delay bounds: lowest target (default one frame), highest
     /// target (default 400 ms) and the delay before the first frame (default
@@ -256,7 +258,7 @@ impl Default for MediaConfig {
             peer: peer::PeerConfig::default(),
             frame: FrameDuration::Ms20,
             connect_timeout: Duration::from_secs(20),
-            playout_margin: Duration::from_millis(2),
+            playout_margin: Duration::from_millis(1),
             jitter_min: Duration::ZERO,
             jitter_max: Duration::from_millis(400),
             jitter_initial: Duration::from_millis(40),

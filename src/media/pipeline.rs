@@ -209,6 +209,12 @@ impl ReceivePipeline {
         ReceiveStats { jitter: self.jitter.stats(), ..self.stats }
     }
 
+    /// Whether the next tick would find no packet to play while playing
+    /// (see [`JitterBuffer::awaiting_next`]).
+    pub fn awaiting_next(&self) -> bool {
+        self.jitter.awaiting_next()
+    }
+
     /// When non-silent audio was first played out.
     pub fn first_audio(&self) -> Option<Instant> {
         self.first_audio

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 pub const WINDOW: u32 = 50;
 
 /// How far the smallest wait may drift from the margin before the ticks move.
-pub const TOLERANCE: Duration = Duration::from_millis(1);
+pub const TOLERANCE: Duration = Duration::from_micros(500);
 
 /// The receive side's frame clock (see the module docs).
 #[derive(Debug, Clone)]
