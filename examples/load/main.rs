@@ -40,8 +40,7 @@
 //!
 //! Exits 1 when a run could not set its calls up, or missed a goal.
 
-// relay.rs has a collapsible `if` that clippy flags (in the demo too); not ours to change here.
-#[allow(clippy::collapsible_if)]
+// The demo's loopback SIP relay, shared rather than copied.
 #[path = "../webphone/relay.rs"]
 mod relay;
 

@@ -82,10 +82,10 @@ async fn serve(tcp: tokio::net::TcpStream, id: ConnId, routes: Arc<Mutex<Routes>
         match msg {
             Message::Request(req) if req.method == Method::Register => {
                 let mut ok = response_to(&req, StatusCode::OK);
-                if let Some(Ok(to)) = req.headers.name_addr(&HeaderName::To) {
-                    if let Some(user) = to.uri.user() {
-                        r.users.insert(user.to_string(), id);
-                    }
+                if let Some(Ok(to)) = req.headers.name_addr(&HeaderName::To)
+                    && let Some(user) = to.uri.user()
+                {
+                    r.users.insert(user.to_string(), id);
                 }
                 for c in req.headers.typed_all::<Contact>().unwrap_or_default() {
                     if let Some(a) = c.address() {
