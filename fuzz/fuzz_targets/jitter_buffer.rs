@@ -157,6 +157,7 @@ fuzz_target!(|input: Input| {
             Op::Pop { advance_ms } => {
                 now += Duration::from_millis(u64::from(advance_ms));
                 let before = jb.stats();
+                let awaiting = jb.awaiting_next();
                 // Owned, so that the counters can be read next to it.
                 let playout = match jb.pop(now) {
                     Playout::Frame(p) => Played::Frame(p.to_vec()),
@@ -168,6 +169,7 @@ fuzz_target!(|input: Input| {
                 match playout {
                     Played::Frame(p) => {
                         assert_eq!(after.played, before.played + 1);
+                        assert!(!awaiting, "a frame was played although awaiting_next said none was buffered");
                         let seq = check_stored(&p, &stored, numbering);
                         if let Some(seq) = seq {
                             if let Some(prev) = current.last_played {
