@@ -94,7 +94,7 @@ impl<T> ImpairmentStage<T> {
     }
 
     /// A packet arrived at `arrival`: dropped, or held until its delayed
-    /// time. When [`MAX_HELD`] packets are already held, the earliest due is
+    /// time. When 256 packets are already held, the earliest due is
     /// returned to be delivered at once.
     pub fn push(&mut self, item: T, arrival: Instant) -> Option<(T, Instant)> {
         self.stats.packets += 1;
