@@ -3,7 +3,7 @@
 //! - `tone_read`: [`Tone`] filling a frame.
 //! - `meter_process/tone` and `meter_process/silence`: [`Meter::process`] on a continuous tone (the FFT path,
 //!   every frame) and on silence (the FFT is skipped); `meter_process/tone_default_interval`: the same tone with
-//!   the default spectrum interval (the FFT every 10th frame), as a call's receive path runs it.
+//!   the default spectrum interval (the FFT every 25th frame), as a call's receive path runs it.
 //! - `meter_measure_tone`: one [`Meter::measure_tone`] query (Goertzel over the 8192-sample window).
 //! - `app_source_push_read`: the application pushes a frame and the pipeline reads it.
 //! - `app_sink_write_read`: the pipeline writes a frame and the application reads it.
