@@ -26,8 +26,8 @@
 //! - `send_steps/source_read`: the replaying source copying one frame;
 //! - `receive_steps/opus_decoder`, `receive_steps/pcmu_decoder`: our [`Decoder`] objects alone;
 //! - `receive_steps/jitter_insert_pop`: one packet into the jitter buffer and one frame out;
-//! - `receive_steps/meter_process`: [`Meter::process`] (default configuration) on the decoded voice, as the
-//!   receive pipeline runs it; `receive_steps/meter_process_tracked`: the same with a frequency tracked, which
+//! - `receive_steps/meter_process`: [`Meter::process`] with the spectrum every 25th frame on the decoded
+//!   voice, as the receive pipeline runs it; `receive_steps/meter_process_tracked`: the same with a frequency tracked, which
 //!   computes the spectrum on every frame; `receive_steps/meter_process_silence`: on silence, which skips it.
 //!
 //! The receive benches check after their loop that every tick decoded a packet except for a few at the start
@@ -67,7 +67,7 @@ use webphone::media::FrameDuration;
 use webphone::media::codec::{self, CodecKind};
 use webphone::media::g711::Law;
 use webphone::media::jitter::{JitterBuffer, JitterConfig, Playout};
-use webphone::media::meter::Meter;
+use webphone::media::meter::{Meter, MeterConfig};
 use webphone::media::opus::OpusConfig;
 use webphone::media::pipeline::{ReceivePipeline, SendPipeline};
 use webphone::media::resample::Resampler;
@@ -378,7 +378,8 @@ fn receive_steps(c: &mut Criterion) {
             out[..n].to_vec()
         })
         .collect();
-    let mut meter = Meter::new();
+    // As the receive pipeline configures it: the spectrum every 25th frame.
+    let mut meter = Meter::with_config(MeterConfig { spectrum_interval: 25, ..MeterConfig::default() });
     let mut i = 0;
     group.bench_function("meter_process", |b| {
         b.iter(|| {

@@ -127,9 +127,9 @@ pub struct MeterConfig {
     /// is at most 20 dB below the total), which white noise never reaches by chance on this window length.
     pub min_tone_share: f64,
     /// While no frequency is tracked, the dominant frequency is computed on every `spectrum_interval`-th frame
-    /// only (the latest value is carried in between). Default 25 (every 500 ms with 20 ms frames: the spectrum
-    /// then costs under 1 µs per frame on average, against about 20 µs every frame, which would be two thirds
-    /// of an Opus decode); 1 computes it every frame. While a frequency is tracked it is computed every frame, since
+    /// only (the latest value is carried in between). Default 1: every frame. A call's receive pipeline uses
+    /// 25 (every 500 ms with 20 ms frames: the spectrum then costs under 1 µs per frame on average, against
+    /// about 20 µs every frame, two thirds of an Opus decode). While a frequency is tracked it is computed every frame, since
     /// the tracked counters are per frame.
     pub spectrum_interval: u32,
 }
@@ -142,7 +142,7 @@ impl Default for MeterConfig {
             max_frequency_hz: 12_000.0,
             track_tolerance_hz: 10.0,
             min_tone_share: 0.01,
-            spectrum_interval: 25,
+            spectrum_interval: 1,
         }
     }
 }

@@ -11,9 +11,13 @@ use std::time::Instant;
 use super::FrameDuration;
 use super::codec::{CodecError, CodecKind, Decoder, Encoder, decoder, encoder};
 use super::jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
-use super::meter::{FrameAnalysis, Meter, MeterHandle};
+use super::meter::{FrameAnalysis, Meter, MeterConfig, MeterHandle};
 use super::sink::AudioSink;
 use super::source::AudioSource;
+
+/// The receive meter computes the dominant frequency every this many frames
+/// unless a frequency is tracked (see [`MeterConfig::spectrum_interval`]).
+const RECEIVE_SPECTRUM_INTERVAL: u32 = 25;
 
 /// Largest RTP payload we produce.
 const MAX_PAYLOAD: usize = 1500;
@@ -181,7 +185,10 @@ impl ReceivePipeline {
             payload_type,
             pcm: vec![0; frame.samples()],
             sink,
-            meter: Meter::new(),
+            meter: Meter::with_config(MeterConfig {
+                spectrum_interval: RECEIVE_SPECTRUM_INTERVAL,
+                ..MeterConfig::default()
+            }),
             muted: false,
             gain: 1024,
             stats: ReceiveStats::default(),
