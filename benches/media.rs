@@ -6,7 +6,7 @@
 //!   resampling;
 //! - `jitter_insert_pop`: one packet into the jitter buffer and one frame out.
 //!
-//! The input is a synthetic voiced signal (150 Hz harmonics, syllable-rate envelope, noise).
+//! The input is the synthetic voiced signal of [`SyntheticVoice`] (150 Hz harmonics, syllable-rate envelope, noise).
 //!
 //! Run: `cargo bench --bench media` (medians are in
 //! `target/criterion/<name>/new/estimates.json`).
@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use webphone::media;
+use webphone::media::source::SyntheticVoice;
 
 use media::FrameDuration;
 use media::codec::{self, CodecKind};
@@ -23,21 +24,9 @@ use media::jitter::{JitterBuffer, JitterConfig, Playout};
 
 const FRAMES: usize = 50;
 
-/// One second of a speech-like test signal, as 50 frames of 20 ms.
+/// One second of the speech-like test signal ([`SyntheticVoice`]), as 50 frames of 20 ms.
 fn voice() -> Vec<Vec<i16>> {
-    let mut rng: u32 = 12345;
-    let samples: Vec<i16> = (0..48_000)
-        .map(|n| {
-            let t = n as f64 / 48_000.0;
-            let envelope = 0.55 + 0.45 * (2.0 * std::f64::consts::PI * 4.0 * t).sin();
-            let voiced: f64 =
-                (1..=12).map(|h| (2.0 * std::f64::consts::PI * 150.0 * h as f64 * t).sin() / h as f64).sum();
-            rng = rng.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            let noise = (rng >> 16) as f64 / 65_536.0 - 0.5;
-            (envelope * (voiced * 5_000.0 + noise * 800.0)) as i16
-        })
-        .collect();
-    samples.chunks(960).map(<[i16]>::to_vec).collect()
+    SyntheticVoice::new().samples(48_000).chunks(960).map(<[i16]>::to_vec).collect()
 }
 
 fn encode_all(kind: CodecKind, pcm: &[Vec<i16>]) -> Vec<Vec<u8>> {

@@ -73,7 +73,7 @@ use webphone::media::pipeline::{ReceivePipeline, SendPipeline};
 use webphone::media::resample::Resampler;
 use webphone::media::sdp::normalize_remote_sdp;
 use webphone::media::sink::NullSink;
-use webphone::media::source::AudioSource;
+use webphone::media::source::{AudioSource, SyntheticVoice};
 
 const FRAME: usize = 960;
 const FRAMES: usize = 50;
@@ -85,21 +85,9 @@ const FRAME_TIME: Duration = Duration::from_millis(20);
 /// settles on its target delay.
 const START_TICKS: u64 = 5;
 
-/// One second of a speech-like test signal, as 50 frames of 20 ms (as in `benches/media.rs`).
+/// One second of the speech-like test signal ([`SyntheticVoice`]), as 50 frames of 20 ms.
 fn voice() -> Vec<Vec<i16>> {
-    let mut rng: u32 = 12345;
-    let samples: Vec<i16> = (0..48_000)
-        .map(|n| {
-            let t = n as f64 / 48_000.0;
-            let envelope = 0.55 + 0.45 * (2.0 * std::f64::consts::PI * 4.0 * t).sin();
-            let voiced: f64 =
-                (1..=12).map(|h| (2.0 * std::f64::consts::PI * 150.0 * h as f64 * t).sin() / h as f64).sum();
-            rng = rng.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            let noise = (rng >> 16) as f64 / 65_536.0 - 0.5;
-            (envelope * (voiced * 5_000.0 + noise * 800.0)) as i16
-        })
-        .collect();
-    samples.chunks(FRAME).map(<[i16]>::to_vec).collect()
+    SyntheticVoice::new().samples(48_000).chunks(FRAME).map(<[i16]>::to_vec).collect()
 }
 
 /// Replays precomputed frames in a loop.
@@ -403,76 +391,12 @@ fn receive_steps(c: &mut Criterion) {
     group.finish();
 }
 
-/// Chrome 13x as sent by JsSIP (audio only: host candidates, an RTCP one, a TCP one and an mDNS one), as
-/// `CHROME_JSSIP_OFFER` in `src/media/sdp.rs`.
-const CHROME_JSSIP_OFFER: &str = "v=0\r
-o=- 4611731400430051336 2 IN IP4 127.0.0.1\r
-s=-\r
-t=0 0\r
-a=group:BUNDLE 0\r
-a=extmap-allow-mixed\r
-a=msid-semantic: WMS 5f2a8c1e-2b0e-4a8f-9a55-3f3f0b6b2d11\r
-m=audio 54400 UDP/TLS/RTP/SAVPF 111 63 9 0 8 13 110 126\r
-c=IN IP4 192.0.2.10\r
-a=rtcp:9 IN IP4 0.0.0.0\r
-a=candidate:1467250027 1 udp 2122260223 192.0.2.10 54400 typ host generation 0 network-id 1\r
-a=candidate:1467250027 2 udp 2122260222 192.0.2.10 54401 typ host generation 0 network-id 1\r
-a=candidate:435653019 1 tcp 1845501695 192.0.2.10 9 typ host tcptype active generation 0 network-id 1\r
-a=candidate:2999745851 1 udp 2122194687 7d1f4a5e-1b0c-4c8e-9f60-0a1d2c3b4e5f.local 54402 typ host generation 0\r
-a=ice-ufrag:Wd3L\r
-a=ice-pwd:8xkq3v7Ut2O5PZ2n0Jm4s1Qe\r
-a=ice-options:trickle\r
-a=fingerprint:sha-256 7B:8B:F0:65:5F:78:E2:51:3B:AC:6F:F3:3F:46:1B:35:DC:B8:5F:64:1A:24:C2:43:F0:A1:58:D0:A1:2C:19:08\r
-a=setup:actpass\r
-a=mid:0\r
-a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r
-a=extmap:2 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time\r
-a=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01\r
-a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r
-a=sendrecv\r
-a=msid:5f2a8c1e-2b0e-4a8f-9a55-3f3f0b6b2d11 2d8f1c0b-7c6e-4f43-8d2e-6a9b0c1d2e3f\r
-a=rtcp-mux\r
-a=rtcp-rsize\r
-a=rtpmap:111 opus/48000/2\r
-a=rtcp-fb:111 transport-cc\r
-a=fmtp:111 minptime=10;useinbandfec=1\r
-a=rtpmap:63 red/48000/2\r
-a=fmtp:63 111/111\r
-a=rtpmap:9 G722/8000\r
-a=rtpmap:0 PCMU/8000\r
-a=rtpmap:8 PCMA/8000\r
-a=rtpmap:13 CN/8000\r
-a=rtpmap:110 telephone-event/48000\r
-a=rtpmap:126 telephone-event/8000\r
-a=ssrc:1735462291 cname:R1LlhqWnbFm3Yc0H\r
-a=ssrc:1735462291 msid:5f2a8c1e-2b0e-4a8f-9a55-3f3f0b6b2d11 2d8f1c0b-7c6e-4f43-8d2e-6a9b0c1d2e3f\r
-";
-
-/// Asterisk 18 (chan_pjsip, webrtc=yes, bundle=no), as `ASTERISK_OFFER` in `src/media/sdp.rs`: PCMU without
-/// rtpmap, upper-case SHA-256, no mid, no BUNDLE, an RTCP-component candidate.
-const ASTERISK_OFFER: &str = "v=0\r
-o=- 1939371478 1939371480 IN IP4 198.51.100.7\r
-s=Asterisk\r
-c=IN IP4 198.51.100.7\r
-t=0 0\r
-m=audio 12786 RTP/SAVPF 0 8 111 101\r
-a=connection:new\r
-a=setup:actpass\r
-a=fingerprint:SHA-256 0A:9C:3E:FF:21:4B:77:6D:90:12:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45\r
-a=ice-ufrag:5d2c0b1f1a2b3c4d\r
-a=ice-pwd:1f2e3d4c5b6a79880a1b2c3d4e\r
-a=candidate:Hc6336407 1 UDP 2130706431 198.51.100.7 12786 typ host\r
-a=candidate:Hc6336407 2 UDP 2130706430 198.51.100.7 12787 typ host\r
-a=rtpmap:8 PCMA/8000\r
-a=rtpmap:111 opus/48000/2\r
-a=fmtp:111 useinbandfec=1\r
-a=rtpmap:101 telephone-event/8000\r
-a=fmtp:101 0-16\r
-a=ptime:20\r
-a=maxptime:150\r
-a=sendrecv\r
-a=rtcp-mux\r
-";
+/// The committed fuzz seeds (`fuzz/seeds/sdp/`), with the CRLF line ends of the wire; they are the offers the
+/// SDP unit tests use: Chrome 13x as sent by JsSIP (host candidates, an RTCP one, a TCP one and an mDNS one)
+/// and Asterisk 18 (chan_pjsip, webrtc=yes, bundle=no: PCMU without rtpmap, upper-case fingerprint hash).
+fn offer(seed: &str) -> String {
+    seed.replace('\n', "\r\n")
+}
 
 fn unmarshal(sdp: &str) -> SessionDescription {
     SessionDescription::unmarshal(&mut Cursor::new(sdp)).unwrap()
@@ -493,8 +417,8 @@ fn sdp_group(c: &mut Criterion, group_name: &str, offer: &str) {
 }
 
 fn sdp(c: &mut Criterion) {
-    sdp_group(c, "sdp", CHROME_JSSIP_OFFER);
-    sdp_group(c, "sdp_asterisk", ASTERISK_OFFER);
+    sdp_group(c, "sdp", &offer(include_str!("../fuzz/seeds/sdp/chrome-jssip-offer.sdp")));
+    sdp_group(c, "sdp_asterisk", &offer(include_str!("../fuzz/seeds/sdp/asterisk-offer.sdp")));
 }
 
 criterion_group! {

@@ -3,7 +3,7 @@
 //! 1. **Anchor.** Bare libopus (the `audiopus` crate, configured exactly as `src/media/opus.rs` configures
 //!    its encoder: VoIP application, voice signal, 32 kbit/s, complexity 5, in-band FEC, 10 % expected loss,
 //!    no DTX) encodes and decodes `--anchor-frames` 20 ms frames of the speech-like signal the calls send
-//!    (150 Hz harmonics, 4 Hz syllable envelope, noise: `voice()` of `benches/media.rs`), on one thread. Each
+//!    (`media::source::SyntheticVoice`: 150 Hz harmonics, 4 Hz syllable envelope, noise), on one thread. Each
 //!    call leg encodes one frame and decodes one frame per 20 ms, so the machine can carry at most
 //!    `ceiling = cores × 20 ms / (encode + decode)` legs (medians). The crate's own pipelines
 //!    (`SendPipeline::next_packet`, `ReceivePipeline::push_packet` + `tick`) are timed the same way, for the
@@ -60,7 +60,7 @@ use webphone::media::jitter::JitterConfig;
 use webphone::media::opus::OpusConfig;
 use webphone::media::pipeline::{ReceivePipeline, SendPipeline};
 use webphone::media::sink::NullSink;
-use webphone::media::source::AudioSource;
+use webphone::media::source::{AudioSource, SyntheticVoice};
 use webphone::media::{AudioSetup, CallStats, FrameDuration, SendAudio};
 use webphone::{CallKey, CallOptions, Event, Events, Phone, PhoneConfig, PhoneConfigBuilder};
 
@@ -110,20 +110,9 @@ struct Args {
     event_interval: Option<u32>,
 }
 
-/// One second of the speech-like test signal of `benches/media.rs`.
+/// One second of the speech-like test signal ([`SyntheticVoice`]).
 fn voice() -> Vec<i16> {
-    let mut rng: u32 = 12345;
-    (0..48_000)
-        .map(|n| {
-            let t = n as f64 / 48_000.0;
-            let envelope = 0.55 + 0.45 * (2.0 * std::f64::consts::PI * 4.0 * t).sin();
-            let voiced: f64 =
-                (1..=12).map(|h| (2.0 * std::f64::consts::PI * 150.0 * h as f64 * t).sin() / h as f64).sum();
-            rng = rng.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            let noise = (rng >> 16) as f64 / 65_536.0 - 0.5;
-            (envelope * (voiced * 5_000.0 + noise * 800.0)) as i16
-        })
-        .collect()
+    SyntheticVoice::new().samples(48_000)
 }
 
 /// Replays the shared second of voice from `pos` on, in a loop.
