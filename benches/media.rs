@@ -3,8 +3,10 @@
 //! - `opus_encode_20ms` / `opus_decode_20ms`: Opus at the default settings (32 kbit/s,
 //!   complexity 5, FEC on, 10 % expected loss);
 //! - `pcmu_encode_20ms` / `pcmu_decode_20ms`: G.711 µ-law including the 48 kHz <-> 8 kHz
-//!   resampling;
-//! - `jitter_insert_pop`: one packet into the jitter buffer and one frame out.
+//!   resampling.
+//!
+//! The jitter buffer's insert + pop is in `benches/pipeline.rs` (`receive_steps/jitter_insert_pop`), next to
+//! the pipelines it belongs to.
 //!
 //! The input is the synthetic voiced signal of [`SyntheticVoice`] (150 Hz harmonics, syllable-rate envelope, noise).
 //!
@@ -12,7 +14,7 @@
 //! `target/criterion/<name>/new/estimates.json`).
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use webphone::media;
@@ -20,7 +22,6 @@ use webphone::media::source::SyntheticVoice;
 
 use media::FrameDuration;
 use media::codec::{self, CodecKind};
-use media::jitter::{JitterBuffer, JitterConfig, Playout};
 
 const FRAMES: usize = 50;
 
@@ -69,33 +70,9 @@ fn codecs(c: &mut Criterion) {
     bench_codec(c, CodecKind::Pcmu, "pcmu");
 }
 
-fn jitter(c: &mut Criterion) {
-    let packets = encode_all(CodecKind::Opus, &voice());
-    let mut jb = JitterBuffer::new(JitterConfig::new(FrameDuration::Ms20, 48_000));
-    let start = Instant::now();
-    let mut seq: u16 = 0;
-    let mut ts: u32 = 0;
-    let mut tick: u64 = 0;
-    c.bench_function("jitter_insert_pop", |b| {
-        b.iter(|| {
-            let now = start + Duration::from_millis(tick * 20);
-            jb.insert(seq, ts, black_box(&packets[usize::from(seq) % FRAMES]), now);
-            let len = match jb.pop(now) {
-                Playout::Frame(p) => p.len(),
-                Playout::Lost { next } => next.map_or(0, <[u8]>::len),
-                Playout::Waiting => 0,
-            };
-            seq = seq.wrapping_add(1);
-            ts = ts.wrapping_add(960);
-            tick += 1;
-            black_box(len)
-        })
-    });
-}
-
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
-    targets = codecs, jitter
+    targets = codecs
 }
 criterion_main!(benches);
