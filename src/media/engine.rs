@@ -326,21 +326,22 @@ async fn run_audio(
                     let _ = peer.send_rtp(pkt.payload_type, pkt.marker, pkt.timestamp, pkt.payload).await;
                 }
                 if send_ticks.is_multiple_of(5)
-                    && let Ok(mut s) = shared.try_lock() {
-                        if s.dirty {
-                            send.set_muted(s.muted_send);
-                            recv.set_muted(s.muted_receive);
-                            if let Some(v) = s.volume {
-                                recv.set_volume(v);
-                            }
-                            s.dirty = false;
+                    && let Ok(mut s) = shared.try_lock()
+                {
+                    if s.dirty {
+                        send.set_muted(s.muted_send);
+                        recv.set_muted(s.muted_receive);
+                        if let Some(v) = s.volume {
+                            recv.set_volume(v);
                         }
-                        s.stats.update(&send.stats(), &recv, &last_analysis, &tracked);
-                        s.stats.audio_ticks = ticks;
-                        s.stats.late_ticks = late_ticks;
-                        s.stats.playout_adjustments = clock.adjustments();
-                        s.stats.impairment_dropped = impairment.as_ref().map_or(0, |i| i.stats().dropped);
+                        s.dirty = false;
                     }
+                    s.stats.update(&send.stats(), &recv, &last_analysis, &tracked);
+                    s.stats.audio_ticks = ticks;
+                    s.stats.late_ticks = late_ticks;
+                    s.stats.playout_adjustments = clock.adjustments();
+                    s.stats.impairment_dropped = impairment.as_ref().map_or(0, |i| i.stats().dropped);
+                }
                 if send_ticks.is_multiple_of(QUALITY_TICKS) {
                     let r = recv.stats();
                     let sample = QualitySample {
