@@ -11,7 +11,7 @@
 //!   [`playout`]: the receive side's frame clock, phase-locked to arrivals.
 //! - [`quality`]: loss, jitter and no-audio alerts; [`impairment`]: a
 //!   seeded loss and jitter stage for call tests.
-//! - `engine`: per-call lifecycle inside the phone's driver.
+//! - `engine`: per-call lifecycle, on a media runtime of its own.
 //! - [`sdp`]: fixes applied to remote SDP for interoperability.
 //! - `device` (feature `device`): the sound card, through cpal.
 
