@@ -1,13 +1,15 @@
 //! [`PhoneConfig`] and its builder: servers, account, registration,
 //! reconnection, keep-alive and TLS settings.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::Error;
 use crate::dialog::invite::CallSettings;
+use crate::event::CallInfo;
 use crate::media::impairment::Impairment;
 use crate::media::quality::QualityThresholds;
-use crate::media::{FrameDuration, IceServer, MediaConfig};
+use crate::media::{AudioSetup, FrameDuration, IceServer, MediaConfig};
 use crate::secret::Password;
 use crate::transport::keepalive::{KeepAliveConfig, PingKind};
 use crate::transport::tls::TlsConfig;
@@ -36,6 +38,17 @@ pub struct PhoneConfig {
     pub(crate) seed: Option<u64>,
     pub(crate) calls: CallSettings,
     pub(crate) media: MediaConfig,
+    pub(crate) incoming_audio: Option<IncomingAudio>,
+}
+
+/// Chooses the audio of an incoming call when it rings.
+#[derive(Clone)]
+pub(crate) struct IncomingAudio(pub(crate) Arc<dyn Fn(&CallInfo) -> AudioSetup + Send + Sync>);
+
+impl std::fmt::Debug for IncomingAudio {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IncomingAudio(..)")
+    }
 }
 
 impl PhoneConfig {
@@ -82,6 +95,7 @@ pub struct PhoneConfigBuilder {
     seed: Option<u64>,
     calls: CallSettings,
     media: MediaConfig,
+    incoming_audio: Option<IncomingAudio>,
 }
 
 impl Default for PhoneConfigBuilder {
@@ -106,6 +120,7 @@ impl Default for PhoneConfigBuilder {
             seed: None,
             calls: CallSettings::default(),
             media: MediaConfig::default(),
+            incoming_audio: None,
         }
     }
 }
@@ -218,8 +233,17 @@ impl PhoneConfigBuilder {
     }
 
     /// Answer incoming calls by themselves after `delay` (Aliyun's `autoAnswerCall`).
+    /// Their audio is chosen by [`incoming_audio`](Self::incoming_audio), else silence.
     pub fn auto_answer(mut self, delay: Option<Duration>) -> Self {
         self.calls.auto_answer = delay;
+        self
+    }
+
+    /// Chooses each incoming call's audio when it rings, from who is calling
+    /// (a voice bot that auto-answers plays its prompt this way). Answering
+    /// with [`crate::Phone::answer_with`] still overrides it.
+    pub fn incoming_audio(mut self, choose: impl Fn(&CallInfo) -> AudioSetup + Send + Sync + 'static) -> Self {
+        self.incoming_audio = Some(IncomingAudio(Arc::new(choose)));
         self
     }
 
@@ -337,6 +361,7 @@ impl PhoneConfigBuilder {
             seed: self.seed,
             calls: self.calls,
             media: self.media,
+            incoming_audio: self.incoming_audio,
         })
     }
 }

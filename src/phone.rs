@@ -523,7 +523,10 @@ async fn session(
                     Ok(Err(e)) => return SessionEnd::Lost(format!("send failed: {e}")),
                     Err(_) => return SessionEnd::Lost("send stalled".into()),
                 },
-                Output::Event(ev) => emit_agent_event(ev, server, shared),
+                Output::Event(ev) => {
+                    choose_incoming_audio(&ev, media, shared);
+                    emit_agent_event(ev, server, shared)
+                }
                 Output::Media(req) => media.handle(req),
             }
         }
@@ -610,10 +613,20 @@ fn apply_media_result(result: MediaResult, ua: &mut UserAgent, media: &mut Media
 fn drain_offline(ua: &mut UserAgent, media: &mut MediaEngine, server: &ServerUrl, shared: &Shared) {
     while let Some(out) = ua.poll_output() {
         match out {
-            Output::Event(ev) => emit_agent_event(ev, server, shared),
+            Output::Event(ev) => {
+                choose_incoming_audio(&ev, media, shared);
+                emit_agent_event(ev, server, shared)
+            }
             Output::Media(req) => media.handle(req),
             Output::Transmit(_) => tracing::debug!("offline: a message could not be sent"),
         }
+    }
+}
+
+/// Gives a ringing call the audio the configuration chooses for it.
+fn choose_incoming_audio(ev: &AgentEvent, media: &mut MediaEngine, shared: &Shared) {
+    if let (AgentEvent::Call(CallEvent::Incoming(s)), Some(choose)) = (ev, &shared.config.incoming_audio) {
+        media.set_audio(s.key, (choose.0)(&shared.clock.call_info(s)));
     }
 }
 

@@ -5,6 +5,9 @@
 //! sides no earlier than 300 ms after it started at Bob. Media is set up
 //! too (Bob's default audio: silence out, received audio discarded but
 //! metered), so Bob measures Alice's 440 Hz. Alice hangs up.
+//!
+//! Second scenario, a voice bot: Bob auto-answers at once with the audio his
+//! configuration chooses for the caller (`incoming_audio`).
 
 mod support;
 
@@ -65,6 +68,46 @@ async fn bob_answers_by_himself_after_the_delay() {
     assert_eq!(ended.end.as_ref().map(|e| e.by), Some(Originator::Local), "{ended:#?}");
     let ended = bob_log.wait_ended(incoming.key).await;
     assert_eq!(ended.end.as_ref().map(|e| e.by), Some(Originator::Remote), "{ended:#?}");
+
+    alice.stop().await.unwrap();
+    bob.stop().await.unwrap();
+}
+
+/// A voice bot: Bob auto-answers at once and his configuration picks each
+/// incoming call's audio from who calls (880 Hz for Alice, and he tracks
+/// her 440 Hz). Both tones must cross.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_answered_calls_get_the_audio_the_configuration_chooses() {
+    let kamailio = start_kamailio();
+    let (alice, mut alice_log) = registered_phone(&kamailio, "alice", ALICE_PASSWORD).await;
+    let (bob, mut bob_log) = registered_phone_with(&kamailio, "bob", BOB_PASSWORD, |b| {
+        b.auto_answer(Some(Duration::ZERO)).incoming_audio(|call| {
+            let hz = if call.remote.user.as_deref() == Some("alice") { 880.0 } else { 1000.0 };
+            AudioSetup {
+                send: SendAudio::Tone { frequency_hz: hz, level_dbfs: -12.0 },
+                track_frequencies: vec![440.0],
+                ..Default::default()
+            }
+        })
+    })
+    .await;
+
+    let audio = AudioSetup {
+        send: SendAudio::Tone { frequency_hz: 440.0, level_dbfs: -12.0 },
+        track_frequencies: vec![880.0],
+        ..Default::default()
+    };
+    let call = alice.call("bob", CallOptions { audio, ..Default::default() }).await.expect("call placed");
+    let incoming = bob_log.wait_incoming().await;
+    bob_log.wait_confirmed(incoming.key).await;
+    alice_log.wait_confirmed(call).await;
+
+    let ratio = |s: &webphone::media::CallStats, hz: f64| {
+        s.tracked.iter().find(|(f, _)| (*f - hz).abs() < 0.5).map_or(0.0, |(_, r)| *r)
+    };
+    wait_stats(&alice, call, "Bob's chosen 880 Hz at Alice", |s| s.decoded_frames >= 50 && ratio(s, 880.0) >= 0.9)
+        .await;
+    wait_stats(&bob, incoming.key, "Alice's 440 Hz at Bob", |s| s.decoded_frames >= 50 && ratio(s, 440.0) >= 0.9).await;
 
     alice.stop().await.unwrap();
     bob.stop().await.unwrap();
