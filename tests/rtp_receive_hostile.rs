@@ -3,23 +3,21 @@
 //! or plain noise are unmarshalled by the `rtc` crate as RTP and as RTCP,
 //! and what parses as RTP goes into a `ReceivePipeline` (Opus, PT 111,
 //! 20 ms) ticked on a 20 ms clock. Nothing panics, and the counters account
-//! for every packet and every tick. The proptest counterpart of
-//! `fuzz/fuzz_targets/rtp.rs`.
-
-use std::time::{Duration, Instant};
+//! for every packet and every tick (`support/rtp_exercise.rs`, shared with
+//! the `fuzz/fuzz_targets/rtp.rs` fuzz target).
 
 use bytes::Bytes;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
-use rtc::shared::marshal::{Marshal, Unmarshal};
+use rtc::shared::marshal::Marshal;
 use webphone::media::FrameDuration;
 use webphone::media::codec::{self, CodecKind};
-use webphone::media::jitter::JitterConfig;
-use webphone::media::pipeline::ReceivePipeline;
-use webphone::media::sink::NullSink;
 
-const OPUS_PT: u8 = 111;
+#[path = "support/rtp_exercise.rs"]
+mod rtp_exercise;
+
+use rtp_exercise::{OPUS_PT, RtpExercise};
 
 fn config() -> Config {
     let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256);
@@ -101,18 +99,8 @@ proptest! {
     #[test]
     fn hostile_rtp_never_panics_and_is_accounted_for(steps in vec(step(), 1..150), first_seq: u16, first_ts: u32) {
         let opus = opus_frames();
-        let mut pipeline = ReceivePipeline::new(
-            Box::new(NullSink::new()),
-            CodecKind::Opus,
-            OPUS_PT,
-            FrameDuration::Ms20,
-            JitterConfig::new(FrameDuration::Ms20, 48_000),
-        )
-        .expect("the Opus decoder opens");
-        let start = Instant::now();
-        let (mut now, mut next_tick) = (start, start);
+        let mut run = RtpExercise::new();
         let (mut seq, mut ts) = (first_seq, first_ts);
-        let (mut pushed, mut ticks) = (0u64, 0u64);
 
         for s in steps {
             let bytes = match s.datagram {
@@ -141,31 +129,9 @@ proptest! {
                 Datagram::Noise(bytes) => bytes,
             };
 
-            if let Ok(rtcp) = rtc::rtcp::packet::unmarshal(&mut &bytes[..]) {
-                rtcp.iter().for_each(|p| drop((p.header(), p.destination_ssrc(), p.to_string())));
-            }
-            now += Duration::from_millis(u64::from(s.gap_ms));
-            if let Ok(p) = rtc::rtp::Packet::unmarshal(&mut &bytes[..]) {
-                prop_assert!(p.payload.len() + 12 <= bytes.len());
-                let h = &p.header;
-                pipeline.push_packet(h.payload_type, h.sequence_number, h.timestamp, &p.payload, now);
-                pushed += 1;
-            }
-            for _ in 0..s.ticks {
-                next_tick = next_tick.max(now) + FrameDuration::Ms20.duration();
-                now = next_tick;
-                let _ = pipeline.tick(now);
-                ticks += 1;
-            }
+            run.datagram(&bytes, u64::from(s.gap_ms), u32::from(s.ticks));
         }
-
-        let s = pipeline.stats();
-        prop_assert_eq!(s.packets + s.other_payload_types, pushed);
-        prop_assert_eq!(s.jitter.received, s.packets);
-        let played = s.frames_decoded + s.decode_errors;
-        prop_assert_eq!(played, s.jitter.played);
-        prop_assert_eq!(s.frames_recovered + s.frames_concealed, s.jitter.concealed);
-        prop_assert_eq!(played + s.jitter.concealed + s.frames_waiting, ticks);
+        run.check_accounting();
     }
 }
 
@@ -174,15 +140,7 @@ proptest! {
 #[test]
 fn clean_opus_rtp_is_decoded() {
     let opus = opus_frames();
-    let mut pipeline = ReceivePipeline::new(
-        Box::new(NullSink::new()),
-        CodecKind::Opus,
-        OPUS_PT,
-        FrameDuration::Ms20,
-        JitterConfig::new(FrameDuration::Ms20, 48_000),
-    )
-    .expect("the Opus decoder opens");
-    let t0 = Instant::now();
+    let mut run = RtpExercise::new();
     for i in 0..50u16 {
         let packet = rtc::rtp::Packet {
             header: rtc::rtp::Header {
@@ -194,13 +152,10 @@ fn clean_opus_rtp_is_decoded() {
             },
             payload: Bytes::from(opus[usize::from(i) % 4].clone()),
         };
-        let bytes = packet.marshal().expect("marshals");
-        let p = rtc::rtp::Packet::unmarshal(&mut &bytes[..]).expect("parses");
-        let now = t0 + Duration::from_millis(u64::from(i) * 20);
-        pipeline.push_packet(p.header.payload_type, p.header.sequence_number, p.header.timestamp, &p.payload, now);
-        let _ = pipeline.tick(now + Duration::from_millis(5));
+        run.datagram(&packet.marshal().expect("marshals"), 0, 1);
     }
-    let s = pipeline.stats();
+    run.check_accounting();
+    let s = run.pipeline().stats();
     assert!(s.frames_decoded >= 45, "{s:?}");
     assert_eq!((s.decode_errors, s.jitter.lost), (0, 0));
 }

@@ -9,18 +9,11 @@
 
 #![no_main]
 
-use std::time::{Duration, Instant};
-
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use rtc::shared::marshal::Unmarshal;
-use webphone::media::FrameDuration;
-use webphone::media::codec::CodecKind;
-use webphone::media::jitter::JitterConfig;
-use webphone::media::pipeline::ReceivePipeline;
-use webphone::media::sink::NullSink;
 
-const OPUS_PT: u8 = 111;
+#[path = "../../tests/support/rtp_exercise.rs"]
+mod rtp_exercise;
 
 #[derive(Arbitrary, Debug)]
 struct Datagram {
@@ -32,53 +25,9 @@ struct Datagram {
 }
 
 fuzz_target!(|datagrams: Vec<Datagram>| {
-    let mut pipeline = ReceivePipeline::new(
-        Box::new(NullSink::new()),
-        CodecKind::Opus,
-        OPUS_PT,
-        FrameDuration::Ms20,
-        JitterConfig::new(FrameDuration::Ms20, 48_000),
-    )
-    .expect("the Opus decoder opens");
-    let start = Instant::now();
-    let mut now = start;
-    let mut next_tick = start;
-    let (mut pushed, mut ticks) = (0u64, 0u64);
-
+    let mut run = rtp_exercise::RtpExercise::new();
     for d in &datagrams {
-        rtcp(&d.bytes);
-        now += Duration::from_millis(u64::from(d.gap_ms));
-        if let Ok(p) = rtc::rtp::Packet::unmarshal(&mut &d.bytes[..]) {
-            assert!(p.payload.len() + 12 <= d.bytes.len());
-            let h = &p.header;
-            pipeline.push_packet(h.payload_type, h.sequence_number, h.timestamp, &p.payload, now);
-            pushed += 1;
-        }
-        for _ in 0..d.ticks % 4 {
-            next_tick = next_tick.max(now) + FrameDuration::Ms20.duration();
-            now = next_tick;
-            let _ = pipeline.tick(now);
-            ticks += 1;
-        }
+        run.datagram(&d.bytes, u64::from(d.gap_ms), u32::from(d.ticks % 4));
     }
-
-    let s = pipeline.stats();
-    assert_eq!(s.packets + s.other_payload_types, pushed);
-    assert_eq!(s.jitter.received, s.packets);
-    let played = s.frames_decoded + s.decode_errors;
-    assert_eq!(played, s.jitter.played);
-    assert_eq!(s.frames_recovered + s.frames_concealed, s.jitter.concealed);
-    assert_eq!(played + s.jitter.concealed + s.frames_waiting, ticks, "{s:?}");
+    run.check_accounting();
 });
-
-/// What webrtc and our RTCP monitor read from a compound RTCP packet.
-fn rtcp(bytes: &[u8]) {
-    let Ok(packets) = rtc::rtcp::packet::unmarshal(&mut &bytes[..]) else { return };
-    for p in &packets {
-        let _ = (p.header(), p.destination_ssrc(), p.raw_size(), p.to_string());
-        // The same extraction and DLSR conversion our RTCP monitor uses.
-        for b in webphone::media::peer::report_blocks(p.as_ref()) {
-            let _ = webphone::media::peer::dlsr(b);
-        }
-    }
-}
