@@ -46,8 +46,8 @@
 // The demo's loopback SIP relay, shared rather than copied.
 #[path = "../webphone/relay.rs"]
 mod relay;
+use relay::loopback_media;
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -59,7 +59,7 @@ use webphone::media::opus::OpusConfig;
 use webphone::media::sink::AudioSink;
 use webphone::media::source::AudioSource;
 use webphone::media::{AudioSetup, CallStats, ReceiveAudio, SendAudio};
-use webphone::{CallKey, CallOptions, Event, Events, Phone, PhoneConfig, PhoneConfigBuilder};
+use webphone::{CallKey, CallOptions, Event, Events, Phone, PhoneConfig};
 
 const RATE: f64 = 48_000.0;
 /// Samples between two bursts (500 ms).
@@ -171,13 +171,6 @@ fn opus_lookahead() -> Result<u32, audiopus::Error> {
     enc.set_complexity(config.complexity)?;
     enc.set_packet_loss_perc(config.expected_loss_percent)?;
     enc.lookahead()
-}
-
-/// Media on 127.0.0.1 only, with fast ICE checks (as the demo's `loopback_media`).
-fn loopback_media(b: PhoneConfigBuilder) -> PhoneConfigBuilder {
-    b.allow_loopback(true)
-        .media_interfaces(vec![IpAddr::V4(Ipv4Addr::LOCALHOST)])
-        .ice_check_interval(Duration::from_millis(20))
 }
 
 /// Waits for the first event `pick` maps to `Some`, at most `timeout`.

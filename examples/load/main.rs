@@ -43,9 +43,9 @@
 // The demo's loopback SIP relay, shared rather than copied.
 #[path = "../webphone/relay.rs"]
 mod relay;
+use relay::loopback_media;
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -62,7 +62,7 @@ use webphone::media::pipeline::{ReceivePipeline, SendPipeline};
 use webphone::media::sink::NullSink;
 use webphone::media::source::{AudioSource, SyntheticVoice};
 use webphone::media::{AudioSetup, CallStats, FrameDuration, SendAudio};
-use webphone::{CallKey, CallOptions, Event, Events, Phone, PhoneConfig, PhoneConfigBuilder};
+use webphone::{CallKey, CallOptions, Event, Events, Phone, PhoneConfig};
 
 const FRAME: usize = 960;
 const FRAME_US: f64 = 20_000.0;
@@ -288,13 +288,6 @@ fn clock_ticks_per_second() -> u64 {
         .ok()
         .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
         .unwrap_or(100)
-}
-
-/// Media on 127.0.0.1 only, with fast ICE checks (as the demo's `loopback_media`).
-fn loopback_media(b: PhoneConfigBuilder) -> PhoneConfigBuilder {
-    b.allow_loopback(true)
-        .media_interfaces(vec![IpAddr::V4(Ipv4Addr::LOCALHOST)])
-        .ice_check_interval(Duration::from_millis(20))
 }
 
 async fn wait_registered(events: &mut Events, who: &str) -> Result<(), String> {

@@ -14,9 +14,9 @@
 //! received.
 
 mod relay;
+use relay::loopback_media;
 mod report;
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -218,13 +218,6 @@ fn config(account: &Account, audio: Option<&Audio>) -> Result<PhoneConfig, Strin
         b = loopback_media(b);
     }
     b.build().map_err(|e| e.to_string())
-}
-
-/// Media on 127.0.0.1 only, with fast ICE checks.
-fn loopback_media(b: webphone::PhoneConfigBuilder) -> webphone::PhoneConfigBuilder {
-    b.allow_loopback(true)
-        .media_interfaces(vec![IpAddr::V4(Ipv4Addr::LOCALHOST)])
-        .ice_check_interval(Duration::from_millis(20))
 }
 
 /// Starts `phone` and waits until it is registered (or fails).
