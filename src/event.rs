@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::dialog::call::{CallKey, CallSnapshot, Direction, EndCause, Party};
+use crate::dialog::call::{CallDirection, CallKey, CallSnapshot, EndCause, Party};
 
 /// A call as events report it (the seeds' per-call fields: Call-ID,
 /// direction, parties, custom headers, and start / connect / end times in
@@ -20,7 +20,7 @@ pub struct CallInfo {
     /// SIP Call-ID.
     pub call_id: String,
     /// `outgoing` or `incoming`.
-    pub direction: Direction,
+    pub direction: CallDirection,
     /// This phone's party.
     pub local: Party,
     /// The other party.

@@ -89,13 +89,15 @@ pub mod sip;
 pub mod transport;
 
 mod config;
+mod contract;
 mod error;
 mod event;
 mod phone;
 mod secret;
 
 pub use config::{PhoneConfig, PhoneConfigBuilder};
-pub use dialog::call::{CallKey, Direction, EndCause, Originator, Party};
+pub use contract::{CallKey, MediaDirection};
+pub use dialog::call::{CallDirection, EndCause, Originator, Party};
 pub use dialog::invite::{CallError, CallRequest};
 pub use error::Error;
 pub use event::{CallInfo, Event};

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use support::*;
 use webphone::media::{AudioSetup, SendAudio};
-use webphone::{CallOptions, Direction, Event, Originator};
+use webphone::{CallDirection, CallOptions, Event, Originator};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bob_answers_by_himself_after_the_delay() {
@@ -39,7 +39,7 @@ async fn bob_answers_by_himself_after_the_delay() {
         .await
         .expect("call placed");
     let incoming = bob_log.wait_incoming().await;
-    assert_eq!(incoming.direction, Direction::Incoming);
+    assert_eq!(incoming.direction, CallDirection::Incoming);
     assert_eq!(incoming.remote.user.as_deref(), Some("alice"));
 
     // No answer command: Bob's phone answers by itself.

@@ -13,7 +13,7 @@ mod support;
 use std::sync::{Arc, Mutex};
 
 use support::*;
-use webphone::{CallOptions, Direction, Error, Event, Originator};
+use webphone::{CallDirection, CallOptions, Error, Event, Originator};
 
 /// What the interceptor was given: target and headers.
 type Seen = (String, Vec<(String, String)>);
@@ -62,7 +62,7 @@ async fn interceptor_vetoes_and_rewrites_calls() {
 
     // --- bob rings with the interceptor's header, and rejects
     let info = bob_log.wait_incoming().await;
-    assert_eq!(info.direction, Direction::Incoming);
+    assert_eq!(info.direction, CallDirection::Incoming);
     assert_eq!(info.remote.user.as_deref(), Some("alice"));
     assert!(info.headers.contains(&("X-Routed-By".to_string(), "interceptor".to_string())), "{:?}", info.headers);
     assert!(info.headers.contains(&("X-Order-Id".to_string(), "A-17".to_string())), "{:?}", info.headers);

@@ -5,8 +5,9 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use webphone::MediaDirection;
 use webphone::dialog::auth::DigestClient;
-use webphone::dialog::call::{CallKey, Direction, Originator};
+use webphone::dialog::call::{CallDirection, CallKey, Originator};
 use webphone::dialog::invite::{CallRequest, CallSettings};
 use webphone::dialog::register::RegistrationConfig;
 use webphone::dialog::transaction::Timers;
@@ -113,11 +114,11 @@ impl Net {
                             if self.auto_media {
                                 let now = self.now;
                                 match req {
-                                    MediaRequest::CreateOffer { call } => {
+                                    MediaRequest::Offer { call, .. } => {
                                         let sdp = format!("v=0 offer from {side:?}");
                                         self.ua(side).handle_local_sdp(call, Ok(Bytes::from(sdp)), now);
                                     }
-                                    MediaRequest::CreateAnswer { call, .. } => {
+                                    MediaRequest::Answer { call, .. } => {
                                         let sdp = format!("v=0 answer from {side:?}");
                                         self.ua(side).handle_local_sdp(call, Ok(Bytes::from(sdp)), now);
                                     }
@@ -230,7 +231,11 @@ fn call_answer_hangup() {
     net.drive();
     assert!(net.media.contains(&(
         Side::B,
-        MediaRequest::CreateAnswer { call: b_key, offer: Bytes::from_static(b"v=0 offer from A") }
+        MediaRequest::Answer {
+            call: b_key,
+            offer: Bytes::from_static(b"v=0 offer from A"),
+            direction: MediaDirection::SendRecv
+        }
     )));
     assert!(net.media.contains(&(
         Side::A,
@@ -253,7 +258,7 @@ fn call_answer_hangup() {
     let b_end = net.ended(Side::B).unwrap().clone();
     assert_eq!(a_end.end.as_ref().unwrap().by, Originator::Local);
     assert_eq!(b_end.end.as_ref().unwrap().by, Originator::Remote);
-    assert_eq!(b_end.direction, Direction::Incoming);
+    assert_eq!(b_end.direction, CallDirection::Incoming);
     assert_eq!(a_end.connected.unwrap() - a_end.started, Duration::ZERO);
     assert_eq!(a_end.ended.unwrap() - a_end.connected.unwrap(), Duration::from_secs(5));
     assert!(net.media.contains(&(Side::A, MediaRequest::Close { call: a_key })));
@@ -397,7 +402,9 @@ fn late_offer_is_answered_with_an_offer_and_the_ack_carries_the_answer() {
     net.b.answer(incoming.key, now).unwrap();
     // The 200 goes to A's side of the wire (nobody listens there, which is fine).
     net.drive();
-    assert!(net.media.contains(&(Side::B, MediaRequest::CreateOffer { call: incoming.key })));
+    assert!(
+        net.media.contains(&(Side::B, MediaRequest::Offer { call: incoming.key, direction: MediaDirection::SendRecv }))
+    );
     let ok = net.wire.iter().rev().find_map(|(s, m)| match m {
         Message::Response(r) if *s == Side::B && r.status.as_u16() == 200 => Some(r.clone()),
         _ => None,

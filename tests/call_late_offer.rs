@@ -18,9 +18,9 @@ use std::time::Duration;
 use support::raw_ws::{RawSip, request, token};
 use support::*;
 use webphone::media::codec::CodecKind;
-use webphone::media::peer::{Direction as SdpDirection, IceConfig, Peer, PeerConfig};
+use webphone::media::peer::{IceConfig, MediaDirection as SdpDirection, Peer, PeerConfig};
 use webphone::media::{AudioSetup, SendAudio};
-use webphone::{Direction, Event, Originator};
+use webphone::{CallDirection, Event, Originator};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invite_without_sdp_gets_the_offer_in_200_and_the_answer_in_ack() {
@@ -85,7 +85,7 @@ async fn invite_without_sdp_gets_the_offer_in_200_and_the_answer_in_ack() {
 
     // --- Alice rings: the INVITE had no SDP
     let incoming = alice_log.wait_incoming().await;
-    assert_eq!(incoming.direction, Direction::Incoming);
+    assert_eq!(incoming.direction, CallDirection::Incoming);
     assert_eq!(incoming.remote.user.as_deref(), Some("bob"));
     assert_eq!(incoming.call_id, call_id);
     bob.recv_until("180 Ringing", |m| m.status() == Some(180)).await;

@@ -6,7 +6,7 @@
 mod support;
 
 use support::*;
-use webphone::{CallOptions, Direction, Originator};
+use webphone::{CallDirection, CallOptions, Originator};
 
 async fn reject_with(status: u16, reason: &str) {
     let kamailio = start_kamailio();
@@ -15,7 +15,7 @@ async fn reject_with(status: u16, reason: &str) {
 
     let call = alice.call("bob", CallOptions::default()).await.expect("call placed");
     let incoming = bob_log.wait_incoming().await;
-    assert_eq!(incoming.direction, Direction::Incoming);
+    assert_eq!(incoming.direction, CallDirection::Incoming);
     assert_eq!(incoming.remote.user.as_deref(), Some("alice"));
     bob.reject(incoming.key, status).await.expect("rejected");
 

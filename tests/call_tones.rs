@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use support::*;
 use webphone::media::{AudioSetup, SendAudio};
-use webphone::{CallOptions, Direction, Event, Originator};
+use webphone::{CallDirection, CallOptions, Event, Originator};
 
 fn tone(hz: f64) -> AudioSetup {
     AudioSetup {
@@ -43,7 +43,7 @@ async fn tones_cross_both_ways_through_kamailio() {
         .expect("call placed");
     let incoming = bob_log.wait_for("CallIncoming", |e| matches!(e, Event::CallIncoming { .. })).await;
     let Event::CallIncoming { call: info } = incoming else { unreachable!() };
-    assert_eq!(info.direction, Direction::Incoming);
+    assert_eq!(info.direction, CallDirection::Incoming);
     assert_eq!(info.remote.user.as_deref(), Some("alice"));
     assert!(info.headers.contains(&("X-Order-Id".to_string(), "A-17".to_string())), "{:?}", info.headers);
     alice_log.wait_for("CallProgress (ringing)", |e| matches!(e, Event::CallProgress { status: 180, .. })).await;

@@ -10,24 +10,14 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+pub use crate::contract::CallKey;
 use crate::sip::validate::response_to;
 use crate::sip::{CSeq, HeaderName, Method, NameAddr, Request, Response, StatusCode, Uri};
-
-/// Identifies a call inside one phone (not the SIP Call-ID).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(transparent)]
-pub struct CallKey(pub u64);
-
-impl std::fmt::Display for CallKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "call-{}", self.0)
-    }
-}
 
 /// Who placed the call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Direction {
+pub enum CallDirection {
     /// We called.
     Outgoing,
     /// We were called.
@@ -82,7 +72,7 @@ pub struct CallSnapshot {
     /// SIP Call-ID.
     pub call_id: String,
     /// Who called.
-    pub direction: Direction,
+    pub direction: CallDirection,
     /// This phone's party.
     pub local: Party,
     /// The other party.
@@ -155,7 +145,7 @@ impl SessionTimer {
 pub(crate) struct Call {
     pub key: CallKey,
     pub state: CallState,
-    pub direction: Direction,
+    pub direction: CallDirection,
     pub call_id: String,
     pub local: NameAddr,
     pub remote: NameAddr,

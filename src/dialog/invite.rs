@@ -5,7 +5,7 @@
 //! SDP never comes from here: when a call needs an offer or an answer, the
 //! core emits [`super::MediaRequest`] and waits for
 //! [`super::UserAgent::handle_local_sdp`]; remote SDP goes out as
-//! `MediaRequest::ApplyAnswer` / `CreateAnswer`.
+//! `MediaRequest::ApplyAnswer` / `Answer`.
 
 use std::time::{Duration, Instant};
 
@@ -13,11 +13,13 @@ use bytes::Bytes;
 
 use super::auth::{Challenge, preferred};
 use super::call::{
-    Call, CallKey, CallSnapshot, CallState, Direction, EndCause, Originator, Party, SessionTimer, is_extension_header,
+    Call, CallDirection, CallKey, CallSnapshot, CallState, EndCause, Originator, Party, SessionTimer,
+    is_extension_header,
 };
 use super::register::random_token;
 use super::transaction::TransactionKey;
-use super::{AgentEvent, CallEvent, MediaRequest, Owner, UserAgent};
+use super::{AgentEvent, CallEvent, Owner, UserAgent};
+use crate::contract::{MediaDirection, MediaRequest};
 use crate::sip::{
     CSeq, ContentType, HeaderName, Method, MinSe, NameAddr, Request, Response, SessionExpires, SipUri, StatusCode, Uri,
 };
@@ -103,7 +105,7 @@ impl UserAgent {
         let snapshot = CallSnapshot {
             key,
             call_id: call_id.clone(),
-            direction: Direction::Outgoing,
+            direction: CallDirection::Outgoing,
             local: Party::from_name_addr(&local),
             remote: Party::from_name_addr(&remote),
             headers: Vec::new(),
@@ -115,7 +117,7 @@ impl UserAgent {
         let call = Call {
             key,
             state: CallState::OfferPending,
-            direction: Direction::Outgoing,
+            direction: CallDirection::Outgoing,
             call_id,
             local,
             remote,
@@ -143,7 +145,7 @@ impl UserAgent {
         };
         self.emit(AgentEvent::Call(CallEvent::Outgoing(call.snapshot.clone())));
         self.calls.insert(key, call);
-        self.media(MediaRequest::CreateOffer { call: key });
+        self.media(MediaRequest::Offer { call: key, direction: MediaDirection::SendRecv });
         Ok(key)
     }
 
@@ -157,10 +159,12 @@ impl UserAgent {
         call.state = CallState::AnswerPending;
         call.auto_answer_at = None;
         let request = match call.remote_invite.as_ref().map(|r| r.body.clone()) {
-            Some(offer) if !offer.is_empty() => MediaRequest::CreateAnswer { call: key, offer },
+            Some(offer) if !offer.is_empty() => {
+                MediaRequest::Answer { call: key, offer, direction: MediaDirection::SendRecv }
+            }
             _ => {
                 call.late_offer = true;
-                MediaRequest::CreateOffer { call: key }
+                MediaRequest::Offer { call: key, direction: MediaDirection::SendRecv }
             }
         };
         self.media(request);
@@ -683,7 +687,7 @@ impl UserAgent {
         let snapshot = CallSnapshot {
             key,
             call_id: req.headers.get(&HeaderName::CallId).unwrap_or("").to_string(),
-            direction: Direction::Incoming,
+            direction: CallDirection::Incoming,
             local: Party::from_name_addr(&to),
             remote: Party::from_name_addr(&from),
             headers: req
@@ -701,7 +705,7 @@ impl UserAgent {
         let call = Call {
             key,
             state: CallState::Ringing,
-            direction: Direction::Incoming,
+            direction: CallDirection::Incoming,
             call_id: snapshot.call_id.clone(),
             local,
             remote,
@@ -746,7 +750,7 @@ impl UserAgent {
             .calls
             .values()
             .find(|c| {
-                c.direction == Direction::Incoming
+                c.direction == CallDirection::Incoming
                     && c.remote_invite.as_ref().and_then(TransactionKey::of_request).as_ref() == Some(&invite_tx)
             })
             .map(|c| (c.key, c.state));
@@ -814,7 +818,11 @@ impl UserAgent {
         call.session_timer = interval.map(|i| SessionTimer::new(i, refresher == "uas", now));
         if !req.body.is_empty() {
             call.pending_offer = Some((req.clone(), tx.clone()));
-            self.media(MediaRequest::CreateAnswer { call: key, offer: req.body.clone() });
+            self.media(MediaRequest::Answer {
+                call: key,
+                offer: req.body.clone(),
+                direction: MediaDirection::SendRecv,
+            });
             return;
         }
         let mut resp = crate::sip::validate::response_to(req, StatusCode::OK);

@@ -33,6 +33,7 @@ use bytes::Bytes;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
+pub use crate::contract::MediaRequest;
 use crate::sip::validate::{Capabilities, check_request, check_response, rejection_response, response_to};
 use crate::sip::{HeaderName, Host, Message, Method, NameAddr, Request, Response, StatusCode, Via};
 use auth::DigestClient;
@@ -71,35 +72,6 @@ pub enum Output {
     /// The media side must do this, then call [`UserAgent::handle_local_sdp`]
     /// for offers and answers.
     Media(MediaRequest),
-}
-
-/// Work for the media side of a call.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum MediaRequest {
-    /// Make an SDP offer (our INVITE, or our 200 to an INVITE without SDP).
-    CreateOffer {
-        /// The call.
-        call: CallKey,
-    },
-    /// Make an SDP answer to this offer (an INVITE being answered, or a re-INVITE / UPDATE).
-    CreateAnswer {
-        /// The call.
-        call: CallKey,
-        /// The remote offer.
-        offer: Bytes,
-    },
-    /// Apply the remote answer to our offer (from an 18x, a 2xx or an ACK).
-    ApplyAnswer {
-        /// The call.
-        call: CallKey,
-        /// The remote answer.
-        answer: Bytes,
-    },
-    /// Release the call's media.
-    Close {
-        /// The call.
-        call: CallKey,
-    },
 }
 
 /// What happened to a call.

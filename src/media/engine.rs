@@ -24,13 +24,12 @@ use tokio::task::JoinHandle;
 use super::impairment::ImpairmentStage;
 use super::jitter::JitterConfig;
 use super::meter::{DBFS_FLOOR, FrameAnalysis};
-use super::peer::{Direction, Negotiated, Peer, PeerState, RtpIn};
+use super::peer::{Negotiated, Peer, PeerState, RtpIn};
 use super::pipeline::{ReceivePipeline, SendPipeline};
 use super::playout::PlayoutClock;
 use super::quality::{QualityAlert, QualityMonitor, QualitySample};
 use super::{AudioSetup, BuiltAudio, CallStats, MediaConfig};
-use crate::dialog::MediaRequest;
-use crate::dialog::call::CallKey;
+use crate::contract::{CallKey, MediaRequest};
 
 /// The runtime all call media runs on: the peers (webrtc's driver tasks) and
 /// the audio tasks, with twice as many worker threads as cores, built on
@@ -137,7 +136,7 @@ impl MediaEngine {
     /// Acts on a request of the SIP core.
     pub(crate) fn handle(&mut self, request: MediaRequest) {
         match request {
-            MediaRequest::CreateOffer { call } => {
+            MediaRequest::Offer { call, direction } => {
                 let entry = self.calls.entry(call).or_insert_with(|| CallMedia::new(AudioSetup::default()));
                 let peer = entry.peer.clone();
                 let cfg = self.config.peer.clone();
@@ -148,14 +147,26 @@ impl MediaEngine {
                             Some(p) => p,
                             None => Arc::new(Peer::new(&cfg).await.map_err(|e| e.to_string())?),
                         };
-                        let sdp = peer.create_offer(Direction::SendRecv).await.map_err(|e| e.to_string())?;
+                        let sdp = peer.create_offer(direction).await.map_err(|e| e.to_string())?;
                         Ok((peer, Bytes::from(sdp)))
                     }
                     .await;
                     let _ = tx.send(MediaResult::LocalSdp { call, sdp });
                 });
             }
-            MediaRequest::CreateAnswer { call, offer } => {
+            MediaRequest::Reoffer { call, direction } => {
+                let Some(peer) = self.calls.get(&call).and_then(|e| e.peer.clone()) else {
+                    let _ =
+                        self.results_tx.send(MediaResult::LocalSdp { call, sdp: Err("no media to re-offer".into()) });
+                    return;
+                };
+                let tx = self.results_tx.clone();
+                spawn(async move {
+                    let sdp = peer.reoffer(direction).await.map_err(|e| e.to_string());
+                    let _ = tx.send(MediaResult::LocalSdp { call, sdp: sdp.map(|s| (peer, Bytes::from(s))) });
+                });
+            }
+            MediaRequest::Answer { call, offer, direction } => {
                 let entry = self.calls.entry(call).or_insert_with(|| CallMedia::new(AudioSetup::default()));
                 let existing = entry.peer.clone();
                 let start_audio = entry.audio.is_none();
@@ -170,8 +181,7 @@ impl MediaEngine {
                             Some(p) => p,
                             None => Arc::new(Peer::new(&cfg.peer).await.map_err(|e| e.to_string())?),
                         };
-                        let (sdp, negotiated) =
-                            peer.answer(offer, Direction::SendRecv).await.map_err(|e| e.to_string())?;
+                        let (sdp, negotiated) = peer.answer(offer, direction).await.map_err(|e| e.to_string())?;
                         Ok::<_, String>((peer, Bytes::from(sdp), negotiated))
                     }
                     .await;

@@ -83,7 +83,7 @@ use webrtc::peer_connection::{
 };
 use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RtpSender, RtpTransceiver};
 
-pub use super::sdp::Direction;
+pub use super::sdp::MediaDirection;
 use super::sdp::{self, MediaInfo, SdpError};
 
 /// Payload type we offer Opus at.
@@ -298,7 +298,7 @@ pub struct Negotiated {
     /// codec's clock rate, else the 8000 Hz one, else none.
     pub telephone_event_pt: Option<u8>,
     /// The direction from our side: our direction ∩ reverse(theirs).
-    pub direction: Direction,
+    pub direction: MediaDirection,
 }
 
 /// Connection state of a peer, from webrtc's `RTCPeerConnectionState`.
@@ -863,7 +863,7 @@ impl Peer {
     ///
     /// [`MediaError::InvalidState`] if an exchange already started (use
     /// [`reoffer`](Self::reoffer)); [`MediaError::WebRtc`].
-    pub async fn create_offer(&self, direction: Direction) -> Result<String, MediaError> {
+    pub async fn create_offer(&self, direction: MediaDirection) -> Result<String, MediaError> {
         self.check_open()?;
         let mut neg = self.neg.lock().await;
         if neg.transceiver.is_some() {
@@ -883,7 +883,7 @@ impl Peer {
     ///
     /// [`MediaError::InvalidState`] before the first exchange completed or
     /// while an offer is pending; [`MediaError::WebRtc`].
-    pub async fn reoffer(&self, direction: Direction) -> Result<String, MediaError> {
+    pub async fn reoffer(&self, direction: MediaDirection) -> Result<String, MediaError> {
         self.check_open()?;
         let mut neg = self.neg.lock().await;
         if neg.negotiated.is_none() {
@@ -895,7 +895,7 @@ impl Peer {
         self.offer_locked(&mut neg, direction).await
     }
 
-    async fn offer_locked(&self, neg: &mut NegState, direction: Direction) -> Result<String, MediaError> {
+    async fn offer_locked(&self, neg: &mut NegState, direction: MediaDirection) -> Result<String, MediaError> {
         let t = neg.transceiver.clone().ok_or(MediaError::InvalidState("no transceiver"))?;
         t.set_direction(direction.into()).await.map_err(webrtc_err("set_direction"))?;
         self.refresh_gate(neg).await;
@@ -928,7 +928,7 @@ impl Peer {
         }
         let audio =
             sdp::audio_section(&remote).ok_or_else(|| MediaError::Negotiation("no remote audio m= line".into()))?;
-        let desc = RTCSessionDescription::answer(inactive_for_webrtc(&remote, &audio, Direction::SendOnly))
+        let desc = RTCSessionDescription::answer(inactive_for_webrtc(&remote, &audio, MediaDirection::SendOnly))
             .map_err(webrtc_err("parse answer"))?;
         self.pc.set_remote_description(desc).await.map_err(webrtc_err("set_remote_description"))?;
         neg.offer_pending = false;
@@ -947,7 +947,7 @@ impl Peer {
     /// [`MediaError::InvalidState`] while our own offer is pending (glare),
     /// [`MediaError::Sdp`], [`MediaError::Negotiation`] (no audio, no common
     /// codec), [`MediaError::WebRtc`].
-    pub async fn answer(&self, offer_sdp: &str, want: Direction) -> Result<(String, Negotiated), MediaError> {
+    pub async fn answer(&self, offer_sdp: &str, want: MediaDirection) -> Result<(String, Negotiated), MediaError> {
         self.check_open()?;
         let mut neg = self.neg.lock().await;
         if neg.offer_pending {
@@ -961,7 +961,7 @@ impl Peer {
             .ok_or_else(|| MediaError::Negotiation("no common audio codec".into()))?;
         let offered = audio.direction;
 
-        let desc = RTCSessionDescription::offer(inactive_for_webrtc(&remote, &audio, Direction::RecvOnly))
+        let desc = RTCSessionDescription::offer(inactive_for_webrtc(&remote, &audio, MediaDirection::RecvOnly))
             .map_err(webrtc_err("parse offer"))?;
         self.pc.set_remote_description(desc).await.map_err(webrtc_err("set_remote_description"))?;
 
@@ -1310,13 +1310,13 @@ fn shutdown_shared(shared: &Shared) {
     shared.state_tx.send_replace(PeerState::Closed);
 }
 
-impl From<Direction> for RTCRtpTransceiverDirection {
-    fn from(d: Direction) -> Self {
+impl From<MediaDirection> for RTCRtpTransceiverDirection {
+    fn from(d: MediaDirection) -> Self {
         match d {
-            Direction::SendRecv => RTCRtpTransceiverDirection::Sendrecv,
-            Direction::SendOnly => RTCRtpTransceiverDirection::Sendonly,
-            Direction::RecvOnly => RTCRtpTransceiverDirection::Recvonly,
-            Direction::Inactive => RTCRtpTransceiverDirection::Inactive,
+            MediaDirection::SendRecv => RTCRtpTransceiverDirection::Sendrecv,
+            MediaDirection::SendOnly => RTCRtpTransceiverDirection::Sendonly,
+            MediaDirection::RecvOnly => RTCRtpTransceiverDirection::Recvonly,
+            MediaDirection::Inactive => RTCRtpTransceiverDirection::Inactive,
         }
     }
 }
@@ -1439,8 +1439,8 @@ fn negotiated_from(
 /// transceiver of an inactive offer. It is told `instead` (an offer:
 /// `recvonly`, an answer: `sendonly`, neither lets us send); the real
 /// direction is set on the transceiver and checked by the send gate.
-fn inactive_for_webrtc(remote: &str, audio: &MediaInfo, instead: Direction) -> String {
-    if audio.direction == Direction::Inactive {
+fn inactive_for_webrtc(remote: &str, audio: &MediaInfo, instead: MediaDirection) -> String {
+    if audio.direction == MediaDirection::Inactive {
         replace_audio_direction(remote, audio.mid.as_deref(), instead)
     } else {
         remote.to_string()
@@ -1448,7 +1448,7 @@ fn inactive_for_webrtc(remote: &str, audio: &MediaInfo, instead: Direction) -> S
 }
 
 /// Replaces the direction attribute of the m= line with `mid`.
-fn replace_audio_direction(sdp_text: &str, mid: Option<&str>, to: Direction) -> String {
+fn replace_audio_direction(sdp_text: &str, mid: Option<&str>, to: MediaDirection) -> String {
     let mut out = String::with_capacity(sdp_text.len());
     let lines: Vec<&str> = sdp_text.split("\r\n").collect();
     // Find the section of `mid`.
@@ -1465,7 +1465,7 @@ fn replace_audio_direction(sdp_text: &str, mid: Option<&str>, to: Direction) -> 
         sections.iter().find(|(s, e)| lines[*s..*e].iter().any(|l| l.strip_prefix("a=mid:").map(str::trim) == mid));
     for (i, l) in lines.iter().enumerate() {
         let in_target = target.is_some_and(|(s, e)| i > *s && i < *e);
-        let is_dir = l.strip_prefix("a=").and_then(Direction::from_attribute).is_some();
+        let is_dir = l.strip_prefix("a=").and_then(MediaDirection::from_attribute).is_some();
         if in_target && is_dir {
             out.push_str("a=");
             out.push_str(to.as_attribute());
@@ -1522,10 +1522,10 @@ mod tests {
         #[allow(clippy::diverging_sub_expression, unreachable_code, unused_variables)]
         let _ = || {
             let p: &Peer = unimplemented!();
-            send(&p.create_offer(Direction::SendRecv));
-            send(&p.answer("", Direction::SendRecv));
+            send(&p.create_offer(MediaDirection::SendRecv));
+            send(&p.answer("", MediaDirection::SendRecv));
             send(&p.apply_answer(""));
-            send(&p.reoffer(Direction::SendRecv));
+            send(&p.reoffer(MediaDirection::SendRecv));
             send(&p.send_rtp(0, false, 0, &[]));
             send(&p.stats());
             send(&p.close());
@@ -1555,8 +1555,8 @@ mod tests {
     /// A offers `offer_dir`, B answers wanting `want`; both connected.
     async fn connected_pair(
         check_ms: u64,
-        offer_dir: Direction,
-        want: Direction,
+        offer_dir: MediaDirection,
+        want: MediaDirection,
     ) -> (Peer, Peer, Negotiated, Negotiated, String, String) {
         let a = Peer::new(&loopback_config(check_ms)).await.unwrap();
         let b = Peer::new(&loopback_config(check_ms)).await.unwrap();
@@ -1570,7 +1570,7 @@ mod tests {
         (a, b, na, nb, offer, answer)
     }
 
-    fn direction_of(sdp: &str) -> Direction {
+    fn direction_of(sdp: &str) -> MediaDirection {
         sdp::audio_section(sdp).unwrap().direction
     }
 
@@ -1578,7 +1578,7 @@ mod tests {
     async fn offer_answer_connects_and_reports_connect_time() {
         for check_ms in [20u64, 50, 200] {
             let (a, b, na, nb, offer, answer) =
-                connected_pair(check_ms, Direction::SendRecv, Direction::SendRecv).await;
+                connected_pair(check_ms, MediaDirection::SendRecv, MediaDirection::SendRecv).await;
             let ta = a.connected_at().unwrap() - a.created_at();
             let tb = b.connected_at().unwrap() - b.created_at();
             println!("check_interval {check_ms} ms: Peer::new -> Connected: offerer {ta:?}, answerer {tb:?}");
@@ -1586,7 +1586,7 @@ mod tests {
                 assert_eq!(na.codec, Codec { kind: CodecKind::Opus, payload_type: 111, clock_rate: 48000 });
                 assert_eq!(na, nb);
                 assert_eq!(na.telephone_event_pt, Some(110));
-                assert_eq!(na.direction, Direction::SendRecv);
+                assert_eq!(na.direction, MediaDirection::SendRecv);
                 // What we offer: every codec once, both telephone-events, no private tag.
                 let m = offer.lines().find(|l| l.starts_with("m=audio")).unwrap();
                 assert!(m.ends_with("UDP/TLS/RTP/SAVPF 111 0 8 110 101"), "{m}");
@@ -1618,7 +1618,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn hundred_opus_packets_arrive_in_order() {
-        let (a, b, _, _, _, _) = connected_pair(20, Direction::SendRecv, Direction::SendRecv).await;
+        let (a, b, _, _, _, _) = connected_pair(20, MediaDirection::SendRecv, MediaDirection::SendRecv).await;
         let mut rx = b.take_rtp_receiver().unwrap();
         assert!(b.take_rtp_receiver().is_none());
         let ts0: u32 = 0xFFFF_F000; // wraps during the test
@@ -1685,13 +1685,13 @@ mod tests {
         let b = Peer::new(&loopback_config(20)).await.unwrap();
         // Before negotiation / connection: dropped, not an error.
         assert_eq!(a.send_rtp(111, false, 0, &[1]).await.unwrap(), SendOutcome::Dropped(DropReason::NotConnected));
-        let offer = a.create_offer(Direction::SendOnly).await.unwrap();
-        assert_eq!(direction_of(&offer), Direction::SendOnly);
-        let (answer, nb) = b.answer(&offer, Direction::SendRecv).await.unwrap();
-        assert_eq!(direction_of(&answer), Direction::RecvOnly, "webrtc alone would answer sendrecv");
-        assert_eq!(nb.direction, Direction::RecvOnly);
+        let offer = a.create_offer(MediaDirection::SendOnly).await.unwrap();
+        assert_eq!(direction_of(&offer), MediaDirection::SendOnly);
+        let (answer, nb) = b.answer(&offer, MediaDirection::SendRecv).await.unwrap();
+        assert_eq!(direction_of(&answer), MediaDirection::RecvOnly, "webrtc alone would answer sendrecv");
+        assert_eq!(nb.direction, MediaDirection::RecvOnly);
         let na = a.apply_answer(&answer).await.unwrap();
-        assert_eq!(na.direction, Direction::SendOnly);
+        assert_eq!(na.direction, MediaDirection::SendOnly);
         wait_state(&a, PeerState::Connected, Duration::from_secs(5)).await;
         wait_state(&b, PeerState::Connected, Duration::from_secs(5)).await;
 
@@ -1739,7 +1739,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn hold_and_resume_by_reoffer_keeps_the_connection() {
-        let (a, b, _, _, offer0, answer0) = connected_pair(20, Direction::SendRecv, Direction::SendRecv).await;
+        let (a, b, _, _, offer0, answer0) =
+            connected_pair(20, MediaDirection::SendRecv, MediaDirection::SendRecv).await;
         let ufrag_a = sdp::ice_ufrag(&offer0).unwrap();
         let ufrag_b = sdp::ice_ufrag(&answer0).unwrap();
         let fp = |s: &str| s.lines().find(|l| l.starts_with("a=fingerprint:")).unwrap().to_string();
@@ -1775,11 +1776,11 @@ mod tests {
         assert!(sent(&oa) && sent(&ob) && got_a && got_b);
 
         // Hold: A sendonly -> B recvonly.
-        let hold = a.reoffer(Direction::SendOnly).await.unwrap();
-        let (hold_answer, nb) = b.answer(&hold, Direction::SendRecv).await.unwrap();
+        let hold = a.reoffer(MediaDirection::SendOnly).await.unwrap();
+        let (hold_answer, nb) = b.answer(&hold, MediaDirection::SendRecv).await.unwrap();
         let na = a.apply_answer(&hold_answer).await.unwrap();
-        assert_eq!((na.direction, nb.direction), (Direction::SendOnly, Direction::RecvOnly));
-        assert_eq!(direction_of(&hold_answer), Direction::RecvOnly);
+        assert_eq!((na.direction, nb.direction), (MediaDirection::SendOnly, MediaDirection::RecvOnly));
+        assert_eq!(direction_of(&hold_answer), MediaDirection::RecvOnly);
         assert_eq!(sdp::ice_ufrag(&hold).unwrap(), ufrag_a, "re-offer restarted ICE");
         assert_eq!(sdp::ice_ufrag(&hold_answer).unwrap(), ufrag_b, "answer restarted ICE");
         assert_eq!(fp(&hold), fp(&offer0));
@@ -1788,37 +1789,37 @@ mod tests {
         assert!(sent(&oa) && dropped(&ob) && got_b, "hold sendonly: {oa:?} {ob:?}");
 
         // Hold: A inactive -> B inactive.
-        let hold = a.reoffer(Direction::Inactive).await.unwrap();
-        let (hold_answer, nb) = b.answer(&hold, Direction::SendRecv).await.unwrap();
+        let hold = a.reoffer(MediaDirection::Inactive).await.unwrap();
+        let (hold_answer, nb) = b.answer(&hold, MediaDirection::SendRecv).await.unwrap();
         let na = a.apply_answer(&hold_answer).await.unwrap();
-        assert_eq!((na.direction, nb.direction), (Direction::Inactive, Direction::Inactive));
+        assert_eq!((na.direction, nb.direction), (MediaDirection::Inactive, MediaDirection::Inactive));
         assert_eq!(sdp::ice_ufrag(&hold).unwrap(), ufrag_a);
         let (oa, ob, got_a, got_b) = exchange(&a, &b, &mut rx_a, &mut rx_b, &mut ts).await;
         assert!(dropped(&oa) && dropped(&ob) && !got_a && !got_b, "inactive: {oa:?} {ob:?}");
 
         // Resume.
-        let resume = a.reoffer(Direction::SendRecv).await.unwrap();
-        let (resume_answer, nb) = b.answer(&resume, Direction::SendRecv).await.unwrap();
+        let resume = a.reoffer(MediaDirection::SendRecv).await.unwrap();
+        let (resume_answer, nb) = b.answer(&resume, MediaDirection::SendRecv).await.unwrap();
         let na = a.apply_answer(&resume_answer).await.unwrap();
-        assert_eq!((na.direction, nb.direction), (Direction::SendRecv, Direction::SendRecv));
+        assert_eq!((na.direction, nb.direction), (MediaDirection::SendRecv, MediaDirection::SendRecv));
         assert_eq!(sdp::ice_ufrag(&resume).unwrap(), ufrag_a);
         assert_eq!(sdp::ice_ufrag(&resume_answer).unwrap(), ufrag_b);
         let (oa, ob, got_a, got_b) = exchange(&a, &b, &mut rx_a, &mut rx_b, &mut ts).await;
         assert!(sent(&oa) && sent(&ob) && got_a && got_b, "resumed: {oa:?} {ob:?} {got_a} {got_b}");
 
         // Remote hold the other way round: B puts A on hold, A answers recvonly.
-        let hold = b.reoffer(Direction::SendOnly).await.unwrap();
-        let (hold_answer, na) = a.answer(&hold, Direction::SendRecv).await.unwrap();
-        assert_eq!(direction_of(&hold_answer), Direction::RecvOnly);
-        assert_eq!(na.direction, Direction::RecvOnly);
+        let hold = b.reoffer(MediaDirection::SendOnly).await.unwrap();
+        let (hold_answer, na) = a.answer(&hold, MediaDirection::SendRecv).await.unwrap();
+        assert_eq!(direction_of(&hold_answer), MediaDirection::RecvOnly);
+        assert_eq!(na.direction, MediaDirection::RecvOnly);
         b.apply_answer(&hold_answer).await.unwrap();
         let (oa, ob, _, got_a) = {
             let (oa, ob, got_a, _got_b) = exchange(&a, &b, &mut rx_a, &mut rx_b, &mut ts).await;
             (oa, ob, (), got_a)
         };
         assert!(dropped(&oa) && sent(&ob) && got_a);
-        let resume = b.reoffer(Direction::SendRecv).await.unwrap();
-        let (resume_answer, _) = a.answer(&resume, Direction::SendRecv).await.unwrap();
+        let resume = b.reoffer(MediaDirection::SendRecv).await.unwrap();
+        let (resume_answer, _) = a.answer(&resume, MediaDirection::SendRecv).await.unwrap();
         b.apply_answer(&resume_answer).await.unwrap();
         let (oa, ob, got_a, got_b) = exchange(&a, &b, &mut rx_a, &mut rx_b, &mut ts).await;
         assert!(sent(&oa) && sent(&ob) && got_a && got_b);
@@ -1834,12 +1835,12 @@ mod tests {
     /// the answerer tells webrtc `recvonly` and sets `inactive` itself.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn initial_inactive_offer_connects_and_resumes() {
-        let (a, b, na, nb, _, answer) = connected_pair(20, Direction::Inactive, Direction::SendRecv).await;
-        assert_eq!((na.direction, nb.direction), (Direction::Inactive, Direction::Inactive));
-        assert_eq!(direction_of(&answer), Direction::Inactive);
+        let (a, b, na, nb, _, answer) = connected_pair(20, MediaDirection::Inactive, MediaDirection::SendRecv).await;
+        assert_eq!((na.direction, nb.direction), (MediaDirection::Inactive, MediaDirection::Inactive));
+        assert_eq!(direction_of(&answer), MediaDirection::Inactive);
         assert_eq!(b.send_rtp(111, false, 0, &[1]).await.unwrap(), SendOutcome::Dropped(DropReason::NotSending));
-        let resume = a.reoffer(Direction::SendRecv).await.unwrap();
-        let (resume_answer, _) = b.answer(&resume, Direction::SendRecv).await.unwrap();
+        let resume = a.reoffer(MediaDirection::SendRecv).await.unwrap();
+        let (resume_answer, _) = b.answer(&resume, MediaDirection::SendRecv).await.unwrap();
         a.apply_answer(&resume_answer).await.unwrap();
         let mut rx = a.take_rtp_receiver().unwrap();
         assert_eq!(b.send_rtp(111, false, 0, &[1]).await.unwrap(), SendOutcome::Sent);
@@ -1849,9 +1850,9 @@ mod tests {
         b.close().await;
 
         // A sendrecv offer answered inactive (B wants no media yet).
-        let (a, b, na, nb, _, answer) = connected_pair(20, Direction::SendRecv, Direction::Inactive).await;
-        assert_eq!((na.direction, nb.direction), (Direction::Inactive, Direction::Inactive));
-        assert_eq!(direction_of(&answer), Direction::Inactive);
+        let (a, b, na, nb, _, answer) = connected_pair(20, MediaDirection::SendRecv, MediaDirection::Inactive).await;
+        assert_eq!((na.direction, nb.direction), (MediaDirection::Inactive, MediaDirection::Inactive));
+        assert_eq!(direction_of(&answer), MediaDirection::Inactive);
         assert_eq!(a.send_rtp(111, false, 0, &[1]).await.unwrap(), SendOutcome::Dropped(DropReason::NotSending));
         assert_eq!(b.send_rtp(111, false, 0, &[1]).await.unwrap(), SendOutcome::Dropped(DropReason::NotSending));
         a.close().await;
@@ -1865,11 +1866,11 @@ mod tests {
         let a = Peer::new(&loopback_config(20)).await.unwrap();
         let b = Peer::new(&loopback_config(20)).await.unwrap();
         let offer = a
-            .create_offer(Direction::SendRecv)
+            .create_offer(MediaDirection::SendRecv)
             .await
             .unwrap()
             .replace("a=fmtp:111 minptime=10;useinbandfec=1", "a=fmtp:111 minptime=20;useinbandfec=0");
-        let (answer, nb) = b.answer(&offer, Direction::SendRecv).await.unwrap();
+        let (answer, nb) = b.answer(&offer, MediaDirection::SendRecv).await.unwrap();
         assert_eq!(nb.codec.kind, CodecKind::Opus);
         let answer = answer
             .lines()
@@ -1892,7 +1893,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn telephone_events_both_rates_are_usable() {
-        let (a, b, na, _, _, _) = connected_pair(20, Direction::SendRecv, Direction::SendRecv).await;
+        let (a, b, na, _, _, _) = connected_pair(20, MediaDirection::SendRecv, MediaDirection::SendRecv).await;
         assert_eq!(na.telephone_event_pt, Some(PT_TELEPHONE_EVENT_48K));
         let mut rx = b.take_rtp_receiver().unwrap();
         // RFC 4733 event: digit 5, end bit, volume 10, duration 160.
@@ -1913,14 +1914,14 @@ mod tests {
         cfg.ice.gather_timeout = Duration::from_millis(300);
         let a = Peer::new(&cfg).await.unwrap();
         let t = Instant::now();
-        let offer = a.create_offer(Direction::SendRecv).await.unwrap();
+        let offer = a.create_offer(MediaDirection::SendRecv).await.unwrap();
         let took = t.elapsed();
         println!("create_offer with an unreachable STUN server took {took:?} (gather_timeout 300 ms)");
         assert!(took < Duration::from_millis(600), "took {took:?}");
         assert_loopback_only(&offer);
         // The peer still works: connect to a peer without STUN.
         let b = Peer::new(&loopback_config(20)).await.unwrap();
-        let (answer, _) = b.answer(&offer, Direction::SendRecv).await.unwrap();
+        let (answer, _) = b.answer(&offer, MediaDirection::SendRecv).await.unwrap();
         a.apply_answer(&answer).await.unwrap();
         wait_state(&a, PeerState::Connected, Duration::from_secs(5)).await;
         a.close().await;
@@ -1934,7 +1935,7 @@ mod tests {
         init_logs();
         let cfg = PeerConfig { ice: IceConfig { allow_loopback: true, ..Default::default() }, ..Default::default() };
         let a = Peer::new(&cfg).await.unwrap();
-        let offer = a.create_offer(Direction::SendRecv).await.unwrap();
+        let offer = a.create_offer(MediaDirection::SendRecv).await.unwrap();
         let no_default_route = default_route_source("192.0.2.1:9".parse().unwrap()).is_none();
         if no_default_route {
             // Only loopback was bound.
@@ -1987,11 +1988,11 @@ mod tests {
     async fn answers_chrome_asterisk_and_freeswitch_offers() {
         // Chrome/JsSIP: opus first, te/48000 at 110 and te/8000 at 126.
         let b = Peer::new(&loopback_config(20)).await.unwrap();
-        let (ans, n) = b.answer(&local_offer(CHROME_JSSIP_OFFER), Direction::SendRecv).await.unwrap();
+        let (ans, n) = b.answer(&local_offer(CHROME_JSSIP_OFFER), MediaDirection::SendRecv).await.unwrap();
         println!("answer to Chrome:\n{ans}");
         assert_eq!(n.codec, Codec { kind: CodecKind::Opus, payload_type: 111, clock_rate: 48000 });
         assert_eq!(n.telephone_event_pt, Some(110));
-        assert_eq!(n.direction, Direction::SendRecv);
+        assert_eq!(n.direction, MediaDirection::SendRecv);
         assert!(
             mline(&ans, "audio").starts_with("m=audio 9 UDP/TLS/RTP/SAVPF 111 0 8 110 126"),
             "{}",
@@ -2007,7 +2008,7 @@ mod tests {
 
         // Asterisk: PCMU first (no rtpmap in the offer), te/8000 at 101.
         let b = Peer::new(&loopback_config(20)).await.unwrap();
-        let (ans, n) = b.answer(&local_offer(ASTERISK_OFFER), Direction::SendRecv).await.unwrap();
+        let (ans, n) = b.answer(&local_offer(ASTERISK_OFFER), MediaDirection::SendRecv).await.unwrap();
         println!("answer to Asterisk:\n{ans}");
         assert_eq!(n.codec, Codec { kind: CodecKind::Pcmu, payload_type: 0, clock_rate: 8000 });
         assert_eq!(n.telephone_event_pt, Some(101));
@@ -2022,7 +2023,7 @@ mod tests {
 
         // FreeSWITCH: opus at 102, video rejected.
         let b = Peer::new(&loopback_config(20)).await.unwrap();
-        let (ans, n) = b.answer(&local_offer(FREESWITCH_OFFER), Direction::SendRecv).await.unwrap();
+        let (ans, n) = b.answer(&local_offer(FREESWITCH_OFFER), MediaDirection::SendRecv).await.unwrap();
         println!("answer to FreeSWITCH:\n{ans}");
         assert_eq!(n.codec, Codec { kind: CodecKind::Opus, payload_type: 102, clock_rate: 48000 });
         assert_eq!(n.telephone_event_pt, Some(101));
@@ -2033,18 +2034,18 @@ mod tests {
         // A remote hold offer (sendonly, Asterisk style) is answered recvonly.
         let b = Peer::new(&loopback_config(20)).await.unwrap();
         let held = local_offer(ASTERISK_OFFER).replace("a=sendrecv", "a=sendonly");
-        let (ans, n) = b.answer(&held, Direction::SendRecv).await.unwrap();
-        assert_eq!(direction_of(&ans), Direction::RecvOnly);
-        assert_eq!(n.direction, Direction::RecvOnly);
+        let (ans, n) = b.answer(&held, MediaDirection::SendRecv).await.unwrap();
+        assert_eq!(direction_of(&ans), MediaDirection::RecvOnly);
+        assert_eq!(n.direction, MediaDirection::RecvOnly);
         b.close().await;
 
         // No common codec / no audio.
         let b = Peer::new(&loopback_config(20)).await.unwrap();
         let g722 =
             local_offer(ASTERISK_OFFER).replace("m=audio 12786 RTP/SAVPF 0 8 111 101", "m=audio 12786 RTP/SAVPF 9");
-        assert!(matches!(b.answer(&g722, Direction::SendRecv).await, Err(MediaError::Negotiation(_))));
+        assert!(matches!(b.answer(&g722, MediaDirection::SendRecv).await, Err(MediaError::Negotiation(_))));
         let no_audio = local_offer(FREESWITCH_OFFER).replace("m=audio 23170", "m=audio 0");
-        assert!(matches!(b.answer(&no_audio, Direction::SendRecv).await, Err(MediaError::Negotiation(_))));
+        assert!(matches!(b.answer(&no_audio, MediaDirection::SendRecv).await, Err(MediaError::Negotiation(_))));
         b.close().await;
     }
 
@@ -2057,10 +2058,10 @@ mod tests {
         };
         let b = Peer::new(&b_cfg).await.unwrap();
         assert!(matches!(a.apply_answer("v=0").await, Err(MediaError::InvalidState(_))));
-        assert!(matches!(a.reoffer(Direction::SendRecv).await, Err(MediaError::InvalidState(_))));
-        let offer = a.create_offer(Direction::SendRecv).await.unwrap();
-        assert!(matches!(a.create_offer(Direction::SendRecv).await, Err(MediaError::InvalidState(_))));
-        let (answer, nb) = b.answer(&offer, Direction::SendRecv).await.unwrap();
+        assert!(matches!(a.reoffer(MediaDirection::SendRecv).await, Err(MediaError::InvalidState(_))));
+        let offer = a.create_offer(MediaDirection::SendRecv).await.unwrap();
+        assert!(matches!(a.create_offer(MediaDirection::SendRecv).await, Err(MediaError::InvalidState(_))));
+        let (answer, nb) = b.answer(&offer, MediaDirection::SendRecv).await.unwrap();
         assert!(mline(&answer, "audio").ends_with(" 0 101"), "{}", mline(&answer, "audio"));
         let na = a.apply_answer(&answer).await.unwrap();
         assert_eq!(na.codec.kind, CodecKind::Pcmu);

@@ -26,7 +26,6 @@
 //! remote Opus whose fmtp values differ from ours.
 
 use std::collections::HashSet;
-use std::fmt;
 
 /// Why a remote SDP could not be normalized.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -52,72 +51,7 @@ pub enum SdpError {
     NoUsableAudioFormat,
 }
 
-/// An SDP media direction, always from the point of view of the side that
-/// wrote it (`a=sendonly` in an offer means the offerer sends).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Direction {
-    /// `a=sendrecv`.
-    SendRecv,
-    /// `a=sendonly`.
-    SendOnly,
-    /// `a=recvonly`.
-    RecvOnly,
-    /// `a=inactive`.
-    Inactive,
-}
-
-impl Direction {
-    /// Builds a direction from its two flags.
-    pub fn from_send_recv(send: bool, recv: bool) -> Self {
-        match (send, recv) {
-            (true, true) => Direction::SendRecv,
-            (true, false) => Direction::SendOnly,
-            (false, true) => Direction::RecvOnly,
-            (false, false) => Direction::Inactive,
-        }
-    }
-    /// Whether this side sends.
-    pub fn has_send(self) -> bool {
-        matches!(self, Direction::SendRecv | Direction::SendOnly)
-    }
-    /// Whether this side receives.
-    pub fn has_recv(self) -> bool {
-        matches!(self, Direction::SendRecv | Direction::RecvOnly)
-    }
-    /// The same direction seen from the other side (`sendonly` ↔ `recvonly`).
-    pub fn reverse(self) -> Self {
-        Direction::from_send_recv(self.has_recv(), self.has_send())
-    }
-    /// What both directions allow.
-    pub fn intersect(self, other: Direction) -> Self {
-        Direction::from_send_recv(self.has_send() && other.has_send(), self.has_recv() && other.has_recv())
-    }
-    /// The SDP attribute name (`sendrecv`, ...).
-    pub fn as_attribute(self) -> &'static str {
-        match self {
-            Direction::SendRecv => "sendrecv",
-            Direction::SendOnly => "sendonly",
-            Direction::RecvOnly => "recvonly",
-            Direction::Inactive => "inactive",
-        }
-    }
-    /// Parses an SDP attribute name (`sendrecv`, ...).
-    pub fn from_attribute(name: &str) -> Option<Self> {
-        match name {
-            "sendrecv" => Some(Direction::SendRecv),
-            "sendonly" => Some(Direction::SendOnly),
-            "recvonly" => Some(Direction::RecvOnly),
-            "inactive" => Some(Direction::Inactive),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Direction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_attribute())
-    }
-}
+pub use crate::contract::MediaDirection;
 
 /// Rewrites a remote offer or answer so that webrtc 0.21 accepts it and
 /// negotiates what the remote meant; see the [module documentation](self)
@@ -130,7 +64,8 @@ impl fmt::Display for Direction {
 pub fn normalize_remote_sdp(sdp: &str) -> Result<String, SdpError> {
     let mut doc = Doc::parse(sdp)?;
 
-    let session_direction = doc.session.iter().find_map(|l| attr(l).and_then(|(k, _)| Direction::from_attribute(k)));
+    let session_direction =
+        doc.session.iter().find_map(|l| attr(l).and_then(|(k, _)| MediaDirection::from_attribute(k)));
     let session_setup = doc
         .session
         .iter()
@@ -169,9 +104,9 @@ pub fn normalize_remote_sdp(sdp: &str) -> Result<String, SdpError> {
         });
 
         let has_direction =
-            section.attrs.iter().any(|l| attr(l).is_some_and(|(k, _)| Direction::from_attribute(k).is_some()));
+            section.attrs.iter().any(|l| attr(l).is_some_and(|(k, _)| MediaDirection::from_attribute(k).is_some()));
         if !has_direction {
-            let dir = session_direction.unwrap_or(Direction::SendRecv);
+            let dir = session_direction.unwrap_or(MediaDirection::SendRecv);
             section.attrs.push(format!("a={}", dir.as_attribute()));
         }
 
@@ -523,7 +458,7 @@ pub(crate) struct MediaInfo {
     pub(crate) formats: Vec<u8>,
     pub(crate) mid: Option<String>,
     /// Media level, else session level, else `sendrecv` (RFC 3264 §5.1).
-    pub(crate) direction: Direction,
+    pub(crate) direction: MediaDirection,
     /// One entry per format that has an rtpmap or a static assignment, in format order.
     pub(crate) rtpmaps: Vec<RtpMap>,
 }
@@ -533,7 +468,8 @@ pub(crate) fn media_sections(sdp: &str) -> Vec<MediaInfo> {
     let Ok(doc) = Doc::parse(sdp) else {
         return vec![];
     };
-    let session_direction = doc.session.iter().find_map(|l| attr(l).and_then(|(k, _)| Direction::from_attribute(k)));
+    let session_direction =
+        doc.session.iter().find_map(|l| attr(l).and_then(|(k, _)| MediaDirection::from_attribute(k)));
     doc.media
         .iter()
         .filter_map(|s| {
@@ -552,9 +488,9 @@ pub(crate) fn media_sections(sdp: &str) -> Vec<MediaInfo> {
             let direction = s
                 .attrs
                 .iter()
-                .find_map(|l| attr(l).and_then(|(k, _)| Direction::from_attribute(k)))
+                .find_map(|l| attr(l).and_then(|(k, _)| MediaDirection::from_attribute(k)))
                 .or(session_direction)
-                .unwrap_or(Direction::SendRecv);
+                .unwrap_or(MediaDirection::SendRecv);
             Some(MediaInfo { media: m.media, port: m.port, formats, mid: mid_of(s), direction, rtpmaps })
         })
         .collect()
@@ -762,7 +698,7 @@ pub(crate) fn strip_telephone_event_tags(sdp: &str) -> String {
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing {
-    pub use super::{Direction, SdpError};
+    pub use super::{MediaDirection, SdpError};
 
     /// One `m=` line as the peer reads it (`MediaInfo`), rtpmaps as `(pt, name, rate, channels)`.
     #[derive(Clone, Debug, PartialEq, Eq)]
@@ -776,7 +712,7 @@ pub mod fuzzing {
         /// `a=mid`.
         pub mid: Option<String>,
         /// Effective direction.
-        pub direction: Direction,
+        pub direction: MediaDirection,
         /// One per format with an rtpmap or a static assignment.
         pub rtpmaps: Vec<(u8, String, u32, u16)>,
     }
@@ -999,7 +935,7 @@ a=rtcp-mux\n";
             "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nt=0 0\r\na=sendonly\r\nm=audio 4000 RTP/SAVPF 0\r\na=mid:a\r\n";
         let out = normalize_remote_sdp(sdp).unwrap();
         let audio = audio_section(&out).unwrap();
-        assert_eq!(audio.direction, Direction::SendOnly);
+        assert_eq!(audio.direction, MediaDirection::SendOnly);
         let media_part = &out[out.find("m=audio").unwrap()..];
         assert!(media_part.contains("a=rtpmap:0 PCMU/8000\r\na=sendonly\r\n"), "{out}");
         assert!(out.contains("a=group:BUNDLE a\r\n"));
@@ -1056,7 +992,7 @@ a=rtcp-mux\n";
             names,
             vec![(0, "PCMU", 8000), (8, "PCMA", 8000), (111, "opus", 48000), (101, "telephone-event", 8000)]
         );
-        assert_eq!(a.direction, Direction::SendRecv);
+        assert_eq!(a.direction, MediaDirection::SendRecv);
         assert_eq!(ice_ufrag(&out).as_deref(), Some("5d2c0b1f1a2b3c4d"));
     }
 
@@ -1097,13 +1033,13 @@ a=fmtp:96 minptime=20;useinbandfec=0;stereo=1\r\na=rtpmap:0 PCMU/8000\r\na=fmtp:
 
     #[test]
     fn direction_algebra() {
-        use Direction::*;
+        use MediaDirection::*;
         assert_eq!(SendOnly.reverse(), RecvOnly);
         assert_eq!(SendRecv.intersect(SendOnly.reverse()), RecvOnly);
         assert_eq!(SendRecv.intersect(Inactive.reverse()), Inactive);
         assert_eq!(RecvOnly.intersect(SendRecv), RecvOnly);
         for d in [SendRecv, SendOnly, RecvOnly, Inactive] {
-            assert_eq!(Direction::from_attribute(d.as_attribute()), Some(d));
+            assert_eq!(MediaDirection::from_attribute(d.as_attribute()), Some(d));
             assert_eq!(d.reverse().reverse(), d);
         }
     }
