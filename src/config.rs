@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::Error;
-use crate::dialog::invite::CallSettings;
+use crate::dialog::CallSettings;
 use crate::event::CallInfo;
 use crate::media::impairment::Impairment;
 use crate::media::quality::QualityThresholds;

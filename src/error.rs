@@ -36,9 +36,9 @@ pub enum Error {
     /// The phone was not started, or has stopped.
     #[error("the phone is not running")]
     NotRunning,
-    /// A call command was refused (see [`crate::dialog::invite::CallError`]).
+    /// A call command was refused (see [`crate::dialog::CallError`]).
     #[error("call: {0}")]
-    Call(#[from] crate::dialog::invite::CallError),
+    Call(#[from] crate::dialog::CallError),
     /// The dial interceptor vetoed the call.
     #[error("call vetoed: {0}")]
     CallVetoed(String),

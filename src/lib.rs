@@ -98,7 +98,7 @@ mod secret;
 pub use config::{PhoneConfig, PhoneConfigBuilder};
 pub use contract::{CallKey, MediaDirection};
 pub use dialog::call::{CallDirection, EndCause, Originator, Party};
-pub use dialog::invite::{CallError, CallRequest};
+pub use dialog::{CallError, CallRequest};
 pub use error::Error;
 pub use event::{CallInfo, Event};
 pub use phone::{CallOptions, Events, Phone};

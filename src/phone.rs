@@ -16,10 +16,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::config::PhoneConfig;
+use crate::dialog::CallError;
+use crate::dialog::CallRequest;
 use crate::dialog::auth::DigestClient;
 use crate::dialog::call::CallKey;
-use crate::dialog::invite::CallError;
-use crate::dialog::invite::CallRequest;
 use crate::dialog::register::{RegistrationConfig, RegistrationEvent, random_token};
 use crate::dialog::{AgentConfig, AgentEvent, CallEvent, Output, UserAgent};
 use crate::event::{Event, WallClock};

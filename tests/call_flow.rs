@@ -8,10 +8,10 @@ use bytes::Bytes;
 use webphone::MediaDirection;
 use webphone::dialog::auth::DigestClient;
 use webphone::dialog::call::{CallDirection, CallKey, Originator};
-use webphone::dialog::invite::{CallRequest, CallSettings};
 use webphone::dialog::register::RegistrationConfig;
 use webphone::dialog::transaction::Timers;
 use webphone::dialog::{AgentConfig, AgentEvent, CallEvent, MediaRequest, Output, UserAgent};
+use webphone::dialog::{CallRequest, CallSettings};
 use webphone::sip::validate::response_to;
 use webphone::sip::{HeaderName, Host, Message, Method, NameAddr, Request, SipUri, StatusCode, Uri};
 

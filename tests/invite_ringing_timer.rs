@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use webphone::dialog::auth::DigestClient;
-use webphone::dialog::invite::{CallRequest, CallSettings};
 use webphone::dialog::register::RegistrationConfig;
 use webphone::dialog::transaction::{ClientAction, ClientState, ClientTransaction, Timers};
 use webphone::dialog::{AgentConfig, AgentEvent, CallEvent, MediaRequest, Output, UserAgent};
+use webphone::dialog::{CallRequest, CallSettings};
 use webphone::sip::validate::response_to;
 use webphone::sip::{HeaderName, Host, Message, NameAddr, Request, SipUri, StatusCode, Uri};
 

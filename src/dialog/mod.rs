@@ -22,7 +22,7 @@
 
 pub mod auth;
 pub mod call;
-pub mod invite;
+mod lines;
 pub mod register;
 pub mod transaction;
 
@@ -35,10 +35,10 @@ use rand::rngs::StdRng;
 
 pub use crate::contract::MediaRequest;
 use crate::sip::validate::{Capabilities, check_request, check_response, rejection_response, response_to};
-use crate::sip::{HeaderName, Host, Message, Method, NameAddr, Request, Response, StatusCode, Via};
+use crate::sip::{HeaderName, Message, Method, NameAddr, Request, Response, StatusCode};
 use auth::DigestClient;
-use call::{Call, CallKey, CallSnapshot};
-use invite::CallSettings;
+use call::{Call, Purpose, Stamp};
+pub use call::{CallError, CallKey, CallRequest, CallSettings, CallSnapshot};
 use register::{Registration, RegistrationConfig, RegistrationEvent, random_token};
 use transaction::{ClientAction, ClientTransaction, ServerTransaction, Timers, TransactionKey};
 
@@ -117,9 +117,8 @@ pub enum AgentEvent {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Owner {
     Registration,
-    Invite(CallKey),
-    Cancel(CallKey),
-    InDialog(CallKey),
+    /// A call, for this purpose.
+    Call(CallKey, Purpose),
 }
 
 /// The SIP user agent core.
@@ -132,6 +131,7 @@ pub struct UserAgent {
     aor: NameAddr,
     /// Our Contact.
     contact: NameAddr,
+    stamp: Stamp,
     registration: Registration,
     calls: BTreeMap<CallKey, Call>,
     next_call: u64,
@@ -168,6 +168,11 @@ impl UserAgent {
             auth,
             aor,
             contact: registration.contact.clone(),
+            stamp: Stamp {
+                via_transport: cfg.via_transport,
+                via_host: cfg.via_host.clone(),
+                user_agent: cfg.user_agent.clone(),
+            },
             registration: Registration::new(registration, reg_rng),
             calls: BTreeMap::new(),
             next_call: 0,
@@ -213,6 +218,7 @@ impl UserAgent {
     pub fn handle_connected(&mut self, now: Instant, via_transport: &'static str) {
         self.connected = true;
         self.cfg.via_transport = via_transport;
+        self.stamp.via_transport = via_transport;
         if let Some(req) = self.registration.handle_connected(&mut self.auth) {
             self.send_request(req, Owner::Registration, now);
         }
@@ -224,7 +230,9 @@ impl UserAgent {
         self.connected = false;
         self.clients.clear();
         self.servers.clear();
-        self.end_unconfirmed_calls(now);
+        for key in self.call_keys() {
+            self.with_call(key, now, |call, ctx| call.handle_disconnected(ctx, now));
+        }
         if let Some(ev) = self.registration.handle_disconnected() {
             self.emit(AgentEvent::Registration(ev));
         }
@@ -259,19 +267,15 @@ impl UserAgent {
                         self.emit(AgentEvent::Registration(ev));
                     }
                 }
-                Owner::Invite(call) => {
-                    self.end_call(call, call::Originator::System, Some(408), "no answer (timeout)", now)
-                }
-                Owner::Cancel(_) => {}
-                Owner::InDialog(call) => {
-                    self.send_bye(call, call::Originator::System, "in-dialog request timed out", now)
+                Owner::Call(key, purpose) => {
+                    self.with_call(key, now, |call, ctx| call.handle_transaction_timeout(ctx, purpose, now));
                 }
             }
         }
         let due: Vec<CallKey> =
-            self.calls.values().filter(|c| c.poll_timeout().is_some_and(|t| t <= now)).map(|c| c.key).collect();
+            self.calls.values().filter(|c| c.poll_timeout().is_some_and(|t| t <= now)).map(Call::key).collect();
         for key in due {
-            self.handle_call_timeout(key, now);
+            self.with_call(key, now, |call, ctx| call.handle_timeout(ctx, now));
         }
         self.prune_calls();
         for tx in self.servers.values_mut() {
@@ -311,28 +315,10 @@ impl UserAgent {
         self.caps.methods.iter().map(Method::as_str).collect::<Vec<_>>().join(", ")
     }
 
-    fn media(&mut self, request: MediaRequest) {
-        self.outputs.push_back(Output::Media(request));
-    }
-
-    /// Adds our Via (fresh branch), Max-Forwards and User-Agent to `req`.
-    fn stamp(&mut self, req: &mut Request) {
-        let branch = format!("z9hG4bK{}", random_token(&mut self.rng, 16));
-        let via = Via::new(self.cfg.via_transport, Host::Domain(self.cfg.via_host.clone()), &branch);
-        let mut headers = crate::sip::Headers::new();
-        headers.push_typed(&via);
-        headers.push(HeaderName::MaxForwards, "70");
-        for h in req.headers.iter() {
-            headers.push(h.name.clone(), h.value.clone());
-        }
-        headers.push(HeaderName::UserAgent, self.cfg.user_agent.clone());
-        req.headers = headers;
-    }
-
     /// Stamps `req` (Via, Max-Forwards, User-Agent), starts a client
     /// transaction and queues it. Returns the request as sent.
     fn send_request(&mut self, mut req: Request, owner: Owner, now: Instant) -> Option<Request> {
-        self.stamp(&mut req);
+        self.stamp.apply(&mut req, &mut self.rng);
         self.send_prepared(req, owner, now)
     }
 
@@ -353,14 +339,6 @@ impl UserAgent {
                 None
             }
         }
-    }
-
-    /// Sends a request outside any transaction (the ACK for a 2xx).
-    fn send_stateless(&mut self, mut req: Request) {
-        self.stamp(&mut req);
-        let bytes = req.to_bytes();
-        tracing::trace!(message = %crate::sip::redacted(&bytes), "SIP out");
-        self.transmit(bytes);
     }
 
     /// Sends `resp` through the server transaction `key`.
@@ -399,7 +377,7 @@ impl UserAgent {
             return;
         };
         let Some((tx, owner)) = self.clients.get_mut(&key) else {
-            if !self.handle_stray_2xx(&resp) {
+            if !self.handle_stray_2xx(&resp, now) {
                 tracing::debug!(status = resp.status.as_u16(), "response matches no transaction: dropped");
             }
             return;
@@ -424,9 +402,9 @@ impl UserAgent {
                     self.send_request(req, Owner::Registration, now);
                 }
             }
-            Owner::Invite(call) => self.handle_invite_response(call, &resp, now),
-            Owner::Cancel(_) => {}
-            Owner::InDialog(call) => self.handle_in_dialog_response(call, &resp, now),
+            Owner::Call(key, purpose) => {
+                self.with_call(key, now, |call, ctx| call.handle_response(ctx, purpose, &resp, now));
+            }
         }
     }
 

@@ -1,0 +1,307 @@
+//! The agent's side of calls: the lines (how many calls may exist), the
+//! commands that create and drive calls, and the routing of requests,
+//! responses and SDP to the [`Call`] they belong to. What a call does with
+//! them is its own business (`call/`).
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::call::{Call, CallCtx, CallError, CallKey, CallOutput, CallRequest, CallSnapshot, tag_of};
+use super::transaction::TransactionKey;
+use super::{AgentEvent, Output, Owner, UserAgent};
+use crate::sip::validate::response_to;
+use crate::sip::{
+    CSeq, ContentType, HeaderName, Method, MinSe, Request, Response, SessionExpires, SipUri, StatusCode, Uri,
+};
+
+impl UserAgent {
+    /// Command: place a call. The call exists at once (a
+    /// [`super::CallEvent::Outgoing`] follows) and the INVITE leaves when the
+    /// media side hands over its offer.
+    pub fn call(&mut self, request: CallRequest, now: Instant) -> Result<CallKey, CallError> {
+        if !self.connected {
+            return Err(CallError::NotConnected);
+        }
+        if self.active_calls() >= self.cfg.calls.max_calls {
+            return Err(CallError::Busy);
+        }
+        let target = self.resolve_target(&request.target)?;
+        for (name, value) in &request.headers {
+            if !crate::sip::is_header_name(name) || value.contains(['\r', '\n']) {
+                return Err(CallError::InvalidHeader(name.clone()));
+            }
+        }
+        let key = self.next_call_key();
+        let aor = self.aor.clone();
+        self.create_call(key, now, |ctx| Some(Call::outgoing(ctx, key, &aor, target, request, now)));
+        Ok(key)
+    }
+
+    /// Command: answer a ringing incoming call. The 200 OK leaves when the
+    /// media side hands over its answer (or, for a late-offer INVITE, its offer).
+    pub fn answer(&mut self, key: CallKey, now: Instant) -> Result<(), CallError> {
+        self.with_call(key, now, |call, ctx| call.answer(ctx, now)).unwrap_or(Err(CallError::NoSuchCall))
+    }
+
+    /// Command: refuse a ringing incoming call with `status` (486 Busy Here, 603 Decline, ...).
+    pub fn reject(&mut self, key: CallKey, status: StatusCode, now: Instant) -> Result<(), CallError> {
+        self.with_call(key, now, |call, ctx| call.reject(ctx, status, now)).unwrap_or(Err(CallError::NoSuchCall))
+    }
+
+    /// Command: end a call in whatever state it is: CANCEL before an
+    /// answer, BYE after, 486 while ringing.
+    pub fn hangup(&mut self, key: CallKey, now: Instant) -> Result<(), CallError> {
+        self.with_call(key, now, |call, ctx| call.hangup(ctx, now)).ok_or(CallError::NoSuchCall)
+    }
+
+    /// Input: the media side's SDP for `key` (the offer or answer asked
+    /// for by a [`super::MediaRequest`]), or why it could not make one.
+    pub fn handle_local_sdp(&mut self, key: CallKey, sdp: Result<Bytes, String>, now: Instant) {
+        self.with_call(key, now, |call, ctx| call.handle_local_sdp(ctx, sdp, now));
+    }
+
+    /// Input: the call's media failed after setup (the answer could not be
+    /// applied, ICE/DTLS never connected): end the call the right way for
+    /// its state.
+    pub fn handle_media_failure(&mut self, key: CallKey, reason: &str, now: Instant) {
+        self.with_call(key, now, |call, ctx| call.handle_media_failure(ctx, reason, now));
+    }
+
+    /// Snapshot of a call, if it exists.
+    pub fn call_snapshot(&self, key: CallKey) -> Option<&CallSnapshot> {
+        self.calls.get(&key).map(Call::snapshot)
+    }
+
+    /// Keys of the calls that have not ended.
+    pub fn call_keys(&self) -> Vec<CallKey> {
+        self.calls.values().filter(|c| !c.is_ended()).map(Call::key).collect()
+    }
+
+    /// Ends every call without signalling (the phone is stopping and can no
+    /// longer send), reporting each as ended by the system.
+    pub fn abandon_calls(&mut self, reason: &str, now: Instant) {
+        for key in self.call_keys() {
+            self.with_call(key, now, |call, ctx| call.abandon(ctx, reason, now));
+        }
+    }
+
+    fn active_calls(&self) -> usize {
+        self.calls.values().filter(|c| !c.is_ended()).count()
+    }
+
+    fn next_call_key(&mut self) -> CallKey {
+        self.next_call += 1;
+        CallKey(self.next_call)
+    }
+
+    /// Runs `f` on the call `key` with a context, then carries out what
+    /// the call asked for. `None` when there is no such call.
+    pub(super) fn with_call<R>(
+        &mut self,
+        key: CallKey,
+        now: Instant,
+        f: impl FnOnce(&mut Call, &mut CallCtx<'_>) -> R,
+    ) -> Option<R> {
+        let mut out = VecDeque::new();
+        let allow = self.allow_header();
+        let call = self.calls.get_mut(&key)?;
+        let mut ctx = CallCtx {
+            contact: &self.contact,
+            allow: &allow,
+            settings: &self.cfg.calls,
+            timers: &self.cfg.timers,
+            stamp: &self.stamp,
+            auth: &mut self.auth,
+            rng: &mut self.rng,
+            out: &mut out,
+        };
+        let result = f(call, &mut ctx);
+        self.carry_out(key, out, now);
+        Some(result)
+    }
+
+    /// Creates a call with `make` and carries out what it asked for.
+    fn create_call(&mut self, key: CallKey, now: Instant, make: impl FnOnce(&mut CallCtx<'_>) -> Option<Call>) {
+        let mut out = VecDeque::new();
+        let allow = self.allow_header();
+        let mut ctx = CallCtx {
+            contact: &self.contact,
+            allow: &allow,
+            settings: &self.cfg.calls,
+            timers: &self.cfg.timers,
+            stamp: &self.stamp,
+            auth: &mut self.auth,
+            rng: &mut self.rng,
+            out: &mut out,
+        };
+        if let Some(call) = make(&mut ctx) {
+            self.calls.insert(key, call);
+        }
+        self.carry_out(key, out, now);
+    }
+
+    /// Carries out a call's outputs, in order.
+    fn carry_out(&mut self, key: CallKey, out: VecDeque<CallOutput>, now: Instant) {
+        for output in out {
+            match output {
+                CallOutput::Request(req, purpose) => {
+                    self.send_prepared(req, Owner::Call(key, purpose), now);
+                }
+                CallOutput::Ack(ack) => {
+                    let bytes = ack.to_bytes();
+                    tracing::trace!(message = %crate::sip::redacted(&bytes), "SIP out");
+                    self.transmit(bytes);
+                }
+                CallOutput::Respond(tx, resp) => self.send_response(&tx, resp, now),
+                CallOutput::Media(request) => self.outputs.push_back(Output::Media(request)),
+                CallOutput::Event(event) => self.emit(AgentEvent::Call(event)),
+            }
+        }
+    }
+
+    /// Forgets ended calls (their transactions may still finish).
+    pub(super) fn prune_calls(&mut self) {
+        self.calls.retain(|_, c| !c.is_ended());
+    }
+
+    fn resolve_target(&self, target: &str) -> Result<Uri, CallError> {
+        let t = target.trim();
+        let invalid = || CallError::InvalidTarget(target.to_string());
+        if t.contains(':') {
+            let uri = Uri::parse(t).map_err(|_| invalid())?;
+            return match uri {
+                Uri::Sip(_) | Uri::Tel(_) => Ok(uri),
+                Uri::Other { .. } => Err(invalid()),
+            };
+        }
+        let (user, host) = match t.split_once('@') {
+            Some((u, h)) => (u, crate::sip::Host::parse(h).map_err(|_| invalid())?),
+            None => (t, self.domain_host()),
+        };
+        if user.is_empty() || !user.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$,;?/#".contains(&b)) {
+            return Err(invalid());
+        }
+        Ok(Uri::Sip(SipUri::new(Some(user), host)))
+    }
+
+    fn domain_host(&self) -> crate::sip::Host {
+        match &self.aor.uri {
+            Uri::Sip(u) => u.host.clone(),
+            _ => crate::sip::Host::Domain("invalid".into()),
+        }
+    }
+
+    /// An incoming request that belongs to calls: a new INVITE, CANCEL, or
+    /// any request inside a call's dialog. Returns false when it is not for
+    /// a call.
+    pub(super) fn handle_call_request(&mut self, req: &Request, tx: &TransactionKey, now: Instant) -> bool {
+        let to_tag = tag_of(req.headers.get(&HeaderName::To));
+        let from_tag = tag_of(req.headers.get(&HeaderName::From));
+        let call_id = req.headers.get(&HeaderName::CallId).unwrap_or("").to_string();
+        if req.method == Method::Invite && to_tag.is_none() {
+            self.handle_new_invite(req, tx, now);
+            return true;
+        }
+        if req.method == Method::Cancel {
+            let invite_tx = TransactionKey { branch: tx.branch.clone(), method: Method::Invite };
+            let key = self.calls.values().find(|c| c.has_invite_transaction(&invite_tx)).map(Call::key);
+            match key {
+                Some(key) => {
+                    self.with_call(key, now, |call, ctx| call.handle_request(ctx, req, tx, now));
+                }
+                None => self.reply(req, tx, StatusCode::CALL_DOES_NOT_EXIST, now),
+            }
+            return true;
+        }
+        if to_tag.is_none() {
+            return false;
+        }
+        let key = self
+            .calls
+            .values()
+            .find(|c| !c.is_ended() && c.matches(&call_id, to_tag.as_deref(), from_tag.as_deref()))
+            .map(Call::key);
+        match key {
+            Some(key) => {
+                self.with_call(key, now, |call, ctx| call.handle_request(ctx, req, tx, now));
+            }
+            None => self.reply(req, tx, StatusCode::CALL_DOES_NOT_EXIST, now),
+        }
+        true
+    }
+
+    fn handle_new_invite(&mut self, req: &Request, tx: &TransactionKey, now: Instant) {
+        let min_se = self.cfg.calls.min_se;
+        if let Some(Ok(se)) = req.headers.typed::<SessionExpires>()
+            && se.delta < min_se
+        {
+            let mut resp = response_to(req, StatusCode::new(422).unwrap_or(StatusCode::BAD_REQUEST));
+            resp.headers.push_typed(&MinSe(min_se));
+            self.send_response(tx, resp, now);
+            return;
+        }
+        if self.active_calls() >= self.cfg.calls.max_calls {
+            self.reply(req, tx, StatusCode::BUSY_HERE, now);
+            return;
+        }
+        if !req.body.is_empty() {
+            let is_sdp =
+                matches!(req.headers.typed::<ContentType>(), Some(Ok(ct)) if ct.media_type == "application/sdp");
+            if !is_sdp {
+                let mut resp = response_to(req, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+                resp.headers.push(HeaderName::Accept, "application/sdp");
+                self.send_response(tx, resp, now);
+                return;
+            }
+        }
+        let key = self.next_call_key();
+        let mut created = false;
+        self.create_call(key, now, |ctx| {
+            let call = Call::incoming(ctx, key, req, tx, now);
+            created = call.is_some();
+            call
+        });
+        if !created {
+            self.reply(req, tx, StatusCode::BAD_REQUEST, now);
+        }
+    }
+
+    /// An ACK that matched no server transaction: the ACK for our 2xx to an
+    /// INVITE or re-INVITE.
+    pub(super) fn handle_dialog_ack(&mut self, req: &Request, now: Instant) {
+        let call_id = req.headers.get(&HeaderName::CallId).unwrap_or("");
+        let to_tag = tag_of(req.headers.get(&HeaderName::To));
+        let from_tag = tag_of(req.headers.get(&HeaderName::From));
+        let key = self
+            .calls
+            .values()
+            .find(|c| !c.is_ended() && c.matches(call_id, to_tag.as_deref(), from_tag.as_deref()))
+            .map(Call::key);
+        match key {
+            Some(key) => {
+                self.with_call(key, now, |call, ctx| call.handle_ack(ctx, req, now));
+            }
+            None => tracing::debug!("ACK for no dialog: dropped"),
+        }
+    }
+
+    /// A 2xx for an INVITE whose transaction is gone: a retransmission the
+    /// peer sends until it sees our ACK (RFC 3261 §13.2.2.4): ACK it again.
+    pub(super) fn handle_stray_2xx(&mut self, resp: &Response, now: Instant) -> bool {
+        let Some(Ok(cseq)) = resp.headers.typed::<CSeq>() else { return false };
+        if cseq.method != Method::Invite || !resp.status.is_success() {
+            return false;
+        }
+        let call_id = resp.headers.get(&HeaderName::CallId).unwrap_or("");
+        let from_tag = tag_of(resp.headers.get(&HeaderName::From));
+        let key = self.calls.values().find(|c| c.sent_from(call_id, from_tag.as_deref())).map(Call::key);
+        match key {
+            Some(key) => {
+                self.with_call(key, now, |call, ctx| call.handle_retransmitted_2xx(ctx, cseq.seq)).unwrap_or(false)
+            }
+            None => false,
+        }
+    }
+}
