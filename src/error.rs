@@ -39,6 +39,10 @@ pub enum Error {
     /// A call command was refused (see [`crate::dialog::CallError`]).
     #[error("call: {0}")]
     Call(#[from] crate::dialog::CallError),
+    /// An action's arguments are not usable (a reject status outside
+    /// 300-699, a volume outside 0-4, no call to act on).
+    #[error("invalid action: {0}")]
+    InvalidAction(String),
     /// The dial interceptor vetoed the call.
     #[error("call vetoed: {0}")]
     CallVetoed(String),

@@ -158,6 +158,8 @@ pub enum Event {
     CallEnded {
         /// The call.
         call: CallInfo,
+        /// The call's last media figures (`None` when it never had media).
+        stats: Option<Box<crate::media::CallStats>>,
     },
     /// A call's received audio passed a quality threshold (loss, jitter, no
     /// audio) or is back to normal; thresholds are set with
@@ -175,4 +177,19 @@ pub enum Event {
     },
     /// The phone stopped; no more events follow.
     Stopped,
+}
+
+impl Event {
+    /// The call an event is about, if it is about one.
+    pub fn call(&self) -> Option<&CallInfo> {
+        match self {
+            Event::CallOutgoing { call }
+            | Event::CallIncoming { call }
+            | Event::CallProgress { call, .. }
+            | Event::CallConfirmed { call }
+            | Event::CallEnded { call, .. }
+            | Event::CallQuality { call, .. } => Some(call),
+            _ => None,
+        }
+    }
 }

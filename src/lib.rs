@@ -37,7 +37,7 @@
 //!             phone.call("1002", CallOptions { audio, ..Default::default() }).await?;
 //!         }
 //!         Event::CallIncoming { call } => phone.answer(call.key).await?,
-//!         Event::CallEnded { call } => {
+//!         Event::CallEnded { call, .. } => {
 //!             println!("call {} ended: {:?}", call.call_id, call.end);
 //!             break;
 //!         }
@@ -88,20 +88,24 @@ pub mod media;
 pub mod sip;
 pub mod transport;
 
+mod action;
 mod config;
 mod contract;
+mod driver;
 mod error;
 mod event;
 mod phone;
 mod secret;
 
+pub use action::{Action, ActionOutcome, AudioDirection, PhoneStatus};
 pub use config::{PhoneConfig, PhoneConfigBuilder};
 pub use contract::{CallKey, MediaDirection};
 pub use dialog::call::{CallDirection, EndCause, Originator, Party};
 pub use dialog::{CallError, CallRequest};
 pub use error::Error;
 pub use event::{CallInfo, Event};
-pub use phone::{CallOptions, Events, Phone};
+pub use media::{AudioSetup, CallStats, ReceiveAudio, SendAudio};
+pub use phone::{Call, CallEvents, CallOptions, Events, Phone};
 pub use secret::Password;
 pub use transport::keepalive::PingKind;
 pub use transport::tls::TlsConfig;

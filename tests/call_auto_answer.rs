@@ -37,7 +37,8 @@ async fn bob_answers_by_himself_after_the_delay() {
             },
         )
         .await
-        .expect("call placed");
+        .expect("call placed")
+        .key();
     let incoming = bob_log.wait_incoming().await;
     assert_eq!(incoming.direction, CallDirection::Incoming);
     assert_eq!(incoming.remote.user.as_deref(), Some("alice"));
@@ -97,7 +98,7 @@ async fn auto_answered_calls_get_the_audio_the_configuration_chooses() {
         track_frequencies: vec![880.0],
         ..Default::default()
     };
-    let call = alice.call("bob", CallOptions { audio, ..Default::default() }).await.expect("call placed");
+    let call = alice.call("bob", CallOptions { audio, ..Default::default() }).await.expect("call placed").key();
     let incoming = bob_log.wait_incoming().await;
     bob_log.wait_confirmed(incoming.key).await;
     alice_log.wait_confirmed(call).await;

@@ -34,7 +34,7 @@ async fn callee_hangs_up_after_audio_flowed_both_ways() {
     let (alice, mut alice_log) = registered_phone(&kamailio, "alice", ALICE_PASSWORD).await;
     let (bob, mut bob_log) = registered_phone(&kamailio, "bob", BOB_PASSWORD).await;
 
-    let call = alice.call("bob", CallOptions { audio: tone(440.0), ..Default::default() }).await.expect("placed");
+    let call = alice.call("bob", CallOptions { audio: tone(440.0), ..Default::default() }).await.expect("placed").key();
     let incoming = bob_log.wait_incoming().await;
     bob.answer_with(incoming.key, tone(880.0)).await.expect("answered");
     alice_log.wait_confirmed(call).await;

@@ -19,7 +19,7 @@ async fn hangup_after_100_trying_sends_cancel_at_once() {
     let mut bob = RawSip::connect(&kamailio.ws_url()).await;
     bob.register("bob", BOB_PASSWORD, DOMAIN).await;
 
-    let call = alice.call("bob", CallOptions::default()).await.expect("call placed");
+    let call = alice.call("bob", CallOptions::default()).await.expect("call placed").key();
     let invite = bob.recv_until("INVITE", |m| m.method() == Some("INVITE")).await;
     bob.send(response(&invite, 100, "Trying", None, &[], "")).await;
     // Kamailio answered Alice's INVITE with its own 100 Trying before relaying it.

@@ -15,7 +15,7 @@ fn ended_calls(log: &EventLog) -> Vec<&CallInfo> {
     log.seen
         .iter()
         .filter_map(|e| match e {
-            Event::CallEnded { call } => Some(call),
+            Event::CallEnded { call, .. } => Some(call),
             _ => None,
         })
         .collect()
@@ -27,7 +27,7 @@ async fn cancel_while_ringing_ends_both_sides_with_487() {
     let (alice, mut alice_log) = registered_phone(&kamailio, "alice", ALICE_PASSWORD).await;
     let (bob, mut bob_log) = registered_phone(&kamailio, "bob", BOB_PASSWORD).await;
 
-    let call = alice.call("bob", CallOptions::default()).await.expect("call placed");
+    let call = alice.call("bob", CallOptions::default()).await.expect("call placed").key();
     let incoming = bob_log.wait_incoming().await;
     alice_log.wait_for("CallProgress 180", |e| matches!(e, Event::CallProgress { status: 180, .. })).await;
     alice.hangup(call).await.expect("hung up");
@@ -56,7 +56,7 @@ async fn cancel_while_ringing_ends_both_sides_with_487() {
     );
 
     // Neither phone is left with a call: Bob can still answer a new one.
-    let again = alice.call("bob", CallOptions::default()).await.expect("second call placed");
+    let again = alice.call("bob", CallOptions::default()).await.expect("second call placed").key();
     let incoming = bob_log.wait_incoming().await;
     bob.answer(incoming.key).await.expect("answered");
     alice_log.wait_confirmed(again).await;
@@ -89,7 +89,7 @@ async fn hangup_right_after_dialing_ends_cleanly_on_both_sides() {
 
     let mut call_ids = Vec::new();
     for at in [HangupAt::Returned, HangupAt::OutgoingEvent, HangupAt::InviteRelayed] {
-        let call = alice.call("bob", CallOptions::default()).await.expect("call placed");
+        let call = alice.call("bob", CallOptions::default()).await.expect("call placed").key();
         match at {
             HangupAt::Returned => {}
             HangupAt::OutgoingEvent => {
@@ -136,7 +136,7 @@ async fn hangup_right_after_dialing_ends_cleanly_on_both_sides() {
 
     // A last call that Bob answers: it proves both phones are in a clean
     // state, and that everything about the earlier calls reached Bob before it.
-    let last = alice.call("bob", CallOptions::default()).await.expect("last call placed");
+    let last = alice.call("bob", CallOptions::default()).await.expect("last call placed").key();
     let last_info = loop {
         let incoming = bob_log.wait_incoming().await;
         if !call_ids.iter().any(|(_, id, _)| *id == incoming.call_id) {

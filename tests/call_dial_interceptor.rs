@@ -47,7 +47,8 @@ async fn interceptor_vetoes_and_rewrites_calls() {
     let call = alice
         .call("reception", CallOptions { headers: vec![("X-Order-Id".into(), "A-17".into())], ..Default::default() })
         .await
-        .expect("rewritten call placed");
+        .expect("rewritten call placed")
+        .key();
     assert_eq!(
         *seen_by_hook.lock().unwrap(),
         vec![("reception".to_string(), vec![("X-Order-Id".to_string(), "A-17".to_string())])]

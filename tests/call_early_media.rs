@@ -61,7 +61,8 @@ async fn early_media_from_183_is_heard_before_the_200() {
             },
         )
         .await
-        .expect("call placed");
+        .expect("call placed")
+        .key();
     let invite = bob.recv_until("INVITE from Alice", |m| m.method() == Some("INVITE")).await;
     let offer = invite.body.clone();
     assert!(offer.lines().any(|l| l.starts_with("m=audio ")), "m=audio in Alice's offer:\n{offer}");

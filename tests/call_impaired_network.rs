@@ -86,7 +86,7 @@ async fn tone_survives_loss_and_jitter_and_alerts_report_the_network() {
         track_frequencies: vec![440.0],
         ..Default::default()
     };
-    let _call = alice.call("bob", CallOptions { audio, ..Default::default() }).await.expect("call placed");
+    let _call = alice.call("bob", CallOptions { audio, ..Default::default() }).await.expect("call placed").key();
     let incoming = bob_log.wait_incoming().await;
     let listen = AudioSetup { track_frequencies: vec![440.0], ..Default::default() };
     bob.answer_with(incoming.key, listen).await.expect("answered");

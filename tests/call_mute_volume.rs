@@ -36,7 +36,8 @@ async fn mute_unmute_mute_incoming_and_volume() {
     let (alice, mut alice_log) = registered_phone(&kamailio, "alice", ALICE_PASSWORD).await;
     let (bob, mut bob_log) = registered_phone(&kamailio, "bob", BOB_PASSWORD).await;
 
-    let call = alice.call("bob", CallOptions { audio: tone(440.0), ..Default::default() }).await.expect("call placed");
+    let call =
+        alice.call("bob", CallOptions { audio: tone(440.0), ..Default::default() }).await.expect("call placed").key();
     let info = bob_log.wait_incoming().await;
     bob.answer_with(info.key, tone(880.0)).await.expect("answered");
     alice_log.wait_confirmed(call).await;

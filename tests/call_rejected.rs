@@ -13,7 +13,7 @@ async fn reject_with(status: u16, reason: &str) {
     let (alice, mut alice_log) = registered_phone(&kamailio, "alice", ALICE_PASSWORD).await;
     let (bob, mut bob_log) = registered_phone(&kamailio, "bob", BOB_PASSWORD).await;
 
-    let call = alice.call("bob", CallOptions::default()).await.expect("call placed");
+    let call = alice.call("bob", CallOptions::default()).await.expect("call placed").key();
     let incoming = bob_log.wait_incoming().await;
     assert_eq!(incoming.direction, CallDirection::Incoming);
     assert_eq!(incoming.remote.user.as_deref(), Some("alice"));

@@ -40,7 +40,8 @@ async fn tones_cross_both_ways_through_kamailio() {
             },
         )
         .await
-        .expect("call placed");
+        .expect("call placed")
+        .key();
     let incoming = bob_log.wait_for("CallIncoming", |e| matches!(e, Event::CallIncoming { .. })).await;
     let Event::CallIncoming { call: info } = incoming else { unreachable!() };
     assert_eq!(info.direction, CallDirection::Incoming);
@@ -66,10 +67,15 @@ async fn tones_cross_both_ways_through_kamailio() {
 
     alice.hangup(call).await.unwrap();
     let ended = alice_log.wait_for("CallEnded", |e| matches!(e, Event::CallEnded { .. })).await;
-    let Event::CallEnded { call: a } = ended else { unreachable!() };
+    let Event::CallEnded { call: a, stats: a_stats } = ended else { unreachable!() };
     assert_eq!(a.end.as_ref().map(|e| e.by), Some(Originator::Local));
+    // The final figures travel on CallEnded (the call's stats are gone after it).
+    let a_stats = a_stats.expect("Alice's CallEnded carries the final stats");
+    assert!(a_stats.decoded_frames >= at_alice.decoded_frames && ratio(&a_stats, 880.0) >= 0.9, "{a_stats:#?}");
+    assert!(alice.call_stats(call).await.is_err(), "stats of an ended call come only on CallEnded");
     let ended = bob_log.wait_for("CallEnded", |e| matches!(e, Event::CallEnded { .. })).await;
-    let Event::CallEnded { call: b } = ended else { unreachable!() };
+    let Event::CallEnded { call: b, stats: b_stats } = ended else { unreachable!() };
+    assert!(b_stats.is_some_and(|s| s.tx_packets >= at_bob.tx_packets), "Bob's final stats");
     assert_eq!(b.end.as_ref().map(|e| e.by), Some(Originator::Remote));
     assert!(b.ended_ms.is_some() && b.connected_ms.is_some());
     let _ = Duration::ZERO;

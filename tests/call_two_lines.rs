@@ -23,14 +23,14 @@ async fn two_lines_busy_third_call_and_busy_callee() {
     let (dave, mut dave_log) = registered_phone(&kamailio, "dave", DAVE_PASSWORD).await;
 
     // Line 1: Alice → Bob.
-    let to_bob = alice.call("bob", CallOptions::default()).await.expect("call to bob");
+    let to_bob = alice.call("bob", CallOptions::default()).await.expect("call to bob").key();
     let at_bob = bob_log.wait_incoming().await;
     bob.answer(at_bob.key).await.expect("bob answers");
     alice_log.wait_confirmed(to_bob).await;
     bob_log.wait_confirmed(at_bob.key).await;
 
     // Line 2: Alice → Carol, while the first call is up.
-    let to_carol = alice.call("carol", CallOptions::default()).await.expect("call to carol");
+    let to_carol = alice.call("carol", CallOptions::default()).await.expect("call to carol").key();
     let at_carol = carol_log.wait_incoming().await;
     assert_eq!(at_carol.remote.user.as_deref(), Some("alice"));
     carol.answer(at_carol.key).await.expect("carol answers");
@@ -56,7 +56,7 @@ async fn two_lines_busy_third_call_and_busy_callee() {
     );
 
     // Bob has one line and it is busy: Dave's call gets 486 from Bob.
-    let dave_call = dave.call("bob", CallOptions::default()).await.expect("dave calls bob");
+    let dave_call = dave.call("bob", CallOptions::default()).await.expect("dave calls bob").key();
     let d = dave_log.wait_ended(dave_call).await;
     let d_end = d.end.clone().expect("end cause");
     assert_eq!(d_end.by, Originator::Remote, "{d:#?}");
@@ -74,7 +74,7 @@ async fn two_lines_busy_third_call_and_busy_callee() {
     alice_log.wait_ended(to_carol).await;
     let c = carol_log.wait_ended(at_carol.key).await;
     assert_eq!(c.end.as_ref().map(|e| e.by), Some(Originator::Remote));
-    let to_dave = alice.call("dave", CallOptions::default()).await.expect("line 2 is free again");
+    let to_dave = alice.call("dave", CallOptions::default()).await.expect("line 2 is free again").key();
     let at_dave = dave_log.wait_incoming().await;
     assert_eq!(at_dave.remote.user.as_deref(), Some("alice"));
     dave.answer(at_dave.key).await.expect("dave answers");

@@ -18,7 +18,7 @@ async fn call_fails(
     target: &str,
     status: u16,
 ) -> webphone::CallInfo {
-    let call = alice.call(target, CallOptions::default()).await.expect("call placed");
+    let call = alice.call(target, CallOptions::default()).await.expect("call placed").key();
     let a = alice_log.wait_ended(call).await;
     let end = a.end.clone().expect("end cause");
     assert_eq!(end.by, Originator::Remote, "{target}: {a:#?}");

@@ -273,7 +273,7 @@ async fn run(args: &Args) -> Result<bool, String> {
     }));
     let source = BurstSource { next: 0, amplitude: amplitude(), reads: reads.clone() };
     let audio = AudioSetup { send: SendAudio::Custom(Box::new(source)), ..Default::default() };
-    let key = alice.call("bob", CallOptions { audio, ..Default::default() }).await.map_err(|e| e.to_string())?;
+    let key = alice.call("bob", CallOptions { audio, ..Default::default() }).await.map_err(|e| e.to_string())?.key();
     // B answers at once. (The phone's auto-answer would answer with the default audio: silence and no sink,
     // so the probe answers itself, with its sink, as soon as the call rings.)
     let bob_key: CallKey = wait_for(&mut bob_events, Duration::from_secs(10), |e| match e {
@@ -308,7 +308,7 @@ async fn run(args: &Args) -> Result<bool, String> {
     while Instant::now() < end {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-            ev = alice_events.recv() => if let Some(Event::CallEnded { call }) = ev { return Err(format!("call ended early: {:?}", call.end)) },
+            ev = alice_events.recv() => if let Some(Event::CallEnded { call, .. }) = ev { return Err(format!("call ended early: {:?}", call.end)) },
             _ = bob_events.recv() => {}
         }
         if stats_mid.is_none() && Instant::now() >= mid {

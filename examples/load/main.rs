@@ -405,7 +405,7 @@ async fn run_load(
                     Event::CallConfirmed { .. } => {
                         counters.confirmed.fetch_add(1, Ordering::Relaxed);
                     }
-                    Event::CallEnded { call } => {
+                    Event::CallEnded { call, .. } => {
                         counters.ended.fetch_add(1, Ordering::Relaxed);
                         *counters.last_end.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("{:?}", call.end));
                     }
@@ -423,7 +423,7 @@ async fn run_load(
                     Event::CallConfirmed { .. } => {
                         counters.confirmed.fetch_add(1, Ordering::Relaxed);
                     }
-                    Event::CallEnded { call } => {
+                    Event::CallEnded { call, .. } => {
                         counters.ended.fetch_add(1, Ordering::Relaxed);
                         *counters.last_end.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("{:?}", call.end));
                     }
@@ -454,7 +454,8 @@ async fn run_load(
             let key = alice
                 .call(&b_user, CallOptions { audio: voice_setup(voice, 2 * i), ..Default::default() })
                 .await
-                .map_err(|e| format!("call {i}: {e}"))?;
+                .map_err(|e| format!("call {i}: {e}"))?
+                .key();
             a_keys.push(key);
         }
         while a_counters.confirmed.load(Ordering::Relaxed) < n {

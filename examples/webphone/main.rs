@@ -301,7 +301,7 @@ async fn call(args: CallArgs) -> Result<(), String> {
     let result = async {
         start_registered(&phone, &mut rec, args.account.timeout).await?;
         let options = CallOptions { headers, audio: args.audio.setup(0), ..Default::default() };
-        let key = phone.call(&args.target, options).await.map_err(|e| e.to_string())?;
+        let key = phone.call(&args.target, options).await.map_err(|e| e.to_string())?.key();
         rec.expect_call(key);
         run_calls(&phone, &mut rec, None, args.duration, Some(1)).await
     }
@@ -416,8 +416,11 @@ async fn demo(args: DemoArgs) -> Result<(), String> {
         track_frequencies: vec![440.0, 880.0],
     };
     let placed = Instant::now();
-    let key =
-        alice.call("bob", CallOptions { audio: tone(440.0), ..Default::default() }).await.map_err(|e| e.to_string())?;
+    let key = alice
+        .call("bob", CallOptions { audio: tone(440.0), ..Default::default() })
+        .await
+        .map_err(|e| e.to_string())?
+        .key();
     alice_rec.expect_call(key);
     let bob_key = loop {
         match bob_rec.next().await {

@@ -102,7 +102,7 @@ impl Recorder {
                 r.info = Some(call.clone());
                 r.confirmed = true;
             }
-            Event::CallEnded { call } => {
+            Event::CallEnded { call, .. } => {
                 let r = self.calls.entry(call.key).or_default();
                 r.info = Some(call.clone());
                 r.ended = true;
@@ -308,7 +308,7 @@ fn describe(event: &Event) -> String {
             format!("{} {status} {reason}{}", call.key, if *early_media { " (early media)" } else { "" })
         }
         Event::CallConfirmed { call } => format!("{} confirmed", call.key),
-        Event::CallEnded { call } => match &call.end {
+        Event::CallEnded { call, .. } => match &call.end {
             Some(end) => format!(
                 "{} ended by {:?}: {}{}",
                 call.key,

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::call::{Call, CallCtx, CallError, CallKey, CallOutput, CallRequest, CallSnapshot, tag_of};
+use super::call::{Call, CallCtx, CallError, CallKey, CallOutput, CallRequest, CallSnapshot, CallState, tag_of};
 use super::transaction::TransactionKey;
 use super::{AgentEvent, Output, Owner, UserAgent};
 use crate::sip::validate::response_to;
@@ -72,6 +72,11 @@ impl UserAgent {
     /// Snapshot of a call, if it exists.
     pub fn call_snapshot(&self, key: CallKey) -> Option<&CallSnapshot> {
         self.calls.get(&key).map(Call::snapshot)
+    }
+
+    /// Where a call is, if it exists.
+    pub(crate) fn call_state(&self, key: CallKey) -> Option<CallState> {
+        self.calls.get(&key).map(Call::state)
     }
 
     /// Keys of the calls that have not ended.

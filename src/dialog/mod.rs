@@ -37,6 +37,7 @@ pub use crate::contract::MediaRequest;
 use crate::sip::validate::{Capabilities, check_request, check_response, rejection_response, response_to};
 use crate::sip::{HeaderName, Message, Method, NameAddr, Request, Response, StatusCode};
 use auth::DigestClient;
+pub(crate) use call::CallState;
 use call::{Call, Purpose, Stamp};
 pub use call::{CallError, CallKey, CallRequest, CallSettings, CallSnapshot};
 use register::{Registration, RegistrationConfig, RegistrationEvent, random_token};

@@ -88,7 +88,13 @@ impl FrameDuration {
 }
 
 /// What a call sends.
-#[derive(Default)]
+///
+/// In JSON (the action vocabulary): `"silence"`,
+/// `{"tone": {"frequency_hz": 440, "level_dbfs": -12}}`,
+/// `{"wav_file": {"path": "prompt.wav", "looping": false}}`; application
+/// channels and custom sources exist only in Rust.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SendAudio {
     /// Silence (the default).
     #[default]
@@ -108,10 +114,12 @@ pub enum SendAudio {
         looping: bool,
     },
     /// PCM the application pushes through an [`AppSourceWriter`].
+    #[serde(skip)]
     App(AppSource),
     /// Any [`AudioSource`] of the application's own (a speech synthesizer, a
     /// generator); it is read once per frame on the call's audio task, so it
     /// must not block.
+    #[serde(skip)]
     Custom(Box<dyn AudioSource>),
     /// A sound-card input (microphone), see [`device::DeviceSource`].
     #[cfg(feature = "device")]
@@ -122,7 +130,11 @@ pub enum SendAudio {
 }
 
 /// Where what a call receives goes.
-#[derive(Default)]
+///
+/// In JSON: `"discard"`, `{"wav_file": "heard.wav"}`; application channels
+/// and custom sinks exist only in Rust.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ReceiveAudio {
     /// Nowhere (it is still decoded and metered for statistics).
     #[default]
@@ -130,9 +142,11 @@ pub enum ReceiveAudio {
     /// Recorded to a 48 kHz mono 16-bit WAV file.
     WavFile(PathBuf),
     /// To the application, read through an [`AppSinkReader`].
+    #[serde(skip)]
     App(AppSink),
     /// Any [`AudioSink`] of the application's own; it is written once per
     /// frame on the call's audio task, so it must not block.
+    #[serde(skip)]
     Custom(Box<dyn AudioSink>),
     /// To a sound-card output (speaker, headset), see [`device::DeviceSink`].
     #[cfg(feature = "device")]
@@ -173,8 +187,9 @@ impl std::fmt::Debug for ReceiveAudio {
     }
 }
 
-/// A call's audio choices.
-#[derive(Debug, Default)]
+/// A call's audio choices (in JSON, every field may be left out).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct AudioSetup {
     /// What we send.
     pub send: SendAudio,

@@ -154,8 +154,8 @@ impl EventLog {
     /// Waits for `CallEnded` of `key` and returns its call.
     pub async fn wait_ended(&mut self, key: CallKey) -> CallInfo {
         let what = format!("CallEnded of {key}");
-        match self.wait_for(&what, |e| matches!(e, Event::CallEnded { call } if call.key == key)).await {
-            Event::CallEnded { call } => call,
+        match self.wait_for(&what, |e| matches!(e, Event::CallEnded { call, .. } if call.key == key)).await {
+            Event::CallEnded { call, .. } => call,
             _ => unreachable!(),
         }
     }

@@ -463,6 +463,10 @@ impl Call {
         &self.snapshot
     }
 
+    pub(crate) fn state(&self) -> CallState {
+        self.state
+    }
+
     pub(crate) fn is_ended(&self) -> bool {
         self.state == CallState::Ended
     }

@@ -1,0 +1,162 @@
+//! [`Action`]: every command a phone takes, as one serde enum.
+//!
+//! [`crate::Phone::execute`] runs an action; the typed methods of
+//! [`crate::Phone`] and [`crate::Call`] are thin wrappers over it, and the
+//! CLI's `phone` verb reads actions as JSON lines, so every front end speaks
+//! the same vocabulary. An action serializes as
+//! `{"action": "hangup", "call": 1}`; call-scoped actions that leave `call`
+//! out act on the current call (the newest one that has not ended; for
+//! `answer` and `reject`, the newest one ringing here).
+
+use serde::{Deserialize, Serialize};
+
+use crate::contract::CallKey;
+use crate::media::{AudioSetup, CallStats};
+
+/// Which way of a call's audio: what we send or what we hear.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AudioDirection {
+    /// What we send (the microphone side).
+    #[default]
+    Send,
+    /// What we hear (the speaker side).
+    Receive,
+}
+
+/// A command to a phone.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum Action {
+    /// Register now (or as soon as connected) and keep the registration
+    /// refreshed.
+    Register,
+    /// Remove the registration.
+    Unregister,
+    /// Place a call.
+    Call {
+        /// A number or user in our domain (`"1002"`), `user@host`, or a
+        /// full `sip:` / `tel:` URI.
+        target: String,
+        /// Display name in our From header for this call.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        display_name: Option<String>,
+        /// Extra headers for the INVITE, in order (`[["X-Order-Id", "42"]]`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        headers: Vec<(String, String)>,
+        /// What the call sends and where what it hears goes.
+        #[serde(default)]
+        audio: AudioSetup,
+    },
+    /// Answer a call ringing here.
+    Answer {
+        /// The call (default: the newest one ringing here).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call: Option<CallKey>,
+        /// What the call sends and where what it hears goes.
+        #[serde(default)]
+        audio: AudioSetup,
+    },
+    /// Refuse a call ringing here.
+    Reject {
+        /// The call (default: the newest one ringing here).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call: Option<CallKey>,
+        /// The SIP status, 300-699 (default 486 Busy Here; 603 Decline...).
+        #[serde(default = "busy_here")]
+        status: u16,
+    },
+    /// End a call in any state: CANCEL while it rings out, BYE once up,
+    /// 486 while it rings here.
+    Hangup {
+        /// The call (default: the current one).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call: Option<CallKey>,
+    },
+    /// Silence one way of a call's audio (no renegotiation).
+    Mute {
+        /// The call (default: the current one).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call: Option<CallKey>,
+        /// Which way (default: what we send).
+        #[serde(default)]
+        direction: AudioDirection,
+    },
+    /// Undo [`Action::Mute`].
+    Unmute {
+        /// The call (default: the current one).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call: Option<CallKey>,
+        /// Which way (default: what we send).
+        #[serde(default)]
+        direction: AudioDirection,
+    },
+    /// Set a call's playback volume: 0.0 (silent) to 1.0 (as received), up to 4.0.
+    Volume {
+        /// The call (default: the current one).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call: Option<CallKey>,
+        /// The volume.
+        volume: f32,
+    },
+    /// A call's media figures now.
+    Stats {
+        /// The call (default: the current one).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call: Option<CallKey>,
+    },
+    /// The phone's status now.
+    Status,
+}
+
+fn busy_here() -> u16 {
+    486
+}
+
+impl Action {
+    /// The action's name as it appears in JSON (`"hangup"`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Register => "register",
+            Action::Unregister => "unregister",
+            Action::Call { .. } => "call",
+            Action::Answer { .. } => "answer",
+            Action::Reject { .. } => "reject",
+            Action::Hangup { .. } => "hangup",
+            Action::Mute { .. } => "mute",
+            Action::Unmute { .. } => "unmute",
+            Action::Volume { .. } => "volume",
+            Action::Stats { .. } => "stats",
+            Action::Status => "status",
+        }
+    }
+}
+
+/// What an action produced.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ActionOutcome {
+    /// Done (or under way: its progress arrives as events).
+    Done,
+    /// The call an action created.
+    Call(CallKey),
+    /// A call's figures.
+    Stats(Box<CallStats>),
+    /// The phone's status.
+    Status(PhoneStatus),
+}
+
+/// The phone's state as one value, computed by the driver from the SIP
+/// core and published on every change ([`crate::Phone::status`],
+/// [`crate::Phone::status_changes`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PhoneStatus {
+    /// The WebSocket connection is up.
+    pub connected: bool,
+    /// The registrar holds our binding.
+    pub registered: bool,
+    /// Calls that have not ended, oldest first.
+    pub calls: Vec<CallKey>,
+}
