@@ -53,3 +53,30 @@ pub enum Error {
     #[error("the phone is already running")]
     AlreadyRunning,
 }
+
+impl Error {
+    /// A short, stable name for the kind of error (`"no_such_call"`,
+    /// `"busy"`, `"not_running"`, ...), for programs that read errors as data
+    /// (the CLI's `phone` verb prints it in `action_result`).
+    pub fn kind(&self) -> &'static str {
+        use crate::dialog::CallError;
+        match self {
+            Error::Config(_) => "config",
+            Error::InvalidServer { .. } => "invalid_server",
+            Error::Connect { .. } => "connect",
+            Error::SubprotocolRejected { .. } => "subprotocol_rejected",
+            Error::Tls(_) => "tls",
+            Error::NotRunning => "not_running",
+            Error::Call(CallError::NoSuchCall) => "no_such_call",
+            Error::Call(CallError::InvalidState) => "invalid_state",
+            Error::Call(CallError::InvalidTarget(_)) => "invalid_target",
+            Error::Call(CallError::Busy) => "busy",
+            Error::Call(CallError::NotConnected) => "not_connected",
+            Error::Call(CallError::InvalidHeader(_)) => "invalid_header",
+            Error::InvalidAction(_) => "invalid_action",
+            Error::CallVetoed(_) => "vetoed",
+            Error::NoRuntime => "no_runtime",
+            Error::AlreadyRunning => "already_running",
+        }
+    }
+}

@@ -4,6 +4,7 @@
 //! webphone register --server ws://127.0.0.1:5080 --user alice --password secret --domain example.com
 //! webphone call 1002 --server ... --allow-loopback --tone 440 --duration 5 --report report.json
 //! webphone answer --server ... --answer-after 1 --max-calls 1 --record heard.wav
+//! webphone phone --server ... --allow-loopback   # JSON actions in on stdin, JSON events out
 //! webphone demo          # two phones on loopback through a built-in relay: no server needed
 //! ```
 //!
@@ -15,6 +16,7 @@
 
 mod relay;
 use relay::loopback_media;
+mod phone;
 mod report;
 
 use std::path::PathBuf;
@@ -41,6 +43,9 @@ enum Command {
     Call(CallArgs),
     /// Wait for calls and answer them.
     Answer(AnswerArgs),
+    /// Register and stay up, driven by JSON actions on stdin (one per line),
+    /// printing every event and each action's result as JSON lines.
+    Phone(PhoneArgs),
     /// Two phones in this process call each other through a built-in
     /// loopback relay, with real WebRTC audio: no server needed.
     Demo(DemoArgs),
@@ -173,6 +178,21 @@ struct AnswerArgs {
 }
 
 #[derive(Args)]
+struct PhoneArgs {
+    #[command(flatten)]
+    account: Account,
+    #[command(flatten)]
+    audio: Audio,
+    /// Write a JSON report here at exit.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Answer incoming calls this many seconds after they start ringing
+    /// (default: only when an `answer` action says so).
+    #[arg(long)]
+    answer_after: Option<f64>,
+}
+
+#[derive(Args)]
 struct DemoArgs {
     /// How long the demo call lasts once answered, in seconds.
     #[arg(long, default_value_t = 3.0)]
@@ -188,6 +208,7 @@ async fn main() -> ExitCode {
         Command::Register(args) => register(args).await,
         Command::Call(args) => call(args).await,
         Command::Answer(args) => answer(args).await,
+        Command::Phone(args) => phone::run(args).await,
         Command::Demo(args) => demo(args).await,
     };
     match outcome {

@@ -102,14 +102,30 @@ impl Recorder {
                 r.info = Some(call.clone());
                 r.confirmed = true;
             }
-            Event::CallEnded { call, .. } => {
+            Event::CallEnded { call, stats } => {
                 let r = self.calls.entry(call.key).or_default();
                 r.info = Some(call.clone());
                 r.ended = true;
+                if let Some(stats) = stats {
+                    // The final figures: the call's stats are gone after this.
+                    r.stats = Some((**stats).clone());
+                }
             }
             Event::CallQuality { call, alert } => self.calls.entry(call.key).or_default().alerts.push(*alert),
             _ => {}
         }
+    }
+
+    /// Prints a JSON line in the event stream (and keeps it for the report).
+    pub fn print_json(&mut self, mut value: Value) {
+        if let Value::Object(map) = &mut value {
+            map.insert("phone".into(), json!(self.label));
+            map.insert("at_ms".into(), json!(epoch_ms()));
+        }
+        self.clear_status();
+        println!("{value}");
+        let _ = std::io::stdout().flush();
+        self.log.push(value);
     }
 
     /// A line of text in the event stream.
