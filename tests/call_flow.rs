@@ -8,9 +8,9 @@ mod sip_net;
 use std::time::Duration;
 
 use bytes::Bytes;
-use sip_net::{Net, Party};
+use sip_net::{CallSettings, Net, Party};
+use webphone::CallRequest;
 use webphone::MediaDirection;
-use webphone::dialog::invite::{CallRequest, CallSettings};
 use webphone::dialog::{CallEvent, MediaRequest};
 use webphone::sip::validate::response_to;
 use webphone::sip::{HeaderName, Message, Method, StatusCode};

@@ -13,8 +13,7 @@ mod sip_net;
 
 use std::time::Duration;
 
-use sip_net::{Net, Node, PROXY_RECORD_ROUTE, Party};
-use webphone::dialog::invite::CallSettings;
+use sip_net::{CallSettings, Net, Node, PROXY_RECORD_ROUTE, Party};
 use webphone::sip::{HeaderName, Message, Method, Request, Response};
 
 const ALICE: Party = Party(0);

@@ -8,8 +8,7 @@ mod sip_net;
 
 use std::time::Duration;
 
-use sip_net::{Net, Node, PROXY_HOST, PROXY_RECORD_ROUTE, Party, first_value, via_host};
-use webphone::dialog::invite::CallSettings;
+use sip_net::{CallSettings, Net, Node, PROXY_HOST, PROXY_RECORD_ROUTE, Party, first_value, via_host};
 use webphone::dialog::{CallEvent, MediaRequest};
 use webphone::sip::{HeaderName, Message, Method, Request};
 use webphone::{CallDirection, CallKey, Originator};
