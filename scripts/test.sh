@@ -6,6 +6,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Never rule: the media engine does not know the SIP core; the two share only
+# crate::contract. Checked first, before anything is built.
+if grep -rnE 'crate::dialog|super::super::dialog|crate::\{[^}]*\bdialog\b' src/media/; then
+    echo "error: src/media/ uses the SIP core (crate::dialog) on the lines above;" \
+        "media may depend only on crate::contract (move the shared type there)" >&2
+    exit 1
+fi
+
 scripts/install-deps.sh
 # Build (and fetch crates) outside the namespace: it has no network.
 cargo build --locked --all-targets

@@ -1,6 +1,10 @@
 //! Shared support for integration tests: a real Kamailio (see `kamailio`),
 //! phone configurations for it, and waiting on events with generous
 //! timeouts (never fixed sleeps).
+//!
+//! The sans-IO scenarios (N user agents behind an in-memory proxy on a fake
+//! clock) use `sip_net.rs` instead, included by path so they do not pull in
+//! these socket helpers: `#[path = "support/sip_net.rs"] mod sip_net;`.
 #![allow(dead_code)]
 
 pub mod kamailio;
