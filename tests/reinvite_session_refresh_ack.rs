@@ -13,7 +13,7 @@ mod sip_net;
 
 use std::time::Duration;
 
-use sip_net::{CallSettings, Net, Node, PROXY_RECORD_ROUTE, Party};
+use sip_net::{CallSettings, Net, Node, PROXY_RECORD_ROUTE, Party, strip_update_from_allow};
 use webphone::sip::{HeaderName, Message, Method, Request, Response};
 
 const ALICE: Party = Party(0);
@@ -49,23 +49,6 @@ fn confirmed_call_with_update_hidden() -> Net {
         .expect("alice got the 200");
     assert!(!allows(seen_by_alice, "UPDATE") && allows(seen_by_alice, "INVITE"), "UPDATE hidden from alice");
     net
-}
-
-/// Removes `UPDATE` from every Allow header of `msg`.
-fn strip_update_from_allow(msg: &mut Message) {
-    let headers = match msg {
-        Message::Request(r) => &mut r.headers,
-        Message::Response(r) => &mut r.headers,
-    };
-    let allow: Vec<String> = headers
-        .get_all(&HeaderName::Allow)
-        .flat_map(webphone::sip::split_list)
-        .filter(|m| !m.eq_ignore_ascii_case("UPDATE"))
-        .map(str::to_string)
-        .collect();
-    if !allow.is_empty() {
-        headers.set(HeaderName::Allow, allow.join(", "));
-    }
 }
 
 fn allows(resp: &Response, method: &str) -> bool {

@@ -508,3 +508,21 @@ pub fn via_host(via: &str) -> &str {
 fn names_proxy(route: &str) -> bool {
     route.trim_start_matches('<').starts_with(&format!("sip:{PROXY_HOST}"))
 }
+
+/// Removes `UPDATE` from every Allow header of `msg` (a filter that makes
+/// the receiving party refresh sessions with re-INVITE).
+pub fn strip_update_from_allow(msg: &mut Message) {
+    let headers = match msg {
+        Message::Request(r) => &mut r.headers,
+        Message::Response(r) => &mut r.headers,
+    };
+    let allow: Vec<String> = headers
+        .get_all(&HeaderName::Allow)
+        .flat_map(webphone::sip::split_list)
+        .filter(|m| !m.eq_ignore_ascii_case("UPDATE"))
+        .map(str::to_string)
+        .collect();
+    if !allow.is_empty() {
+        headers.set(HeaderName::Allow, allow.join(", "));
+    }
+}
