@@ -91,6 +91,7 @@ impl fmt::Display for MediaDirection {
 
 /// SDP work for the media side of one call.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum MediaRequest {
     /// Make the call's first offer (our INVITE, or our 200 to an INVITE
     /// without SDP); creates the call's media.

@@ -13,8 +13,7 @@
 //! browsers and PBXs; and it reports everything on one event stream.
 //!
 //! ```no_run
-//! use webphone::media::{AudioSetup, SendAudio};
-//! use webphone::{CallOptions, Event, Phone, PhoneConfig};
+//! use webphone::{AudioSetup, CallOptions, Event, Phone, PhoneConfig, SendAudio};
 //!
 //! # async fn run() -> Result<(), webphone::Error> {
 //! let config = PhoneConfig::builder()
@@ -50,10 +49,22 @@
 //!
 //! ## The model
 //! - [`Phone`] is a cheap handle; a driver task (tokio) owns the connection
-//!   and the calls' media. Every method is a command to that task.
+//!   and the calls' media. Every command is an [`Action`] (one serde enum:
+//!   call, answer, reject, hangup, mute, volume, stats, ...) run by
+//!   [`Phone::execute`]; the typed methods of [`Phone`] and of the per-call
+//!   [`Call`] handle wrap it, and the CLI's `phone` verb reads it as JSON.
+//! - One ordered [`Event`] stream per subscriber ([`Phone::events`], or a
+//!   call's own with [`Call::events`]); [`Event::CallEnded`] carries the
+//!   call's final [`CallStats`]. [`Phone::status`] is one value computed by
+//!   the driver and published on every change.
 //! - The SIP logic ([`dialog`]) is sans-IO: it takes time as an argument and
-//!   returns what to send, what happened and what the media side must do,
-//!   so its timers are tested on fake time.
+//!   returns what to send, what happened and what the media side must do
+//!   (see its drive loop), so its timers are tested on fake time. Each call
+//!   is a state machine of its own, with one offer/answer sub-state for
+//!   INVITE, re-INVITE and UPDATE (491 glare answered and retried).
+//!   The SIP core and [`media`] share only a small contract ([`CallKey`],
+//!   [`MediaDirection`], the SDP work the core asks for): media knows no
+//!   dialogs.
 //! - [`sip`] is the message layer: zero-copy parsing, typed headers on
 //!   demand, the RFC 4475 torture messages as a conformance suite.
 //! - [`media`]: one webrtc-rs peer connection per call and an audio pipeline
@@ -86,7 +97,7 @@
 pub mod dialog;
 pub mod media;
 pub mod sip;
-pub mod transport;
+mod transport;
 
 mod action;
 mod config;

@@ -82,6 +82,7 @@ fn drain(ua: &mut UserAgent) -> (Vec<Message>, Vec<CallEvent>, Vec<MediaRequest>
             Output::Event(AgentEvent::Call(e)) => events.push(e),
             Output::Event(_) => {}
             Output::Media(m) => media.push(m),
+            other => panic!("unexpected output {other:?}"),
         }
     }
     (wire, events, media)

@@ -457,6 +457,7 @@ impl Pair {
                     Output::Event(AgentEvent::Registration(ev)) => self.events.push((self.now, ev)),
                     Output::Event(other) => self.other_events.push(other),
                     Output::Media(m) => panic!("registration asked for media: {m:?}"),
+                    other => panic!("unexpected output {other:?}"),
                 }
             }
             if inbound.is_empty() {
@@ -1280,6 +1281,7 @@ impl Fuzz {
                 }
                 Output::Event(_) => {}
                 Output::Media(m) => return Err(TestCaseError::fail(format!("registration asked for media: {m:?}"))),
+                other => return Err(TestCaseError::fail(format!("unexpected output {other:?}"))),
             }
         }
         Ok(())

@@ -139,7 +139,7 @@ fn two_lines_through_a_proxy_end_one_by_one() {
                 CallEvent::Incoming(c) => Some(("incoming", c.key)),
                 CallEvent::Confirmed(c) => Some(("confirmed", c.key)),
                 CallEvent::Ended(c) => Some(("ended", c.key)),
-                CallEvent::Progress { .. } => None,
+                _ => None,
             })
             .collect()
     };

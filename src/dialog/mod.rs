@@ -1,24 +1,36 @@
-//! The sans-IO SIP core: transactions, registration and digest auth behind
-//! one [`UserAgent`] that owns no socket, task or clock.
+//! The sans-IO SIP core: one [`UserAgent`] that owns no socket, task or
+//! clock. It owns the transactions, registration, digest auth and the
+//! lines, and routes to each call (its own state machine, [`call`]) the
+//! requests, responses, timers, commands and SDP that are that call's.
 //!
 //! # The drive loop
-//! The driver (see `crate::phone`) feeds inputs and drains outputs:
+//! The driver (`crate::driver`) feeds inputs and drains outputs, in this
+//! order, with the current time in every input:
 //! ```text
 //! loop {
-//!     // inputs, each with the current time
-//!     ua.handle_connected(now) / ua.handle_disconnected(now)
-//!     ua.handle_message(bytes, now)           // one WebSocket frame
-//!     ua.register(now) / ua.unregister(now)   // user commands
-//!     ua.handle_timeout(now)                  // when poll_timeout() is due
-//!     // outputs
+//!     // inputs
+//!     ua.handle_connected(now, "WSS") / ua.handle_disconnected(now)
+//!     ua.handle_message(frame, now)               // one WebSocket frame
+//!     ua.register(now) / ua.unregister(now)       // commands ...
+//!     ua.call(request, now) / ua.answer(key, now) / ua.reject(key, status, now) / ua.hangup(key, now)
+//!     ua.handle_local_sdp(key, Ok(sdp) | Err(why), now)   // the media side's answer to a MediaRequest
+//!     ua.handle_media_failure(key, why, now)      // ICE/DTLS failed or was lost
+//!     ua.handle_timeout(now)                      // when poll_timeout() is due (early is harmless)
+//!     // outputs, until None
 //!     while let Some(out) = ua.poll_output() {
-//!         match out { Output::Transmit(b) => send(b), Output::Event(e) => emit(e) }
+//!         match out {
+//!             Output::Transmit(bytes) => ws.send(bytes),     // one SIP message per frame
+//!             Output::Event(event) => report(event),         // registration, calls, malformed input
+//!             Output::Media(request) => media.handle(request), // SDP work, answered by handle_local_sdp
+//!         }
 //!     }
 //!     sleep_until(ua.poll_timeout())
 //! }
 //! ```
-//! Because time is an argument, tests drive registration refreshes and
-//! transaction timeouts by passing later `Instant`s, without sleeping.
+//! Because time is an argument, tests drive registration refreshes,
+//! transaction timeouts, session timers and glare retries by passing later
+//! `Instant`s, without sleeping (`tests/support/sip_net.rs` wires several
+//! agents behind an in-memory proxy on one fake clock).
 
 pub mod auth;
 pub mod call;
@@ -65,6 +77,7 @@ pub struct AgentConfig {
 // the larger variants would add an allocation per event for nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Output {
     /// Send these bytes as one WebSocket text message.
     Transmit(Bytes),
@@ -77,6 +90,7 @@ pub enum Output {
 
 /// What happened to a call.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CallEvent {
     /// We placed a call (the INVITE follows once media has its offer).
     Outgoing(CallSnapshot),
@@ -102,6 +116,7 @@ pub enum CallEvent {
 /// Events of the SIP core (the driver adds connection events).
 #[allow(clippy::large_enum_variant)] // see `Output`
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AgentEvent {
     /// Registration progress.
     Registration(RegistrationEvent),

@@ -48,6 +48,7 @@ pub struct RegistrationConfig {
 
 /// What the registration reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RegistrationEvent {
     /// The registrar accepted the binding for `expires` seconds.
     Registered {

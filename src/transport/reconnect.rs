@@ -42,6 +42,7 @@ impl Reconnect {
     }
 
     /// The server currently in use or about to be tried.
+    #[cfg(test)]
     pub fn current(&self) -> usize {
         self.current
     }

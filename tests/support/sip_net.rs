@@ -232,6 +232,7 @@ impl Net {
             Output::Event(AgentEvent::Call(ev)) => self.events.push((p, ev)),
             Output::Event(_) => {}
             Output::Media(req) => self.handle_media(p, req),
+            other => panic!("an output the harness does not know: {other:?}"),
         }
     }
 
