@@ -91,16 +91,31 @@ struct Shared {
     dirty: bool,
 }
 
+/// What the engine tells a call's running audio.
+enum AudioInput {
+    /// A new offer/answer exchange completed (codec, payload type, direction).
+    Renegotiated(Negotiated),
+}
+
 struct CallMedia {
     peer: Option<Arc<Peer>>,
     setup: Option<AudioSetup>,
     shared: Arc<Mutex<Shared>>,
     audio: Option<JoinHandle<()>>,
+    /// Inputs of the audio task, once it is spawned.
+    inputs: Option<mpsc::UnboundedSender<AudioInput>>,
 }
 
 impl CallMedia {
     fn new(setup: AudioSetup) -> CallMedia {
-        CallMedia { peer: None, setup: Some(setup), shared: Arc::default(), audio: None }
+        CallMedia { peer: None, setup: Some(setup), shared: Arc::default(), audio: None, inputs: None }
+    }
+
+    /// The audio task's input channel, made when the task is spawned.
+    fn audio_inputs(&mut self) -> mpsc::UnboundedReceiver<AudioInput> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.inputs = Some(tx);
+        rx
     }
 }
 
@@ -171,6 +186,9 @@ impl MediaEngine {
                 let existing = entry.peer.clone();
                 let start_audio = entry.audio.is_none();
                 let setup = if start_audio { entry.setup.take() } else { None };
+                // A new task's inputs, or the running one's (a re-offer).
+                let (inputs_rx, running) =
+                    if start_audio { (Some(entry.audio_inputs()), None) } else { (None, entry.inputs.clone()) };
                 let shared = entry.shared.clone();
                 let cfg = self.config.clone();
                 let tx = self.results_tx.clone();
@@ -188,8 +206,10 @@ impl MediaEngine {
                     match answer {
                         Ok((peer, sdp, negotiated)) => {
                             let _ = tx.send(MediaResult::LocalSdp { call, sdp: Ok((peer.clone(), sdp)) });
-                            if let Some(setup) = setup {
-                                run_audio(call, peer, negotiated, setup, shared, cfg, tx).await;
+                            if let (Some(setup), Some(inputs)) = (setup, inputs_rx) {
+                                run_audio(call, peer, negotiated, setup, shared, cfg, tx, inputs).await;
+                            } else if let Some(running) = running {
+                                let _ = running.send(AudioInput::Renegotiated(negotiated));
                             }
                         }
                         Err(e) => {
@@ -204,20 +224,32 @@ impl MediaEngine {
             MediaRequest::ApplyAnswer { call, answer } => {
                 let Some(entry) = self.calls.get_mut(&call) else { return };
                 let Some(peer) = entry.peer.clone() else { return };
-                if entry.audio.is_some() {
+                let tx = self.results_tx.clone();
+                let apply = async move |peer: &Peer| match std::str::from_utf8(&answer) {
+                    Ok(sdp) => peer.apply_answer(sdp).await.map_err(|e| e.to_string()),
+                    Err(_) => Err("answer is not UTF-8".to_string()),
+                };
+                if let Some(running) = entry.inputs.clone() {
+                    // The answer to a re-offer: the running audio follows it.
+                    spawn(async move {
+                        match apply(&peer).await {
+                            Ok(negotiated) => {
+                                let _ = running.send(AudioInput::Renegotiated(negotiated));
+                            }
+                            Err(reason) => {
+                                let _ = tx.send(MediaResult::Failed { call, reason });
+                            }
+                        }
+                    });
                     return;
                 }
                 let setup = entry.setup.take().unwrap_or_default();
                 let shared = entry.shared.clone();
                 let cfg = self.config.clone();
-                let tx = self.results_tx.clone();
+                let inputs = entry.audio_inputs();
                 entry.audio = Some(spawn(async move {
-                    let applied = match std::str::from_utf8(&answer) {
-                        Ok(sdp) => peer.apply_answer(sdp).await.map_err(|e| e.to_string()),
-                        Err(_) => Err("answer is not UTF-8".to_string()),
-                    };
-                    match applied {
-                        Ok(negotiated) => run_audio(call, peer, negotiated, setup, shared, cfg, tx).await,
+                    match apply(&peer).await {
+                        Ok(negotiated) => run_audio(call, peer, negotiated, setup, shared, cfg, tx, inputs).await,
                         Err(reason) => {
                             let _ = tx.send(MediaResult::Failed { call, reason });
                         }
@@ -299,6 +331,7 @@ impl Drop for MediaEngine {
 }
 
 /// Waits for the connection, then runs the call's audio until aborted.
+#[allow(clippy::too_many_arguments)]
 async fn run_audio(
     call: CallKey,
     peer: Arc<Peer>,
@@ -307,13 +340,14 @@ async fn run_audio(
     shared: Arc<Mutex<Shared>>,
     cfg: MediaConfig,
     tx: mpsc::UnboundedSender<MediaResult>,
+    mut inputs: mpsc::UnboundedReceiver<AudioInput>,
 ) {
     if let Err(reason) = wait_connected(peer.state(), cfg.connect_timeout).await {
         let _ = tx.send(MediaResult::Failed { call, reason });
         return;
     }
     let frame = cfg.frame;
-    let codec = negotiated.codec;
+    let mut codec = negotiated.codec;
     let mut rtp_in = peer.take_rtp_receiver();
     // Opening files or audio devices may block: not on an async worker.
     let built = tokio::task::spawn_blocking(move || setup.build()).await;
@@ -326,13 +360,13 @@ async fn run_audio(
     };
     let first_ts = rand::rng().random::<u32>();
     let send = SendPipeline::new(source, codec.kind, codec.payload_type, frame, first_ts);
-    let jitter = JitterConfig {
+    let jitter = |clock_rate| JitterConfig {
         min_delay: cfg.jitter_min,
         max_delay: cfg.jitter_max,
         initial_delay: cfg.jitter_initial,
-        ..JitterConfig::new(frame, codec.clock_rate)
+        ..JitterConfig::new(frame, clock_rate)
     };
-    let recv = ReceivePipeline::new(sink, codec.kind, codec.payload_type, frame, jitter);
+    let recv = ReceivePipeline::new(sink, codec.kind, codec.payload_type, frame, jitter(codec.clock_rate));
     let (mut send, mut recv) = match (send, recv) {
         (Ok(s), Ok(r)) => (s, r),
         (Err(e), _) | (_, Err(e)) => {
@@ -447,6 +481,21 @@ async fn run_audio(
                     }
                 }
             }
+            input = inputs.recv() => {
+                let Some(AudioInput::Renegotiated(n)) = input else { return };
+                if n.codec != codec {
+                    let switched = send
+                        .set_codec(n.codec.kind, n.codec.payload_type, frame)
+                        .and_then(|()| recv.set_codec(n.codec.kind, n.codec.payload_type, frame, jitter(n.codec.clock_rate)));
+                    if let Err(e) = switched {
+                        let _ = tx.send(MediaResult::Failed { call, reason: format!("codec: {e}") });
+                        return;
+                    }
+                    tracing::debug!(%call, from = ?codec, to = ?n.codec, "codec renegotiated");
+                    codec = n.codec;
+                    shared.lock().unwrap_or_else(|p| p.into_inner()).stats.codec = Some(codec.kind.to_string());
+                }
+            }
             changed = state.changed() => {
                 let gone = changed.is_err() || matches!(*state.borrow(), PeerState::Failed | PeerState::Closed);
                 if gone {
@@ -527,4 +576,172 @@ async fn wait_connected(mut state: watch::Receiver<PeerState>, timeout: Duration
         }
     };
     tokio::time::timeout(timeout, wait).await.map_err(|_| format!("media not connected within {timeout:?}"))?
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use super::*;
+    use crate::contract::MediaDirection;
+    use crate::media::app_channel::{AppSinkReader, app_sink_channel};
+    use crate::media::meter::Meter;
+    use crate::media::peer::{IceConfig, PeerConfig};
+    use crate::media::{ReceiveAudio, SendAudio};
+
+    /// Generous bound for anything network-bound on loopback.
+    const WITHIN: Duration = Duration::from_secs(10);
+
+    fn loopback_config() -> MediaConfig {
+        MediaConfig {
+            peer: PeerConfig {
+                ice: IceConfig {
+                    allow_loopback: true,
+                    interfaces: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
+                    check_interval: Duration::from_millis(20),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    fn tone_setup(hz: f64) -> (AudioSetup, AppSinkReader) {
+        let (sink, reader) = app_sink_channel(50);
+        let setup = AudioSetup {
+            send: SendAudio::Tone { frequency_hz: hz, level_dbfs: -12.0 },
+            receive: ReceiveAudio::App(sink),
+            track_frequencies: vec![],
+        };
+        (setup, reader)
+    }
+
+    /// The next SDP an engine produces for `call` (adopting its peer).
+    async fn local_sdp(engine: &mut MediaEngine, call: CallKey) -> Bytes {
+        let result = tokio::time::timeout(WITHIN, engine.next_result()).await.expect("a media result in time");
+        match result {
+            MediaResult::LocalSdp { call: c, sdp: Ok((peer, sdp)) } if c == call => {
+                engine.adopt_peer(call, peer);
+                sdp
+            }
+            MediaResult::LocalSdp { sdp: Err(e), .. } => panic!("no SDP: {e}"),
+            MediaResult::LocalSdp { call: c, .. } => panic!("SDP for another call {c}"),
+            MediaResult::Failed { reason, .. } => panic!("media failed: {reason}"),
+            MediaResult::Quality { alert, .. } => panic!("unexpected quality alert {alert:?}"),
+        }
+    }
+
+    /// Polls a call's stats until `done` holds.
+    async fn wait_stats(
+        engine: &MediaEngine,
+        call: CallKey,
+        what: &str,
+        done: impl Fn(&CallStats) -> bool,
+    ) -> CallStats {
+        let wait = async {
+            loop {
+                let (stats, _) = engine.stats(call).expect("the call exists");
+                if done(&stats) {
+                    return stats;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        match tokio::time::timeout(WITHIN, wait).await {
+            Ok(s) => s,
+            Err(_) => panic!("{what}: not reached; stats {:?}", engine.stats(call).map(|s| s.0)),
+        }
+    }
+
+    /// The dominant frequency of the next half second the sink receives
+    /// (after dropping what it holds).
+    async fn heard_hz(reader: &mut AppSinkReader) -> Option<f64> {
+        let mut frame = vec![0i16; 960];
+        while reader.available() > 0 {
+            reader.read(&mut frame);
+        }
+        let mut meter = Meter::new();
+        for _ in 0..25 {
+            let n = tokio::time::timeout(WITHIN, reader.recv_frame(&mut frame)).await.expect("audio in time");
+            meter.process(&frame[..n]);
+        }
+        meter.dominant_hz()
+    }
+
+    fn near(hz: Option<f64>, want: f64) -> bool {
+        hz.is_some_and(|hz| (hz - want).abs() < 15.0)
+    }
+
+    /// Keeps only PCMU (and the 8 kHz telephone-event) in an offer's audio section.
+    fn pcmu_only(offer: &str) -> String {
+        let keep = ["0", "101"];
+        let mut out = String::new();
+        for line in offer.lines() {
+            if line.starts_with("m=audio") {
+                let fields: Vec<&str> = line.split(' ').collect();
+                let mut m: Vec<&str> = fields[..3].to_vec();
+                m.extend(fields[3..].iter().filter(|pt| keep.contains(pt)));
+                out.push_str(&m.join(" "));
+            } else if let Some(rest) =
+                line.strip_prefix("a=rtpmap:").or(line.strip_prefix("a=fmtp:")).or(line.strip_prefix("a=rtcp-fb:"))
+            {
+                let pt = rest.split(' ').next().unwrap_or_default();
+                if !keep.contains(&pt) {
+                    continue;
+                }
+                out.push_str(line);
+            } else {
+                out.push_str(line);
+            }
+            out.push_str("\r\n");
+        }
+        out
+    }
+
+    /// Audio flows with Opus, then A re-offers PCMU only (as a PBX would)
+    /// and B answers: both running audios switch codec and the tones are
+    /// still heard.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reoffer_switches_the_running_codec() {
+        let call = CallKey(1);
+        let mut a = MediaEngine::new(loopback_config());
+        let mut b = MediaEngine::new(loopback_config());
+        let (setup_a, mut heard_a) = tone_setup(600.0);
+        let (setup_b, mut heard_b) = tone_setup(1000.0);
+        a.set_audio(call, setup_a);
+        b.set_audio(call, setup_b);
+
+        a.handle(MediaRequest::Offer { call, direction: MediaDirection::SendRecv });
+        let offer = local_sdp(&mut a, call).await;
+        b.handle(MediaRequest::Answer { call, offer, direction: MediaDirection::SendRecv });
+        let answer = local_sdp(&mut b, call).await;
+        a.handle(MediaRequest::ApplyAnswer { call, answer });
+        let opus = |s: &CallStats| s.codec.as_deref() == Some("opus") && s.decoded_frames > 25;
+        wait_stats(&a, call, "A decodes opus", opus).await;
+        wait_stats(&b, call, "B decodes opus", opus).await;
+        assert!(near(heard_hz(&mut heard_a).await, 1000.0));
+        assert!(near(heard_hz(&mut heard_b).await, 600.0));
+
+        a.handle(MediaRequest::Reoffer { call, direction: MediaDirection::SendRecv });
+        let reoffer = local_sdp(&mut a, call).await;
+        let reoffer = pcmu_only(std::str::from_utf8(&reoffer).unwrap());
+        assert!(reoffer.contains("a=rtpmap:0 PCMU/8000") && !reoffer.contains("opus"), "{reoffer}");
+        b.handle(MediaRequest::Answer { call, offer: reoffer.into(), direction: MediaDirection::SendRecv });
+        let answer = local_sdp(&mut b, call).await;
+        a.handle(MediaRequest::ApplyAnswer { call, answer });
+
+        let pcmu = |s: &CallStats| s.codec.as_deref() == Some("PCMU");
+        let before_a = wait_stats(&a, call, "A switches to PCMU", pcmu).await.decoded_frames;
+        let before_b = wait_stats(&b, call, "B switches to PCMU", pcmu).await.decoded_frames;
+        wait_stats(&a, call, "A decodes PCMU", |s| s.decoded_frames > before_a + 25).await;
+        wait_stats(&b, call, "B decodes PCMU", |s| s.decoded_frames > before_b + 25).await;
+        let (hz_a, hz_b) = (heard_hz(&mut heard_a).await, heard_hz(&mut heard_b).await);
+        assert!(near(hz_a, 1000.0), "A hears {hz_a:?} after the switch");
+        assert!(near(hz_b, 600.0), "B hears {hz_b:?} after the switch");
+        let peer_a = a.stats(call).unwrap().1.expect("A's peer");
+        assert_eq!(peer_a.negotiated().map(|n| n.codec.kind), Some(crate::media::codec::CodecKind::Pcmu));
+        a.close_all();
+        b.close_all();
+    }
 }

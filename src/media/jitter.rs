@@ -338,6 +338,15 @@ impl JitterBuffer {
         self.probation = 0;
     }
 
+    /// Starts over with another configuration (a renegotiated codec: another clock rate),
+    /// forgetting every buffered packet and the stream position; the counters are kept. The
+    /// next packet starts a new stream, after the initial delay.
+    pub fn reconfigure(&mut self, config: JitterConfig) {
+        let stats = self.stats;
+        *self = JitterBuffer::new(config);
+        self.stats = JitterStats { target_delay_ms: self.stats.target_delay_ms, ..stats };
+    }
+
     /// Buffers one RTP packet that arrived at `arrival`. The payload is copied; payloads
     /// larger than [`SLOT_BYTES`] are discarded.
     pub fn insert(&mut self, seq: u16, timestamp: u32, payload: &[u8], arrival: Instant) -> InsertOutcome {

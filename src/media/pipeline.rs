@@ -96,6 +96,17 @@ impl SendPipeline {
         self.muted = muted;
     }
 
+    /// Switches to another codec and payload type (a renegotiation); the
+    /// RTP timestamp continues and the next packet has the marker bit.
+    pub fn set_codec(&mut self, codec: CodecKind, payload_type: u8, frame: FrameDuration) -> Result<(), CodecError> {
+        let encoder = encoder(codec, frame)?;
+        self.timestamp_step = encoder.rtp_timestamp_increment(frame);
+        self.encoder = encoder;
+        self.payload_type = payload_type;
+        self.first = true;
+        Ok(())
+    }
+
     /// Replaces the source.
     pub fn set_source(&mut self, source: Box<dyn AudioSource>) {
         self.source = source;
@@ -194,6 +205,27 @@ impl ReceivePipeline {
             stats: ReceiveStats::default(),
             first_audio: None,
         })
+    }
+
+    /// Switches to another codec and payload type (a renegotiation): a new
+    /// decoder, and the jitter buffer starts over with `jitter` (its
+    /// counters are kept). Packets of the old payload type no longer play.
+    pub fn set_codec(
+        &mut self,
+        codec: CodecKind,
+        payload_type: u8,
+        frame: FrameDuration,
+        jitter: JitterConfig,
+    ) -> Result<(), CodecError> {
+        self.decoder = decoder(codec, frame)?;
+        self.payload_type = payload_type;
+        self.jitter.reconfigure(jitter);
+        Ok(())
+    }
+
+    /// Replaces the sink.
+    pub fn set_sink(&mut self, sink: Box<dyn AudioSink>) {
+        self.sink = sink;
     }
 
     /// A handle on the meter of what arrives (before mute and volume).
