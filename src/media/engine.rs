@@ -1,34 +1,32 @@
 //! The media side of the driver: one [`Peer`] and one audio task per call,
 //! created and torn down as the SIP core asks ([`MediaRequest`]), with
-//! results (SDP, failures) coming back as [`MediaResult`]s for the driver
-//! to feed into the core.
+//! results (SDP, failures, quality alerts) coming back as [`MediaResult`]s
+//! for the driver to feed into the core.
 //!
 //! Everything runs on the media runtime ([`media_runtime`]), not the
-//! caller's. The audio task waits until ICE/DTLS is connected, then runs two frame
-//! clocks: the send tick (the send pipeline produces a packet) and the
-//! playout tick, phase-locked to the packets' arrivals ([`PlayoutClock`]:
-//! the receive pipeline plays a frame out). Received RTP goes into the
-//! jitter buffer as it arrives (through the simulated impairment when one
-//! is configured). Stats are published and quality checked on send ticks,
-//! which run whether or not anything is received.
+//! caller's. A call's audio task waits until ICE/DTLS is connected, then is
+//! a thin shell around the call's [`CallAudio`] machine (which holds the
+//! frame clocks, pipelines, playout, impairment and quality checks): it
+//! sleeps until the machine's `poll_timeout`, feeds it received RTP,
+//! renegotiations and controls ([`MediaControl`], through a channel: they
+//! apply at the next frame) and sends the packets and reports the events
+//! that come out. Its figures are published for [`MediaEngine::stats`]
+//! every few frames.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use rand::Rng;
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
 
-use super::impairment::ImpairmentStage;
-use super::jitter::JitterConfig;
-use super::meter::{DBFS_FLOOR, FrameAnalysis};
-use super::peer::{Negotiated, Peer, PeerState, RtpIn};
-use super::pipeline::{ReceivePipeline, SendPipeline};
-use super::playout::PlayoutClock;
-use super::quality::{QualityAlert, QualityMonitor, QualitySample};
-use super::{AudioSetup, BuiltAudio, CallStats, MediaConfig};
+use super::call_audio::{AudioControl, AudioEvent, CallAudio};
+use super::peer::{Negotiated, Peer, PeerState};
+use super::quality::QualityAlert;
+use super::{AudioSetup, CallStats, MediaConfig, ReceiveAudio, SendAudio};
 use crate::contract::{CallKey, MediaRequest};
 
 /// The runtime all call media runs on: the peers (webrtc's driver tasks) and
@@ -81,42 +79,70 @@ pub(crate) enum MediaResult {
     Quality { call: CallKey, alert: QualityAlert },
 }
 
-/// Live controls and figures shared between the driver and an audio task.
-#[derive(Default)]
-struct Shared {
-    muted_send: bool,
-    muted_receive: bool,
-    volume: Option<f32>,
-    stats: CallStats,
-    dirty: bool,
+/// A change of a call's running audio, applied from its next frame on.
+// The driver does not offer new sources and sinks yet.
+#[allow(dead_code)]
+pub(crate) enum MediaControl {
+    /// Send silence instead of the source (or stop).
+    MuteSend(bool),
+    /// Stop playing what arrives (it is still decoded and metered).
+    MuteReceive(bool),
+    /// Playback volume, 0.0 (silent) to 1.0 (as received); up to 4.0 amplifies.
+    Volume(f32),
+    /// Send this from now on (opened off the audio task).
+    SendAudio(SendAudio),
+    /// Play what arrives into this from now on (opened off the audio task).
+    ReceiveAudio(ReceiveAudio),
 }
 
-/// What the engine tells a call's running audio.
+/// What the engine tells a call's audio task.
 enum AudioInput {
     /// A new offer/answer exchange completed (codec, payload type, direction).
     Renegotiated(Negotiated),
+    /// Mute, volume, source, sink.
+    Control(MediaControl),
 }
 
 struct CallMedia {
     peer: Option<Arc<Peer>>,
     setup: Option<AudioSetup>,
-    shared: Arc<Mutex<Shared>>,
+    /// The latest figures, published by the audio task.
+    stats: Arc<Mutex<CallStats>>,
     audio: Option<JoinHandle<()>>,
-    /// Inputs of the audio task, once it is spawned.
-    inputs: Option<mpsc::UnboundedSender<AudioInput>>,
+    /// The audio task's inputs: they queue until the task runs.
+    inputs: mpsc::UnboundedSender<AudioInput>,
+    /// The other end, until the audio task takes it.
+    inputs_rx: Option<mpsc::UnboundedReceiver<AudioInput>>,
 }
 
 impl CallMedia {
     fn new(setup: AudioSetup) -> CallMedia {
-        CallMedia { peer: None, setup: Some(setup), shared: Arc::default(), audio: None, inputs: None }
+        let (inputs, inputs_rx) = mpsc::unbounded_channel();
+        CallMedia {
+            peer: None,
+            setup: Some(setup),
+            stats: Arc::default(),
+            audio: None,
+            inputs,
+            inputs_rx: Some(inputs_rx),
+        }
     }
 
-    /// The audio task's input channel, made when the task is spawned.
-    fn audio_inputs(&mut self) -> mpsc::UnboundedReceiver<AudioInput> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.inputs = Some(tx);
-        rx
+    /// What a new audio task needs from the call: its setup, stats and inputs.
+    fn start_audio(&mut self) -> Option<AudioStart> {
+        Some(AudioStart {
+            setup: self.setup.take().unwrap_or_default(),
+            stats: self.stats.clone(),
+            inputs: self.inputs_rx.take()?,
+        })
     }
+}
+
+/// What an audio task starts from.
+struct AudioStart {
+    setup: AudioSetup,
+    stats: Arc<Mutex<CallStats>>,
+    inputs: mpsc::UnboundedReceiver<AudioInput>,
 }
 
 /// All calls' media.
@@ -184,12 +210,10 @@ impl MediaEngine {
             MediaRequest::Answer { call, offer, direction } => {
                 let entry = self.calls.entry(call).or_insert_with(|| CallMedia::new(AudioSetup::default()));
                 let existing = entry.peer.clone();
-                let start_audio = entry.audio.is_none();
-                let setup = if start_audio { entry.setup.take() } else { None };
-                // A new task's inputs, or the running one's (a re-offer).
-                let (inputs_rx, running) =
-                    if start_audio { (Some(entry.audio_inputs()), None) } else { (None, entry.inputs.clone()) };
-                let shared = entry.shared.clone();
+                // A new audio task, or the running one's inputs (a re-offer).
+                let start = if entry.audio.is_none() { entry.start_audio() } else { None };
+                let running = entry.inputs.clone();
+                let starting = start.is_some();
                 let cfg = self.config.clone();
                 let tx = self.results_tx.clone();
                 let handle = spawn(async move {
@@ -206,10 +230,11 @@ impl MediaEngine {
                     match answer {
                         Ok((peer, sdp, negotiated)) => {
                             let _ = tx.send(MediaResult::LocalSdp { call, sdp: Ok((peer.clone(), sdp)) });
-                            if let (Some(setup), Some(inputs)) = (setup, inputs_rx) {
-                                run_audio(call, peer, negotiated, setup, shared, cfg, tx, inputs).await;
-                            } else if let Some(running) = running {
-                                let _ = running.send(AudioInput::Renegotiated(negotiated));
+                            match start {
+                                Some(start) => run_audio(call, peer, negotiated, start, cfg, tx).await,
+                                None => {
+                                    let _ = running.send(AudioInput::Renegotiated(negotiated));
+                                }
                             }
                         }
                         Err(e) => {
@@ -217,7 +242,7 @@ impl MediaEngine {
                         }
                     }
                 });
-                if start_audio && let Some(entry) = self.calls.get_mut(&call) {
+                if starting && let Some(entry) = self.calls.get_mut(&call) {
                     entry.audio = Some(handle);
                 }
             }
@@ -229,8 +254,10 @@ impl MediaEngine {
                     Ok(sdp) => peer.apply_answer(sdp).await.map_err(|e| e.to_string()),
                     Err(_) => Err("answer is not UTF-8".to_string()),
                 };
-                if let Some(running) = entry.inputs.clone() {
+                let start = if entry.audio.is_none() { entry.start_audio() } else { None };
+                let Some(start) = start else {
                     // The answer to a re-offer: the running audio follows it.
+                    let running = entry.inputs.clone();
                     spawn(async move {
                         match apply(&peer).await {
                             Ok(negotiated) => {
@@ -242,14 +269,11 @@ impl MediaEngine {
                         }
                     });
                     return;
-                }
-                let setup = entry.setup.take().unwrap_or_default();
-                let shared = entry.shared.clone();
+                };
                 let cfg = self.config.clone();
-                let inputs = entry.audio_inputs();
                 entry.audio = Some(spawn(async move {
                     match apply(&peer).await {
-                        Ok(negotiated) => run_audio(call, peer, negotiated, setup, shared, cfg, tx, inputs).await,
+                        Ok(negotiated) => run_audio(call, peer, negotiated, start, cfg, tx).await,
                         Err(reason) => {
                             let _ = tx.send(MediaResult::Failed { call, reason });
                         }
@@ -293,33 +317,36 @@ impl MediaEngine {
         }
     }
 
+    /// Changes a call's audio from its next frame on (queued until the
+    /// audio runs); false if there is no such call.
+    pub(crate) fn control(&mut self, call: CallKey, control: MediaControl) -> bool {
+        let Some(entry) = self.calls.get(&call) else { return false };
+        // The receiver lives as long as the call (in the entry or its task).
+        let _ = entry.inputs.send(AudioInput::Control(control));
+        true
+    }
+
     /// Mutes what a call sends or what it plays.
     pub(crate) fn set_muted(&mut self, call: CallKey, send: Option<bool>, receive: Option<bool>) -> bool {
-        let Some(entry) = self.calls.get(&call) else { return false };
-        let mut s = entry.shared.lock().unwrap_or_else(|p| p.into_inner());
+        let mut ok = self.calls.contains_key(&call);
         if let Some(m) = send {
-            s.muted_send = m;
+            ok &= self.control(call, MediaControl::MuteSend(m));
         }
         if let Some(m) = receive {
-            s.muted_receive = m;
+            ok &= self.control(call, MediaControl::MuteReceive(m));
         }
-        s.dirty = true;
-        true
+        ok
     }
 
     /// Sets a call's playback volume.
     pub(crate) fn set_volume(&mut self, call: CallKey, volume: f32) -> bool {
-        let Some(entry) = self.calls.get(&call) else { return false };
-        let mut s = entry.shared.lock().unwrap_or_else(|p| p.into_inner());
-        s.volume = Some(volume);
-        s.dirty = true;
-        true
+        self.control(call, MediaControl::Volume(volume))
     }
 
     /// The latest figures of a call, with the peer's own counters.
     pub(crate) fn stats(&self, call: CallKey) -> Option<(CallStats, Option<Arc<Peer>>)> {
         let entry = self.calls.get(&call)?;
-        let stats = entry.shared.lock().unwrap_or_else(|p| p.into_inner()).stats.clone();
+        let stats = entry.stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
         Some((stats, entry.peer.clone()))
     }
 }
@@ -330,28 +357,27 @@ impl Drop for MediaEngine {
     }
 }
 
-/// Waits for the connection, then runs the call's audio until aborted.
-#[allow(clippy::too_many_arguments)]
+/// The call's audio task: waits for the connection, then drives the call's
+/// [`CallAudio`] until aborted: sleeps until it must be woken, feeds it
+/// RTP, renegotiations and controls, and sends what comes out. The only
+/// clock read is tokio's.
 async fn run_audio(
     call: CallKey,
     peer: Arc<Peer>,
     negotiated: Negotiated,
-    setup: AudioSetup,
-    shared: Arc<Mutex<Shared>>,
+    start: AudioStart,
     cfg: MediaConfig,
     tx: mpsc::UnboundedSender<MediaResult>,
-    mut inputs: mpsc::UnboundedReceiver<AudioInput>,
 ) {
+    let AudioStart { setup, stats, mut inputs } = start;
     if let Err(reason) = wait_connected(peer.state(), cfg.connect_timeout).await {
         let _ = tx.send(MediaResult::Failed { call, reason });
         return;
     }
-    let frame = cfg.frame;
-    let mut codec = negotiated.codec;
     let mut rtp_in = peer.take_rtp_receiver();
     // Opening files or audio devices may block: not on an async worker.
     let built = tokio::task::spawn_blocking(move || setup.build()).await;
-    let BuiltAudio { source, sink, tracked } = match built.unwrap_or_else(|e| Err(format!("opening audio: {e}"))) {
+    let built = match built.unwrap_or_else(|e| Err(format!("opening audio: {e}"))) {
         Ok(parts) => parts,
         Err(reason) => {
             let _ = tx.send(MediaResult::Failed { call, reason });
@@ -359,143 +385,70 @@ async fn run_audio(
         }
     };
     let first_ts = rand::rng().random::<u32>();
-    let send = SendPipeline::new(source, codec.kind, codec.payload_type, frame, first_ts);
-    let jitter = |clock_rate| JitterConfig {
-        min_delay: cfg.jitter_min,
-        max_delay: cfg.jitter_max,
-        initial_delay: cfg.jitter_initial,
-        ..JitterConfig::new(frame, clock_rate)
-    };
-    let recv = ReceivePipeline::new(sink, codec.kind, codec.payload_type, frame, jitter(codec.clock_rate));
-    let (mut send, mut recv) = match (send, recv) {
-        (Ok(s), Ok(r)) => (s, r),
-        (Err(e), _) | (_, Err(e)) => {
+    let mut audio = match CallAudio::new(&cfg, negotiated, built, first_ts, Instant::now()) {
+        Ok(audio) => audio,
+        Err(e) => {
             let _ = tx.send(MediaResult::Failed { call, reason: format!("codec: {e}") });
             return;
         }
     };
-    for hz in &tracked {
-        recv.track(*hz);
-    }
     let mut state = peer.state();
-    let connected_at = Instant::now();
-    {
-        let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
-        s.stats.codec = Some(codec.kind.to_string());
-        s.stats.media_connected = Some(connected_at);
-    }
-    let frame_len = frame.duration();
-    let half_frame = frame_len / 2;
-    let mut send_ticker = tokio::time::interval(frame_len);
-    send_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut clock = PlayoutClock::new(frame_len, cfg.playout_margin);
-    let far = || tokio::time::Instant::now() + Duration::from_secs(86_400);
-    let mut playout_timer = Box::pin(tokio::time::sleep_until(far()));
-    let mut playout_armed = false;
-    // While a playout tick waits a moment for its packet: until when.
-    let mut grace_until: Option<Instant> = None;
-    let mut impairment = cfg.impairment.map(ImpairmentStage::<RtpIn>::new);
-    let mut impairment_timer = Box::pin(tokio::time::sleep_until(far()));
-    let mut impairment_armed = false;
-    let mut quality = QualityMonitor::new(cfg.quality, connected_at);
-    let mut send_ticks: u64 = 0;
-    let mut ticks: u64 = 0;
-    let mut late_ticks: u64 = 0;
-    let mut last_analysis =
-        FrameAnalysis { index: 0, level_dbfs: DBFS_FLOOR, peak: 0, silent: true, dominant_hz: None };
+    // Sources and sinks being opened for a control (off the audio task).
+    let mut opening: JoinSet<Result<AudioControl, String>> = JoinSet::new();
+    let mut timer = Box::pin(tokio::time::sleep_until(audio.poll_timeout()));
     loop {
+        while let Some(p) = audio.poll_transmit() {
+            // Drops (counted and logged once per streak by the peer) are not logged per frame.
+            let _ = peer.send_rtp(p.payload_type, p.marker, p.timestamp, p.payload).await;
+        }
+        while let Some(event) = audio.poll_event() {
+            let result = match event {
+                AudioEvent::Quality(alert) => MediaResult::Quality { call, alert },
+                AudioEvent::SourceEnded => continue,
+            };
+            let _ = tx.send(result);
+        }
+        if audio.stats_due()
+            && let Ok(mut s) = stats.try_lock()
+        {
+            audio.publish_stats(&mut s, Instant::now());
+        }
+        let wake = audio.poll_timeout();
+        if timer.deadline() != wake {
+            timer.as_mut().reset(wake);
+        }
         tokio::select! {
-            due = send_ticker.tick() => {
-                let now = Instant::now();
-                send_ticks += 1;
-                ticks += 1;
-                if now.saturating_duration_since(due.into_std()) > half_frame {
-                    late_ticks += 1;
-                }
-                // Drops (counted and logged once per streak by the peer) and
-                // encoder failures (counted in SendStats) are not logged per frame.
-                if let Ok(pkt) = send.next_packet() {
-                    let _ = peer.send_rtp(pkt.payload_type, pkt.marker, pkt.timestamp, pkt.payload).await;
-                }
-                if send_ticks.is_multiple_of(5)
-                    && let Ok(mut s) = shared.try_lock()
-                {
-                    if s.dirty {
-                        send.set_muted(s.muted_send);
-                        recv.set_muted(s.muted_receive);
-                        if let Some(v) = s.volume {
-                            recv.set_volume(v);
-                        }
-                        s.dirty = false;
-                    }
-                    s.stats.update(&send.stats(), &recv, &last_analysis, &tracked);
-                    s.stats.audio_ticks = ticks;
-                    s.stats.late_ticks = late_ticks;
-                    s.stats.playout_adjustments = clock.adjustments();
-                    s.stats.impairment_dropped = impairment.as_ref().map_or(0, |i| i.stats().dropped);
-                }
-                if send_ticks.is_multiple_of(QUALITY_TICKS) {
-                    let r = recv.stats();
-                    let sample = QualitySample {
-                        expected: r.jitter.played + r.jitter.lost,
-                        lost: r.jitter.lost,
-                        jitter_ms: r.jitter.jitter_ms,
-                        packets: r.packets,
-                    };
-                    quality.observe(now, sample, |alert| {
-                        let _ = tx.send(MediaResult::Quality { call, alert });
-                    });
-                }
-            }
-            _ = &mut playout_timer, if playout_armed => {
-                let now = Instant::now();
-                if recv.awaiting_next() && grace_until.is_none() {
-                    // The packet for this tick is not here yet: give it a moment (a hiccup of
-                    // either side's scheduler) rather than conceal a frame and add a frame of delay.
-                    let until = now + (frame_len / 4).min(PLAYOUT_GRACE);
-                    grace_until = Some(until);
-                    playout_timer.as_mut().reset(tokio::time::Instant::from_std(until));
-                    continue;
-                }
-                grace_until = None;
-                ticks += 1;
-                if let Some(due) = clock.on_tick()
-                    && now.saturating_duration_since(due) > half_frame
-                {
-                    late_ticks += 1;
-                }
-                last_analysis = recv.tick(now);
-                if let Some(next) = clock.next_tick() {
-                    playout_timer.as_mut().reset(tokio::time::Instant::from_std(next));
-                }
-            }
-            _ = &mut impairment_timer, if impairment_armed => {
-                let now = Instant::now();
-                if let Some(stage) = impairment.as_mut() {
-                    while let Some((p, at)) = stage.pop_due(now) {
-                        deliver(&mut recv, &mut clock, codec.payload_type, &p, at);
-                    }
-                    impairment_armed = rearm(&mut impairment_timer, stage.next_due());
-                    if grace_until.is_some() && !recv.awaiting_next() {
-                        playout_timer.as_mut().reset(tokio::time::Instant::now());
-                    }
-                }
-            }
-            input = inputs.recv() => {
-                let Some(AudioInput::Renegotiated(n)) = input else { return };
-                if n.codec != codec {
-                    let switched = send
-                        .set_codec(n.codec.kind, n.codec.payload_type, frame)
-                        .and_then(|()| recv.set_codec(n.codec.kind, n.codec.payload_type, frame, jitter(n.codec.clock_rate)));
-                    if let Err(e) = switched {
+            () = &mut timer => audio.handle_timeout(Instant::now()),
+            input = inputs.recv() => match input {
+                Some(AudioInput::Renegotiated(n)) => {
+                    let from = audio.codec();
+                    if let Err(e) = audio.handle_negotiated(n, Instant::now()) {
                         let _ = tx.send(MediaResult::Failed { call, reason: format!("codec: {e}") });
                         return;
                     }
-                    tracing::debug!(%call, from = ?codec, to = ?n.codec, "codec renegotiated");
-                    codec = n.codec;
-                    shared.lock().unwrap_or_else(|p| p.into_inner()).stats.codec = Some(codec.kind.to_string());
+                    if from != n.codec {
+                        tracing::debug!(%call, ?from, to = ?n.codec, "codec renegotiated");
+                    }
                 }
-            }
+                Some(AudioInput::Control(c)) => match c {
+                    MediaControl::MuteSend(m) => audio.handle_control(AudioControl::MuteSend(m)),
+                    MediaControl::MuteReceive(m) => audio.handle_control(AudioControl::MuteReceive(m)),
+                    MediaControl::Volume(v) => audio.handle_control(AudioControl::Volume(v)),
+                    MediaControl::SendAudio(send) => {
+                        opening.spawn_blocking(move || send.build().map(AudioControl::Source));
+                    }
+                    MediaControl::ReceiveAudio(receive) => {
+                        opening.spawn_blocking(move || receive.build().map(AudioControl::Sink));
+                    }
+                },
+                // The engine dropped the call.
+                None => return,
+            },
+            Some(opened) = opening.join_next() => match opened {
+                Ok(Ok(control)) => audio.handle_control(control),
+                Ok(Err(reason)) => tracing::warn!(%call, %reason, "could not change the call's audio"),
+                Err(e) => tracing::warn!(%call, error = %e, "could not change the call's audio"),
+            },
             changed = state.changed() => {
                 let gone = changed.is_err() || matches!(*state.borrow(), PeerState::Failed | PeerState::Closed);
                 if gone {
@@ -508,56 +461,14 @@ async fn run_audio(
                     Some(rx) => rx.recv().await,
                     None => std::future::pending().await,
                 }
-            } => {
-                let Some(p) = pkt else {
-                    rtp_in = None;
-                    continue;
-                };
-                match impairment.as_mut() {
-                    Some(stage) => {
-                        let arrival = p.arrival;
-                        if let Some((p, at)) = stage.push(p, arrival) {
-                            deliver(&mut recv, &mut clock, codec.payload_type, &p, at);
-                        }
-                        impairment_armed = rearm(&mut impairment_timer, stage.next_due());
-                    }
-                    None => deliver(&mut recv, &mut clock, codec.payload_type, &p, p.arrival),
+            } => match pkt {
+                Some(p) => {
+                    let arrival = Instant::from_std(p.arrival);
+                    audio.handle_rtp(p, arrival);
                 }
-                if !playout_armed && let Some(next) = clock.next_tick() {
-                    playout_timer.as_mut().reset(tokio::time::Instant::from_std(next));
-                    playout_armed = true;
-                } else if grace_until.is_some() && !recv.awaiting_next() {
-                    // What the tick was waiting for came: play it now.
-                    playout_timer.as_mut().reset(tokio::time::Instant::now());
-                }
-            }
+                None => rtp_in = None,
+            },
         }
-    }
-}
-
-/// How long a playout tick may wait for a packet that is due but not yet
-/// here, before concealing (at most a quarter frame, so never a late tick).
-const PLAYOUT_GRACE: Duration = Duration::from_millis(4);
-
-/// Send ticks between two quality checks (one second with 20 ms frames).
-const QUALITY_TICKS: u64 = 50;
-
-/// Hands a received packet to the jitter buffer and its arrival to the playout clock.
-fn deliver(recv: &mut ReceivePipeline, clock: &mut PlayoutClock, audio_pt: u8, p: &RtpIn, arrival: Instant) {
-    recv.push_packet(p.payload_type, p.sequence, p.timestamp, &p.payload, arrival);
-    if p.payload_type == audio_pt {
-        clock.on_packet(arrival);
-    }
-}
-
-/// Points `timer` at `due`; returns whether it is armed.
-fn rearm(timer: &mut std::pin::Pin<Box<tokio::time::Sleep>>, due: Option<Instant>) -> bool {
-    match due {
-        Some(at) => {
-            timer.as_mut().reset(tokio::time::Instant::from_std(at));
-            true
-        }
-        None => false,
     }
 }
 

@@ -16,6 +16,7 @@
 //! - `device` (feature `device`): the sound card, through cpal.
 
 pub mod app_channel;
+pub(crate) mod call_audio;
 pub mod codec;
 #[cfg(feature = "device")]
 pub mod device;
@@ -41,7 +42,6 @@ use std::time::{Duration, Instant};
 pub use app_channel::{AppSink, AppSinkReader, AppSource, AppSourceWriter, app_sink_channel, app_source_channel};
 pub use peer::{IceConfig, IceServer};
 
-use meter::FrameAnalysis;
 use pipeline::{ReceivePipeline, SendStats};
 use sink::AudioSink;
 use source::AudioSource;
@@ -188,7 +188,14 @@ pub struct AudioSetup {
 impl AudioSetup {
     /// Builds the source and sink (opening files).
     pub(crate) fn build(self) -> Result<BuiltAudio, String> {
-        let source: Box<dyn AudioSource> = match self.send {
+        Ok(BuiltAudio { source: self.send.build()?, sink: self.receive.build()?, tracked: self.track_frequencies })
+    }
+}
+
+impl SendAudio {
+    /// Opens the source (a file, a device: may block).
+    pub(crate) fn build(self) -> Result<Box<dyn AudioSource>, String> {
+        let source: Box<dyn AudioSource> = match self {
             SendAudio::Silence => Box::new(source::Silence),
             SendAudio::Tone { frequency_hz, level_dbfs } => Box::new(source::Tone::new(frequency_hz, level_dbfs)),
             SendAudio::WavFile { path, looping } => Box::new(
@@ -201,7 +208,14 @@ impl AudioSetup {
                 Box::new(device::DeviceSource::open(name.as_deref()).map_err(|e| format!("media device failed: {e}"))?)
             }
         };
-        let sink: Box<dyn AudioSink> = match self.receive {
+        Ok(source)
+    }
+}
+
+impl ReceiveAudio {
+    /// Opens the sink (a file, a device: may block).
+    pub(crate) fn build(self) -> Result<Box<dyn AudioSink>, String> {
+        let sink: Box<dyn AudioSink> = match self {
             ReceiveAudio::Discard => Box::new(sink::NullSink::new()),
             ReceiveAudio::WavFile(path) => {
                 Box::new(sink::WavRecorder::create(&path).map_err(|e| format!("{}: {e}", path.display()))?)
@@ -213,7 +227,7 @@ impl AudioSetup {
                 Box::new(device::DeviceSink::open(name.as_deref()).map_err(|e| format!("media device failed: {e}"))?)
             }
         };
-        Ok(BuiltAudio { source, sink, tracked: self.track_frequencies })
+        Ok(sink)
     }
 }
 
@@ -324,16 +338,24 @@ pub struct CallStats {
     pub first_audio_ms: Option<u64>,
 }
 
-/// Wall-clock milliseconds since the epoch of a past `Instant`.
-fn epoch_ms(at: Instant) -> u64 {
+/// Wall-clock milliseconds since the epoch of `at`, a moment before `now`.
+fn epoch_ms(at: Instant, now: Instant) -> u64 {
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-    now_ms.saturating_sub(at.elapsed().as_millis() as u64)
+    now_ms.saturating_sub(now.saturating_duration_since(at).as_millis() as u64)
 }
 
 impl CallStats {
     /// Refreshes the figures from the pipelines (no allocation once the
     /// tracked list has its size).
-    fn update(&mut self, send: &SendStats, pipeline: &ReceivePipeline, last: &FrameAnalysis, tracked: &[f64]) {
+    fn update(
+        &mut self,
+        send: &SendStats,
+        pipeline: &ReceivePipeline,
+        tracked: &[f64],
+        dominant_hz: Option<f64>,
+        level_dbfs: f64,
+        now: tokio::time::Instant,
+    ) {
         let recv = &pipeline.stats();
         let first_audio = pipeline.first_audio();
         self.tx_packets = send.packets;
@@ -349,12 +371,10 @@ impl CallStats {
         self.concealed_frames = recv.frames_concealed;
         self.fec_frames = recv.frames_recovered;
         self.decoded_frames = recv.frames_decoded;
-        self.rx_level_dbfs = last.level_dbfs;
-        if last.dominant_hz.is_some() {
-            self.rx_dominant_hz = last.dominant_hz;
-        }
+        self.rx_level_dbfs = level_dbfs;
+        self.rx_dominant_hz = dominant_hz;
         if self.first_audio_ms.is_none() {
-            self.first_audio_ms = first_audio.map(epoch_ms);
+            self.first_audio_ms = first_audio.map(|at| epoch_ms(at, now.into_std()));
         }
         self.first_audio = first_audio;
         self.tracked.clear();

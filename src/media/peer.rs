@@ -529,7 +529,8 @@ async fn read_track(track: Arc<dyn TrackRemote>, tx: mpsc::Sender<RtpIn>, shared
     while let Some(event) = track.poll().await {
         match event {
             TrackRemoteEvent::OnRtpPacket(p) => {
-                let arrival = Instant::now();
+                // Tokio's clock: the audio path's one clock (paused in tests).
+                let arrival = tokio::time::Instant::now().into_std();
                 c.received.fetch_add(1, Ordering::Relaxed);
                 c.received_bytes.fetch_add(p.payload.len() as u64, Ordering::Relaxed);
                 let h = p.header;
