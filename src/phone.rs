@@ -23,7 +23,7 @@ use crate::dialog::invite::CallRequest;
 use crate::dialog::register::{RegistrationConfig, RegistrationEvent, random_token};
 use crate::dialog::{AgentConfig, AgentEvent, CallEvent, Output, UserAgent};
 use crate::event::{Event, WallClock};
-use crate::media::engine::{MediaEngine, MediaResult};
+use crate::media::engine::{MediaControl, MediaEngine, MediaResult};
 use crate::media::{AudioSetup, CallStats};
 use crate::sip::{Host, NameAddr, SipUri, StatusCode, Uri};
 use crate::transport::keepalive::{KeepAlive, KeepAliveAction, PingKind};
@@ -440,11 +440,12 @@ fn apply(cmd: Command, ua: &mut UserAgent, media: &mut MediaEngine) {
             }
         },
         Command::Mute { call, send, receive, reply } => {
-            let ok = media.set_muted(call, send, receive);
+            let mutes = [send.map(MediaControl::MuteSend), receive.map(MediaControl::MuteReceive)];
+            let ok = mutes.into_iter().flatten().all(|c| media.control(call, c));
             let _ = reply.send(if ok { Ok(()) } else { Err(Error::Call(CallError::NoSuchCall)) });
         }
         Command::Volume { call, volume, reply } => {
-            let ok = media.set_volume(call, volume);
+            let ok = media.control(call, MediaControl::Volume(volume));
             let _ = reply.send(if ok { Ok(()) } else { Err(Error::Call(CallError::NoSuchCall)) });
         }
         Command::Reject { call, status, reply } => {
@@ -605,6 +606,7 @@ fn apply_media_result(result: MediaResult, ua: &mut UserAgent, media: &mut Media
                 shared.emit(Event::CallQuality { call: shared.clock.call_info(snapshot), alert });
             }
         }
+        MediaResult::SourceEnded { call } => tracing::debug!(%call, "send source ended"),
     }
 }
 

@@ -77,11 +77,14 @@ pub(crate) enum MediaResult {
     Failed { call: CallKey, reason: String },
     /// A quality threshold was passed or is back to normal.
     Quality { call: CallKey, alert: QualityAlert },
+    /// The call's send source ran out (a WAV file played to its end); the
+    /// call goes on sending silence. Once per source.
+    SourceEnded { call: CallKey },
 }
 
 /// A change of a call's running audio, applied from its next frame on.
 // The driver does not offer new sources and sinks yet.
-#[allow(dead_code)]
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) enum MediaControl {
     /// Send silence instead of the source (or stop).
     MuteSend(bool),
@@ -280,7 +283,9 @@ impl MediaEngine {
                     }
                 }));
             }
-            MediaRequest::Close { call } => self.close(call),
+            MediaRequest::Close { call } => {
+                self.close(call);
+            }
         }
     }
 
@@ -298,14 +303,18 @@ impl MediaEngine {
         }
     }
 
-    fn close(&mut self, call: CallKey) {
-        let Some(entry) = self.calls.remove(&call) else { return };
+    /// Releases a call's media; returns its last figures (as last
+    /// published: at most a few frames old), `None` if there is no such call.
+    pub(crate) fn close(&mut self, call: CallKey) -> Option<CallStats> {
+        let entry = self.calls.remove(&call)?;
         if let Some(task) = entry.audio {
             task.abort();
         }
         if let Some(peer) = entry.peer {
             spawn(async move { peer.close().await });
         }
+        let stats = entry.stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        Some(stats)
     }
 
     /// Closes every call's media (also when the engine is dropped: the media
@@ -324,23 +333,6 @@ impl MediaEngine {
         // The receiver lives as long as the call (in the entry or its task).
         let _ = entry.inputs.send(AudioInput::Control(control));
         true
-    }
-
-    /// Mutes what a call sends or what it plays.
-    pub(crate) fn set_muted(&mut self, call: CallKey, send: Option<bool>, receive: Option<bool>) -> bool {
-        let mut ok = self.calls.contains_key(&call);
-        if let Some(m) = send {
-            ok &= self.control(call, MediaControl::MuteSend(m));
-        }
-        if let Some(m) = receive {
-            ok &= self.control(call, MediaControl::MuteReceive(m));
-        }
-        ok
-    }
-
-    /// Sets a call's playback volume.
-    pub(crate) fn set_volume(&mut self, call: CallKey, volume: f32) -> bool {
-        self.control(call, MediaControl::Volume(volume))
     }
 
     /// The latest figures of a call, with the peer's own counters.
@@ -404,7 +396,7 @@ async fn run_audio(
         while let Some(event) = audio.poll_event() {
             let result = match event {
                 AudioEvent::Quality(alert) => MediaResult::Quality { call, alert },
-                AudioEvent::SourceEnded => continue,
+                AudioEvent::SourceEnded => MediaResult::SourceEnded { call },
             };
             let _ = tx.send(result);
         }
@@ -540,6 +532,7 @@ mod tests {
             MediaResult::LocalSdp { call: c, .. } => panic!("SDP for another call {c}"),
             MediaResult::Failed { reason, .. } => panic!("media failed: {reason}"),
             MediaResult::Quality { alert, .. } => panic!("unexpected quality alert {alert:?}"),
+            MediaResult::SourceEnded { .. } => panic!("unexpected end of source"),
         }
     }
 
@@ -654,5 +647,71 @@ mod tests {
         assert_eq!(peer_a.negotiated().map(|n| n.codec.kind), Some(crate::media::codec::CodecKind::Pcmu));
         a.close_all();
         b.close_all();
+    }
+
+    /// A WAV source plays to its end (SourceEnded, once), a control puts a
+    /// tone in its place (heard at the far end), and closing returns the
+    /// call's figures.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn source_ends_is_replaced_by_control_and_close_returns_stats() {
+        use crate::media::sink::{AudioSink, WavRecorder};
+        use crate::media::source::{AudioSource, Tone};
+
+        let path = std::env::temp_dir().join(format!("webphone-engine-{}-short.wav", std::process::id()));
+        {
+            // A third of a second of 800 Hz.
+            let mut rec = WavRecorder::create(&path).unwrap();
+            let mut tone = Tone::new(800.0, -12.0);
+            let mut frame = vec![0i16; 960];
+            for _ in 0..17 {
+                tone.read(&mut frame);
+                rec.write(&frame);
+            }
+            rec.finish().unwrap();
+        }
+        let call = CallKey(7);
+        let mut a = MediaEngine::new(loopback_config());
+        let mut b = MediaEngine::new(loopback_config());
+        let (mut setup_a, _heard_a) = tone_setup(600.0);
+        setup_a.send = SendAudio::WavFile { path: path.clone(), looping: false };
+        let (setup_b, mut heard_b) = tone_setup(1000.0);
+        a.set_audio(call, setup_a);
+        b.set_audio(call, setup_b);
+        // Queued before the audio runs: applies from its first frame.
+        assert!(a.control(call, MediaControl::Volume(0.5)));
+        assert!(!a.control(CallKey(99), MediaControl::MuteSend(true)));
+
+        a.handle(MediaRequest::Offer { call, direction: MediaDirection::SendRecv });
+        let offer = local_sdp(&mut a, call).await;
+        b.handle(MediaRequest::Answer { call, offer, direction: MediaDirection::SendRecv });
+        let answer = local_sdp(&mut b, call).await;
+        a.handle(MediaRequest::ApplyAnswer { call, answer });
+
+        let ended = tokio::time::timeout(WITHIN, a.next_result()).await.expect("the file ends in time");
+        assert!(matches!(ended, MediaResult::SourceEnded { call: c } if c == call));
+        assert!(a.control(call, MediaControl::SendAudio(SendAudio::Tone { frequency_hz: 1500.0, level_dbfs: -12.0 })));
+        // The new source is opened off the audio task: hear until it plays.
+        let mut hz = None;
+        for _ in 0..10 {
+            hz = heard_hz(&mut heard_b).await;
+            if near(hz, 1500.0) {
+                break;
+            }
+        }
+        assert!(near(hz, 1500.0), "B hears {hz:?} after the source was replaced");
+        // B plays into a new sink from now on.
+        let (sink, mut heard_b2) = app_sink_channel(50);
+        assert!(b.control(call, MediaControl::ReceiveAudio(ReceiveAudio::App(sink))));
+        let hz = heard_hz(&mut heard_b2).await;
+        assert!(near(hz, 1500.0), "B's new sink hears {hz:?}");
+        // The tone never ends: no second SourceEnded.
+        assert!(tokio::time::timeout(Duration::from_millis(300), a.next_result()).await.is_err());
+
+        let stats = a.close(call).expect("the call's last figures");
+        assert!(stats.tx_packets > 25 && stats.codec.as_deref() == Some("opus"), "{stats:?}");
+        assert!(a.close(call).is_none());
+        assert!(!a.control(call, MediaControl::MuteSend(true)));
+        b.close_all();
+        let _ = std::fs::remove_file(&path);
     }
 }
