@@ -615,6 +615,8 @@ mod tests {
         assert!(s.decoded_frames >= 90, "{s:?}");
         assert_eq!((s.late_ticks, s.concealed_frames), (0, 0), "{s:?}");
         assert!(s.rx_dominant_hz.is_some_and(|hz| (hz - 1000.0).abs() < 15.0), "{s:?}");
+        let debug = format!("{s:?}");
+        assert!(!debug.contains("Instant") && debug.contains("first_audio_after_connect: Some("), "{debug}");
 
         // Both sides renegotiate PCMU (B first: a few Opus packets are then ignored).
         pair.b.handle_negotiated(negotiated(PCMU), pair.now).unwrap();

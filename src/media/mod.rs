@@ -283,7 +283,9 @@ impl Default for MediaConfig {
 }
 
 /// A call's media figures, on demand ([`crate::Phone::call_stats`]).
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+///
+/// Its `Debug` shows times as durations: `first_audio` after `media_connected`.
+#[derive(Clone, Default, PartialEq, serde::Serialize)]
 pub struct CallStats {
     /// Negotiated codec (`opus`, `PCMU`, `PCMA`).
     pub codec: Option<String>,
@@ -324,7 +326,8 @@ pub struct CallStats {
     pub rtt_ms: Option<f64>,
     /// Level of the latest received frame, dBFS.
     pub rx_level_dbfs: f64,
-    /// Strongest frequency heard recently, Hz.
+    /// Strongest frequency heard recently, Hz; `None` again after half a
+    /// second of silence.
     pub rx_dominant_hz: Option<f64>,
     /// Tracked frequencies: (Hz, share of non-silent frames where it dominated).
     pub tracked: Vec<(f64, f64)>,
@@ -336,6 +339,39 @@ pub struct CallStats {
     pub first_audio: Option<Instant>,
     /// The same, in milliseconds since the Unix epoch.
     pub first_audio_ms: Option<u64>,
+}
+
+impl std::fmt::Debug for CallStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let first_audio_after_connect =
+            self.first_audio.zip(self.media_connected).map(|(a, c)| a.saturating_duration_since(c));
+        f.debug_struct("CallStats")
+            .field("codec", &self.codec)
+            .field("tx_packets", &self.tx_packets)
+            .field("tx_bytes", &self.tx_bytes)
+            .field("rx_packets", &self.rx_packets)
+            .field("rx_bytes", &self.rx_bytes)
+            .field("rx_lost", &self.rx_lost)
+            .field("rx_late", &self.rx_late)
+            .field("loss", &self.loss)
+            .field("jitter_ms", &self.jitter_ms)
+            .field("jitter_buffer_ms", &self.jitter_buffer_ms)
+            .field("concealed_frames", &self.concealed_frames)
+            .field("fec_frames", &self.fec_frames)
+            .field("decoded_frames", &self.decoded_frames)
+            .field("audio_ticks", &self.audio_ticks)
+            .field("late_ticks", &self.late_ticks)
+            .field("playout_adjustments", &self.playout_adjustments)
+            .field("impairment_dropped", &self.impairment_dropped)
+            .field("rtt_ms", &self.rtt_ms)
+            .field("rx_level_dbfs", &self.rx_level_dbfs)
+            .field("rx_dominant_hz", &self.rx_dominant_hz)
+            .field("tracked", &self.tracked)
+            .field("media_connected", &self.media_connected.is_some())
+            .field("first_audio_after_connect", &first_audio_after_connect)
+            .field("first_audio_ms", &self.first_audio_ms)
+            .finish()
+    }
 }
 
 /// Wall-clock milliseconds since the epoch of `at`, a moment before `now`.

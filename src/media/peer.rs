@@ -417,7 +417,11 @@ pub enum MediaError {
     #[error("invalid media configuration: {0}")]
     InvalidConfig(String),
     /// No local address to bind (no default route, loopback not allowed).
-    #[error("no local address to bind: no default route and loopback not allowed")]
+    #[error(
+        "no local address to bind: no default route and loopback not allowed \
+         (allow it with PhoneConfigBuilder::allow_loopback(true), i.e. IceConfig::allow_loopback, \
+         or list addresses with PhoneConfigBuilder::media_interfaces, i.e. IceConfig::interfaces)"
+    )]
     NoLocalAddress,
     /// The remote SDP could not be normalized.
     #[error("remote SDP: {0}")]
@@ -1343,7 +1347,9 @@ fn bind_addresses(ice: &IceConfig) -> Result<Vec<SocketAddr>, MediaError> {
             return Err(MediaError::InvalidConfig(format!("{ip} is a multicast address")));
         }
         if ip.is_loopback() && !ice.allow_loopback {
-            return Err(MediaError::InvalidConfig(format!("{ip} is loopback: set allow_loopback")));
+            return Err(MediaError::InvalidConfig(format!(
+                "{ip} is loopback: allow it with PhoneConfigBuilder::allow_loopback(true) (IceConfig::allow_loopback)"
+            )));
         }
         if !ips.contains(ip) {
             ips.push(*ip);
@@ -1510,6 +1516,19 @@ mod tests {
                 ..Default::default()
             },
             ..Default::default()
+        }
+    }
+
+    #[test]
+    fn address_errors_name_the_setting_to_change() {
+        assert!(MediaError::NoLocalAddress.to_string().contains("allow_loopback(true)"));
+        let ice = IceConfig { interfaces: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)], ..Default::default() };
+        let e = bind_addresses(&ice).unwrap_err().to_string();
+        assert!(e.contains("PhoneConfigBuilder::allow_loopback(true)"), "{e}");
+        // In a namespace with only loopback there is no default route either.
+        let ice = IceConfig::default();
+        if let Err(e) = bind_addresses(&ice) {
+            assert!(e.to_string().contains("IceConfig::allow_loopback"), "{e}");
         }
     }
 
