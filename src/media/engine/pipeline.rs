@@ -8,12 +8,12 @@
 
 use std::time::Instant;
 
-use super::FrameDuration;
-use super::codec::{CodecError, CodecKind, Decoder, Encoder, decoder, encoder};
-use super::jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
-use super::meter::{FrameAnalysis, Meter, MeterConfig, MeterHandle};
-use super::sink::AudioSink;
-use super::source::AudioSource;
+use crate::media::codec::common::{CodecError, CodecKind, Decoder, Encoder, decoder, encoder};
+use crate::media::dsp::meter::{FrameAnalysis, Meter, MeterConfig, MeterHandle};
+use crate::media::frame::FrameDuration;
+use crate::media::io::sink::AudioSink;
+use crate::media::io::source::AudioSource;
+use crate::media::receive::jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
 
 /// The receive meter computes the dominant frequency every this many frames
 /// unless a frequency is tracked (see [`MeterConfig::spectrum_interval`]).

@@ -1,73 +1,22 @@
-//! The media side of the driver: one [`Peer`] and one audio task per call,
-//! created and torn down as the SIP core asks ([`MediaRequest`]), with
-//! results (SDP, failures, quality alerts) coming back as [`MediaResult`]s
-//! for the driver to feed into the core.
-//!
-//! Everything runs on the media runtime ([`media_runtime`]), not the
-//! caller's. A call's audio task waits until ICE/DTLS is connected, then is
-//! a thin shell around the call's [`CallAudio`] machine (which holds the
-//! frame clocks, pipelines, playout, impairment and quality checks): it
-//! sleeps until the machine's `poll_timeout`, feeds it received RTP,
-//! renegotiations and controls ([`MediaControl`], through a channel: they
-//! apply at the next frame) and sends the packets and reports the events
-//! that come out. Its figures are published for [`MediaEngine::stats`]
-//! every few frames.
+//! The calls' media: one [`Peer`] and one audio task per call, created and
+//! torn down as the SIP core asks ([`MediaRequest`]), with results coming
+//! back as [`MediaResult`]s; controls ([`MediaControl`]) reach the running
+//! audio through a channel.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use rand::Rng;
-use tokio::sync::{mpsc, watch};
-use tokio::task::{JoinHandle, JoinSet};
-use tokio::time::Instant;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
-use super::call_audio::{AudioControl, AudioEvent, CallAudio};
-use super::peer::{Negotiated, Peer, PeerState};
-use super::quality::QualityAlert;
-use super::{AudioSetup, CallStats, MediaConfig, ReceiveAudio, SendAudio};
 use crate::contract::{CallKey, MediaRequest};
-
-/// The runtime all call media runs on: the peers (webrtc's driver tasks) and
-/// the audio tasks, with twice as many worker threads as cores, built on
-/// first use and shared by every phone of the process.
-///
-/// Its own runtime because an audio tick is a deadline: on the application's
-/// runtime it can wait behind the application's work, and on one worker per
-/// core it waits behind other calls' encodes (a worker busy with a burst of
-/// encodes is not preempted by the runtime). With twice the workers the
-/// kernel time-slices them: on 2 cores, 60 two-way calls ran 0.17–0.8 % of
-/// their ticks late on one shared 2-worker runtime, 0.07–0.27 % on this one
-/// (`examples/load`, three runs each).
-/// If the runtime cannot be built, media runs on the caller's runtime.
-fn media_runtime() -> Option<&'static tokio::runtime::Runtime> {
-    static RUNTIME: OnceLock<Option<tokio::runtime::Runtime>> = OnceLock::new();
-    RUNTIME
-        .get_or_init(|| {
-            let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2 * cores)
-                .thread_name("webphone-media")
-                .enable_all()
-                .build()
-                .map_err(|e| tracing::warn!("media runtime: {e}; media runs on the caller's runtime"))
-                .ok()
-        })
-        .as_ref()
-}
-
-/// Spawns a media task on the media runtime.
-fn spawn<F>(task: F) -> JoinHandle<F::Output>
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    match media_runtime() {
-        Some(rt) => rt.spawn(task),
-        None => tokio::spawn(task),
-    }
-}
+use crate::media::engine::runtime::spawn;
+use crate::media::engine::shell::{AudioInput, AudioStart, run_audio};
+use crate::media::receive::quality::QualityAlert;
+use crate::media::rtc::peer::Peer;
+use crate::media::setup::{AudioSetup, MediaConfig, ReceiveAudio, SendAudio};
+use crate::media::stats::CallStats;
 
 /// What a media task reports back to the driver.
 pub(crate) enum MediaResult {
@@ -96,14 +45,6 @@ pub(crate) enum MediaControl {
     SendAudio(SendAudio),
     /// Play what arrives into this from now on (opened off the audio task).
     ReceiveAudio(ReceiveAudio),
-}
-
-/// What the engine tells a call's audio task.
-enum AudioInput {
-    /// A new offer/answer exchange completed (codec, payload type, direction).
-    Renegotiated(Negotiated),
-    /// Mute, volume, source, sink.
-    Control(MediaControl),
 }
 
 struct CallMedia {
@@ -139,13 +80,6 @@ impl CallMedia {
             inputs: self.inputs_rx.take()?,
         })
     }
-}
-
-/// What an audio task starts from.
-struct AudioStart {
-    setup: AudioSetup,
-    stats: Arc<Mutex<CallStats>>,
-    inputs: mpsc::UnboundedReceiver<AudioInput>,
 }
 
 /// All calls' media.
@@ -349,147 +283,16 @@ impl Drop for MediaEngine {
     }
 }
 
-/// The call's audio task: waits for the connection, then drives the call's
-/// [`CallAudio`] until aborted: sleeps until it must be woken, feeds it
-/// RTP, renegotiations and controls, and sends what comes out. The only
-/// clock read is tokio's.
-async fn run_audio(
-    call: CallKey,
-    peer: Arc<Peer>,
-    negotiated: Negotiated,
-    start: AudioStart,
-    cfg: MediaConfig,
-    tx: mpsc::UnboundedSender<MediaResult>,
-) {
-    let AudioStart { setup, stats, mut inputs } = start;
-    if let Err(reason) = wait_connected(peer.state(), cfg.connect_timeout).await {
-        let _ = tx.send(MediaResult::Failed { call, reason });
-        return;
-    }
-    let mut rtp_in = peer.take_rtp_receiver();
-    // Opening files or audio devices may block: not on an async worker.
-    let built = tokio::task::spawn_blocking(move || setup.build()).await;
-    let built = match built.unwrap_or_else(|e| Err(format!("opening audio: {e}"))) {
-        Ok(parts) => parts,
-        Err(reason) => {
-            let _ = tx.send(MediaResult::Failed { call, reason });
-            return;
-        }
-    };
-    let first_ts = rand::rng().random::<u32>();
-    let mut audio = match CallAudio::new(&cfg, negotiated, built, first_ts, Instant::now()) {
-        Ok(audio) => audio,
-        Err(e) => {
-            let _ = tx.send(MediaResult::Failed { call, reason: format!("codec: {e}") });
-            return;
-        }
-    };
-    let mut state = peer.state();
-    // Sources and sinks being opened for a control (off the audio task).
-    let mut opening: JoinSet<Result<AudioControl, String>> = JoinSet::new();
-    let mut timer = Box::pin(tokio::time::sleep_until(audio.poll_timeout()));
-    loop {
-        while let Some(p) = audio.poll_transmit() {
-            // Drops (counted and logged once per streak by the peer) are not logged per frame.
-            let _ = peer.send_rtp(p.payload_type, p.marker, p.timestamp, p.payload).await;
-        }
-        while let Some(event) = audio.poll_event() {
-            let result = match event {
-                AudioEvent::Quality(alert) => MediaResult::Quality { call, alert },
-                AudioEvent::SourceEnded => MediaResult::SourceEnded { call },
-            };
-            let _ = tx.send(result);
-        }
-        if audio.stats_due()
-            && let Ok(mut s) = stats.try_lock()
-        {
-            audio.publish_stats(&mut s, Instant::now());
-        }
-        let wake = audio.poll_timeout();
-        if timer.deadline() != wake {
-            timer.as_mut().reset(wake);
-        }
-        tokio::select! {
-            () = &mut timer => audio.handle_timeout(Instant::now()),
-            input = inputs.recv() => match input {
-                Some(AudioInput::Renegotiated(n)) => {
-                    let from = audio.codec();
-                    if let Err(e) = audio.handle_negotiated(n, Instant::now()) {
-                        let _ = tx.send(MediaResult::Failed { call, reason: format!("codec: {e}") });
-                        return;
-                    }
-                    if from != n.codec {
-                        tracing::debug!(%call, ?from, to = ?n.codec, "codec renegotiated");
-                    }
-                }
-                Some(AudioInput::Control(c)) => match c {
-                    MediaControl::MuteSend(m) => audio.handle_control(AudioControl::MuteSend(m)),
-                    MediaControl::MuteReceive(m) => audio.handle_control(AudioControl::MuteReceive(m)),
-                    MediaControl::Volume(v) => audio.handle_control(AudioControl::Volume(v)),
-                    MediaControl::SendAudio(send) => {
-                        opening.spawn_blocking(move || send.build().map(AudioControl::Source));
-                    }
-                    MediaControl::ReceiveAudio(receive) => {
-                        opening.spawn_blocking(move || receive.build().map(AudioControl::Sink));
-                    }
-                },
-                // The engine dropped the call.
-                None => return,
-            },
-            Some(opened) = opening.join_next() => match opened {
-                Ok(Ok(control)) => audio.handle_control(control),
-                Ok(Err(reason)) => tracing::warn!(%call, %reason, "could not change the call's audio"),
-                Err(e) => tracing::warn!(%call, error = %e, "could not change the call's audio"),
-            },
-            changed = state.changed() => {
-                let gone = changed.is_err() || matches!(*state.borrow(), PeerState::Failed | PeerState::Closed);
-                if gone {
-                    let _ = tx.send(MediaResult::Failed { call, reason: "media connection lost".into() });
-                    return;
-                }
-            }
-            pkt = async {
-                match rtp_in.as_mut() {
-                    Some(rx) => rx.recv().await,
-                    None => std::future::pending().await,
-                }
-            } => match pkt {
-                Some(p) => {
-                    let arrival = Instant::from_std(p.arrival);
-                    audio.handle_rtp(p, arrival);
-                }
-                None => rtp_in = None,
-            },
-        }
-    }
-}
-
-async fn wait_connected(mut state: watch::Receiver<PeerState>, timeout: Duration) -> Result<(), String> {
-    let wait = async {
-        loop {
-            match *state.borrow_and_update() {
-                PeerState::Connected => return Ok(()),
-                PeerState::Failed => return Err("ICE/DTLS failed".to_string()),
-                PeerState::Closed => return Err("peer closed".to_string()),
-                _ => {}
-            }
-            if state.changed().await.is_err() {
-                return Err("peer gone".to_string());
-            }
-        }
-    };
-    tokio::time::timeout(timeout, wait).await.map_err(|_| format!("media not connected within {timeout:?}"))?
-}
-
 #[cfg(test)]
 mod tests {
     use std::net::{IpAddr, Ipv4Addr};
+    use std::time::Duration;
 
     use super::*;
     use crate::contract::MediaDirection;
-    use crate::media::app_channel::{AppSinkReader, app_sink_channel};
-    use crate::media::meter::Meter;
-    use crate::media::peer::{IceConfig, PeerConfig};
+    use crate::media::dsp::meter::Meter;
+    use crate::media::io::app_channel::{AppSinkReader, app_sink_channel};
+    use crate::media::rtc::peer::{IceConfig, PeerConfig};
     use crate::media::{ReceiveAudio, SendAudio};
 
     /// Generous bound for anything network-bound on loopback.
@@ -644,7 +447,7 @@ mod tests {
         assert!(near(hz_a, 1000.0), "A hears {hz_a:?} after the switch");
         assert!(near(hz_b, 600.0), "B hears {hz_b:?} after the switch");
         let peer_a = a.stats(call).unwrap().1.expect("A's peer");
-        assert_eq!(peer_a.negotiated().map(|n| n.codec.kind), Some(crate::media::codec::CodecKind::Pcmu));
+        assert_eq!(peer_a.negotiated().map(|n| n.codec.kind), Some(crate::media::codec::common::CodecKind::Pcmu));
         a.close_all();
         b.close_all();
     }
@@ -654,8 +457,8 @@ mod tests {
     /// call's figures.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn source_ends_is_replaced_by_control_and_close_returns_stats() {
-        use crate::media::sink::{AudioSink, WavRecorder};
-        use crate::media::source::{AudioSource, Tone};
+        use crate::media::io::sink::{AudioSink, WavRecorder};
+        use crate::media::io::source::{AudioSource, Tone};
 
         let path = std::env::temp_dir().join(format!("webphone-engine-{}-short.wav", std::process::id()));
         {

@@ -35,18 +35,20 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::codec::CodecError;
-use super::impairment::ImpairmentStage;
-use super::jitter::JitterConfig;
-use super::meter::{DBFS_FLOOR, FrameAnalysis};
-use super::peer::{Codec, Negotiated, RtpIn};
-use super::pipeline::{ReceivePipeline, RtpOut, SendPipeline};
-use super::playout::PlayoutClock;
-use super::quality::{QualityAlert, QualityMonitor, QualitySample};
-use super::sink::AudioSink;
-use super::source::AudioSource;
-use super::{BuiltAudio, CallStats, FrameDuration, MediaConfig};
 use crate::contract::MediaDirection;
+use crate::media::codec::common::CodecError;
+use crate::media::dsp::meter::{DBFS_FLOOR, FrameAnalysis};
+use crate::media::engine::pipeline::{ReceivePipeline, RtpOut, SendPipeline};
+use crate::media::frame::FrameDuration;
+use crate::media::io::sink::AudioSink;
+use crate::media::io::source::AudioSource;
+use crate::media::receive::impairment::ImpairmentStage;
+use crate::media::receive::jitter::JitterConfig;
+use crate::media::receive::playout::PlayoutClock;
+use crate::media::receive::quality::{QualityAlert, QualityMonitor, QualitySample};
+use crate::media::rtc::peer::{Codec, Negotiated, RtpIn};
+use crate::media::setup::{BuiltAudio, MediaConfig};
+use crate::media::stats::CallStats;
 
 /// How long a playout tick may wait for a packet that is due but not yet
 /// here, before concealing (at most a quarter frame, so never a late tick).
@@ -439,9 +441,9 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::media::codec::CodecKind;
-    use crate::media::sink::NullSink;
-    use crate::media::source::{Silence, Tone};
+    use crate::media::codec::common::CodecKind;
+    use crate::media::io::sink::NullSink;
+    use crate::media::io::source::{Silence, Tone};
 
     const OPUS: Codec = Codec { kind: CodecKind::Opus, payload_type: 111, clock_rate: 48_000 };
     const PCMU: Codec = Codec { kind: CodecKind::Pcmu, payload_type: 0, clock_rate: 8_000 };

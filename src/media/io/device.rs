@@ -36,7 +36,7 @@
 //! # Errors
 //!
 //! Opening fails with a [`DeviceError`]: no such device, an unsupported configuration (DSD formats, a rate the
-//! [`Resampler`] cannot convert), or the stream could not be built or started. [`super::AudioSetup`] turns it
+//! [`Resampler`] cannot convert), or the stream could not be built or started. [`AudioSetup`](crate::media::setup::AudioSetup) turns it
 //! into the call's media failure (`media device failed: ...`), which ends the call's media cleanly.
 //!
 //! # What is tested here, and what is not
@@ -63,14 +63,14 @@ use std::time::Duration;
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{I24, SampleFormat, SizedSample, U24};
 
-use super::app_channel::{
+use crate::media::dsp::resample::Resampler;
+use crate::media::frame::{MAX_FRAME_SAMPLES, SAMPLE_RATE};
+use crate::media::io::app_channel::{
     AppSink, AppSinkReader, AppSource, AppSourceWriter, app_sink_channel_with_capacity,
     app_source_channel_with_capacity,
 };
-use super::resample::Resampler;
-use super::sink::AudioSink;
-use super::source::AudioSource;
-use super::{MAX_FRAME_SAMPLES, SAMPLE_RATE};
+use crate::media::io::sink::AudioSink;
+use crate::media::io::source::AudioSource;
 
 /// Capacity of each ring, in milliseconds of mono audio at the device rate.
 const RING_MS: usize = 500;
@@ -1132,8 +1132,8 @@ impl AudioSink for DeviceSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::app_channel::{app_sink_channel_with_capacity, app_source_channel_with_capacity};
-    use crate::media::meter::Meter;
+    use crate::media::dsp::meter::Meter;
+    use crate::media::io::app_channel::{app_sink_channel_with_capacity, app_source_channel_with_capacity};
     use std::f64::consts::TAU;
 
     /// Every `i16`, and the extremes first.
@@ -1450,7 +1450,7 @@ mod tests {
     #[test]
     fn playback_at_44k1_plays_the_tone_on_every_channel() {
         let (mut writer, mut feeder) = playback_chain(44_100, 2);
-        let mut tone = crate::media::source::Tone::new(1000.0, -6.0);
+        let mut tone = crate::media::io::source::Tone::new(1000.0, -6.0);
         let mut frame = [0i16; 960];
         let mut left = Vec::new();
         let mut buf = [0.0f32; 441 * 2];

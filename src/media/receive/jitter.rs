@@ -49,7 +49,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::FrameDuration;
+use crate::media::frame::FrameDuration;
 
 /// Number of packet slots in the ring.
 pub const SLOTS: usize = 64;
@@ -117,7 +117,7 @@ pub enum Playout<'a> {
     /// can recover the lost frame from it ([`Decoder::recover`]); `next` is still returned
     /// by the following `pop` as a normal [`Playout::Frame`].
     ///
-    /// [`Decoder::recover`]: super::codec::Decoder::recover
+    /// [`Decoder::recover`]: crate::media::codec::Decoder::recover
     Lost {
         /// The payload that follows the lost frame, when it is already buffered.
         next: Option<&'a [u8]>,
