@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::contract::CallKey;
-use crate::media::{AudioSetup, CallStats};
+use crate::media::{AudioSetup, CallStats, ReceiveAudio, SendAudio};
 
 /// Which way of a call's audio: what we send or what we hear.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,6 +100,23 @@ pub enum Action {
         /// The volume.
         volume: f32,
     },
+    /// Send this from now on (a prompt, a tone, silence), from the next
+    /// frame; [`crate::Event::SendAudioEnded`] reports when a file runs out.
+    SetSendAudio {
+        /// The call (default: the current one).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call: Option<CallKey>,
+        /// What to send.
+        audio: SendAudio,
+    },
+    /// Play what the call receives into this from now on (a recording, nowhere).
+    SetReceiveAudio {
+        /// The call (default: the current one).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call: Option<CallKey>,
+        /// Where it goes.
+        audio: ReceiveAudio,
+    },
     /// A call's media figures now.
     Stats {
         /// The call (default: the current one).
@@ -127,6 +144,8 @@ impl Action {
             Action::Mute { .. } => "mute",
             Action::Unmute { .. } => "unmute",
             Action::Volume { .. } => "volume",
+            Action::SetSendAudio { .. } => "set_send_audio",
+            Action::SetReceiveAudio { .. } => "set_receive_audio",
             Action::Stats { .. } => "stats",
             Action::Status => "status",
         }

@@ -30,7 +30,7 @@ use crate::dialog::transaction::Timers;
 use crate::dialog::{AgentConfig, AgentEvent, CallEvent, CallRequest, CallState, Output, UserAgent};
 use crate::event::Event;
 use crate::media::CallStats;
-use crate::media::engine::{MediaEngine, MediaResult};
+use crate::media::engine::{MediaControl, MediaEngine, MediaResult};
 use crate::phone::{Command, Shared, no_such_call};
 use crate::sip::{Host, NameAddr, SipUri, StatusCode, Uri};
 use crate::transport::keepalive::{KeepAlive, KeepAliveAction, PingKind};
@@ -313,10 +313,14 @@ impl Core {
                 if !(0.0..=4.0).contains(&volume) {
                     Err(Error::InvalidAction(format!("volume {volume} is not 0.0-4.0")))
                 } else {
-                    self.current_call(call).and_then(|call| {
-                        done(self.media.set_volume(call, volume).then_some(()).ok_or_else(no_such_call))
-                    })
+                    self.current_call(call).and_then(|call| done(self.control(call, MediaControl::Volume(volume))))
                 }
+            }
+            Action::SetSendAudio { call, audio } => {
+                self.current_call(call).and_then(|call| done(self.control(call, MediaControl::SendAudio(audio))))
+            }
+            Action::SetReceiveAudio { call, audio } => {
+                self.current_call(call).and_then(|call| done(self.control(call, MediaControl::ReceiveAudio(audio))))
             }
             Action::Stats { call } => match self.current_call(call).map(|call| self.media.stats(call)) {
                 Err(e) => Err(e),
@@ -339,11 +343,16 @@ impl Core {
     }
 
     fn set_muted(&mut self, call: CallKey, direction: AudioDirection, muted: bool) -> Result<(), Error> {
-        let (send, receive) = match direction {
-            AudioDirection::Send => (Some(muted), None),
-            AudioDirection::Receive => (None, Some(muted)),
+        let control = match direction {
+            AudioDirection::Send => MediaControl::MuteSend(muted),
+            AudioDirection::Receive => MediaControl::MuteReceive(muted),
         };
-        self.media.set_muted(call, send, receive).then_some(()).ok_or_else(no_such_call)
+        self.control(call, control)
+    }
+
+    /// Changes a live call's audio (from its next frame on).
+    fn control(&mut self, call: CallKey, control: MediaControl) -> Result<(), Error> {
+        self.media.control(call, control).then_some(()).ok_or_else(no_such_call)
     }
 
     /// The call an action names, or the current one (the newest that has not ended).
@@ -401,6 +410,11 @@ impl Core {
                     shared.emit(Event::CallQuality { call: shared.clock.call_info(snapshot), alert });
                 }
             }
+            MediaResult::SourceEnded { call } => {
+                if let Some(snapshot) = self.ua.call_snapshot(call) {
+                    shared.emit(Event::SendAudioEnded { call: shared.clock.call_info(snapshot) });
+                }
+            }
         }
     }
 
@@ -422,10 +436,9 @@ impl Core {
             Output::Transmit(_) => {}
             Output::Media(MediaRequest::Close { call }) => {
                 // The call's last figures, for its CallEnded (reported next).
-                if let Some((stats, _)) = self.media.stats(call) {
+                if let Some(stats) = self.media.close(call) {
                     self.final_stats.insert(call, stats);
                 }
-                self.media.handle(MediaRequest::Close { call });
             }
             Output::Media(request) => self.media.handle(request),
             Output::Event(ev) => {

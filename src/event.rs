@@ -170,6 +170,13 @@ pub enum Event {
         /// What was passed, raised or cleared.
         alert: crate::media::quality::QualityAlert,
     },
+    /// What a call sends ran out (a WAV file played to its end, not
+    /// looping); the call goes on sending silence until told otherwise
+    /// ([`crate::Action::SetSendAudio`]). An IVR's cue for the next prompt.
+    SendAudioEnded {
+        /// The call.
+        call: CallInfo,
+    },
     /// A malformed message was received and dropped or rejected.
     MalformedMessage {
         /// What was wrong.
@@ -188,7 +195,8 @@ impl Event {
             | Event::CallProgress { call, .. }
             | Event::CallConfirmed { call }
             | Event::CallEnded { call, .. }
-            | Event::CallQuality { call, .. } => Some(call),
+            | Event::CallQuality { call, .. }
+            | Event::SendAudioEnded { call } => Some(call),
             _ => None,
         }
     }

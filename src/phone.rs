@@ -14,7 +14,7 @@ use crate::config::PhoneConfig;
 use crate::contract::CallKey;
 use crate::dialog::{CallError, CallRequest};
 use crate::event::{Event, WallClock};
-use crate::media::{AudioSetup, CallStats};
+use crate::media::{AudioSetup, CallStats, ReceiveAudio, SendAudio};
 
 /// A phone: a cheap, clonable handle to one SIP user agent.
 ///
@@ -270,6 +270,17 @@ impl Phone {
         self.done(Action::Volume { call: Some(call.into()), volume }).await
     }
 
+    /// Sends `audio` on a call from its next frame on (a prompt, a tone,
+    /// silence); [`Event::SendAudioEnded`] reports when a file runs out.
+    pub async fn set_send_audio(&self, call: impl Into<CallKey>, audio: SendAudio) -> Result<(), Error> {
+        self.done(Action::SetSendAudio { call: Some(call.into()), audio }).await
+    }
+
+    /// Plays what a call receives into `audio` from now on.
+    pub async fn set_receive_audio(&self, call: impl Into<CallKey>, audio: ReceiveAudio) -> Result<(), Error> {
+        self.done(Action::SetReceiveAudio { call: Some(call.into()), audio }).await
+    }
+
     /// Refuses a ringing incoming call with `status` (486 Busy Here, 603 Decline, ...).
     pub async fn reject(&self, call: impl Into<CallKey>, status: u16) -> Result<(), Error> {
         self.done(Action::Reject { call: Some(call.into()), status }).await
@@ -383,6 +394,17 @@ impl Call {
     /// Playback volume: 0.0 to 4.0.
     pub async fn set_volume(&self, volume: f32) -> Result<(), Error> {
         self.phone.set_volume(self.key, volume).await
+    }
+
+    /// Sends `audio` from the next frame on (a prompt, a tone, silence);
+    /// [`Event::SendAudioEnded`] reports when a file runs out.
+    pub async fn play(&self, audio: SendAudio) -> Result<(), Error> {
+        self.phone.set_send_audio(self.key, audio).await
+    }
+
+    /// Plays what the call receives into `audio` from now on.
+    pub async fn set_receive_audio(&self, audio: ReceiveAudio) -> Result<(), Error> {
+        self.phone.set_receive_audio(self.key, audio).await
     }
 
     /// This call's events from now on (every event that carries it).

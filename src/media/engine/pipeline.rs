@@ -8,12 +8,12 @@
 
 use std::time::Instant;
 
-use super::FrameDuration;
-use super::codec::{CodecError, CodecKind, Decoder, Encoder, decoder, encoder};
-use super::jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
-use super::meter::{FrameAnalysis, Meter, MeterConfig, MeterHandle};
-use super::sink::AudioSink;
-use super::source::AudioSource;
+use crate::media::codec::common::{CodecError, CodecKind, Decoder, Encoder, decoder, encoder};
+use crate::media::dsp::meter::{FrameAnalysis, Meter, MeterConfig, MeterHandle};
+use crate::media::frame::FrameDuration;
+use crate::media::io::sink::AudioSink;
+use crate::media::io::source::AudioSource;
+use crate::media::receive::jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
 
 /// The receive meter computes the dominant frequency every this many frames
 /// unless a frequency is tracked (see [`MeterConfig::spectrum_interval`]).
@@ -94,6 +94,17 @@ impl SendPipeline {
     /// its place: a file is not paused).
     pub fn set_muted(&mut self, muted: bool) {
         self.muted = muted;
+    }
+
+    /// Switches to another codec and payload type (a renegotiation); the
+    /// RTP timestamp continues and the next packet has the marker bit.
+    pub fn set_codec(&mut self, codec: CodecKind, payload_type: u8, frame: FrameDuration) -> Result<(), CodecError> {
+        let encoder = encoder(codec, frame)?;
+        self.timestamp_step = encoder.rtp_timestamp_increment(frame);
+        self.encoder = encoder;
+        self.payload_type = payload_type;
+        self.first = true;
+        Ok(())
     }
 
     /// Replaces the source.
@@ -194,6 +205,27 @@ impl ReceivePipeline {
             stats: ReceiveStats::default(),
             first_audio: None,
         })
+    }
+
+    /// Switches to another codec and payload type (a renegotiation): a new
+    /// decoder, and the jitter buffer starts over with `jitter` (its
+    /// counters are kept). Packets of the old payload type no longer play.
+    pub fn set_codec(
+        &mut self,
+        codec: CodecKind,
+        payload_type: u8,
+        frame: FrameDuration,
+        jitter: JitterConfig,
+    ) -> Result<(), CodecError> {
+        self.decoder = decoder(codec, frame)?;
+        self.payload_type = payload_type;
+        self.jitter.reconfigure(jitter);
+        Ok(())
+    }
+
+    /// Replaces the sink.
+    pub fn set_sink(&mut self, sink: Box<dyn AudioSink>) {
+        self.sink = sink;
     }
 
     /// A handle on the meter of what arrives (before mute and volume).

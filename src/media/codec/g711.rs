@@ -14,9 +14,9 @@
 //! audio resumes, the first 2.5 ms are cross-faded from the concealment. G.711 has no
 //! forward error correction, so [`Decoder::recover`] conceals too.
 
-use super::FrameDuration;
-use super::codec::{CodecError, CodecKind, Decoder, Encoder};
-use super::resample::Resampler;
+use crate::media::codec::common::{CodecError, CodecKind, Decoder, Encoder};
+use crate::media::dsp::resample::Resampler;
+use crate::media::frame::FrameDuration;
 
 /// The G.711 codec rate in Hz.
 pub const G711_RATE: u32 = 8_000;
@@ -165,7 +165,7 @@ static ALAW_DECODE: [i16; 256] = build_table(Law::ALaw);
 /// 8 kHz samples in the largest frame.
 const MAX_FRAME_8K: usize = FrameDuration::Ms20.samples_at(G711_RATE);
 /// 48 kHz samples per 8 kHz sample.
-const UPSAMPLE: usize = (super::SAMPLE_RATE / G711_RATE) as usize;
+const UPSAMPLE: usize = (crate::media::frame::SAMPLE_RATE / G711_RATE) as usize;
 
 /// G.711 encoder: decimates one 48 kHz frame to 8 kHz and compands it (160 bytes per 20 ms).
 #[derive(Debug)]
@@ -179,7 +179,12 @@ pub struct G711Encoder {
 impl G711Encoder {
     /// Creates an encoder for `law` taking `frame`-long 48 kHz frames.
     pub fn new(law: Law, frame: FrameDuration) -> Self {
-        G711Encoder { law, frame, down: telephony_resampler(super::SAMPLE_RATE, G711_RATE), buf: [0; MAX_FRAME_8K] }
+        G711Encoder {
+            law,
+            frame,
+            down: telephony_resampler(crate::media::frame::SAMPLE_RATE, G711_RATE),
+            buf: [0; MAX_FRAME_8K],
+        }
     }
 }
 
@@ -231,7 +236,7 @@ impl G711Decoder {
         G711Decoder {
             law,
             frame,
-            up: telephony_resampler(G711_RATE, super::SAMPLE_RATE),
+            up: telephony_resampler(G711_RATE, crate::media::frame::SAMPLE_RATE),
             buf: [0; MAX_FRAME_8K],
             plc: Plc::new(),
         }

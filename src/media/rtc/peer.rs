@@ -49,7 +49,6 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
@@ -61,18 +60,9 @@ use tracing::{debug, info, warn};
 
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::ice::network_type::NetworkType;
-use rtc::interceptor::{Interceptor, Packet as InterceptedPacket, Slot, StreamInfo, TaggedPacket};
+use rtc::interceptor::Slot;
 use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_OPUS, MIME_TYPE_PCMA, MIME_TYPE_PCMU, MIME_TYPE_TELEPHONE_EVENT,
-};
-use rtc::rtcp::receiver_report::ReceiverReport;
-use rtc::rtcp::reception_report::ReceptionReport;
-use rtc::rtcp::sender_report::SenderReport;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
-use rtc::sansio::Protocol;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
@@ -83,195 +73,24 @@ use webrtc::peer_connection::{
 };
 use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RtpSender, RtpTransceiver};
 
-pub use super::sdp::MediaDirection;
-use super::sdp::{self, MediaInfo, SdpError};
-
-/// Payload type we offer Opus at.
-pub const PT_OPUS: u8 = 111;
-/// Payload type of PCMU (static).
-pub const PT_PCMU: u8 = 0;
-/// Payload type of PCMA (static).
-pub const PT_PCMA: u8 = 8;
-/// Payload type we offer telephone-event/48000 at (RFC 4733, with Opus).
-pub const PT_TELEPHONE_EVENT_48K: u8 = 110;
-/// Payload type we offer telephone-event/8000 at (RFC 4733, with G.711).
-pub const PT_TELEPHONE_EVENT_8K: u8 = 101;
+pub use crate::media::codec::common::CodecKind;
+pub use crate::media::rtc::config::{
+    AudioCodecs, IceConfig, IceServer, PT_OPUS, PT_PCMA, PT_PCMU, PT_TELEPHONE_EVENT_8K, PT_TELEPHONE_EVENT_48K,
+    PeerConfig,
+};
+use crate::media::rtc::config::{codec_from_rtpmap, rtp_codec, telephone_event_params};
+use crate::media::rtc::gate::Gate;
+pub use crate::media::rtc::gate::{DropReason, SendOutcome};
+use crate::media::rtc::interceptor::{RTCP_MONITOR_SLOT, RtcpMonitor, RtcpReports};
+pub use crate::media::rtc::interceptor::{dlsr, report_blocks};
+use crate::media::rtc::interfaces::bind_addresses;
+pub use crate::media::rtc::sdp::MediaDirection;
+use crate::media::rtc::sdp::{self, MediaInfo, SdpError};
+pub use crate::media::rtc::stats::PeerStats;
 
 /// The window a candidate pair gets before it is declared failed, kept near
 /// webrtc's default (7 attempts × 200 ms) whatever the check interval.
 const PAIR_CHECK_WINDOW: Duration = Duration::from_millis(1400);
-
-// ---------------------------------------------------------------------------------------------
-// Configuration
-// ---------------------------------------------------------------------------------------------
-
-/// A STUN or TURN server.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub struct IceServer {
-    /// `stun:host:port`, `turn:host:port?transport=udp` (webrtc 0.21 skips
-    /// `turns:` and TCP TURN with a warning).
-    pub urls: Vec<String>,
-    /// TURN user name.
-    pub username: Option<String>,
-    /// TURN password.
-    pub credential: Option<String>,
-}
-
-/// ICE settings of a peer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IceConfig {
-    /// STUN/TURN servers; none by default.
-    pub servers: Vec<IceServer>,
-    /// The longest [`Peer::create_offer`], [`Peer::answer`] and
-    /// [`Peer::reoffer`] wait for candidate gathering; the SDP then carries
-    /// whatever was gathered so far. Default 2 s. (webrtc retries an
-    /// unanswered STUN request for about 8 s.)
-    pub gather_timeout: Duration,
-    /// Like Chromium's `--allow-loopback-in-peer-connection`: also bind
-    /// `127.0.0.1` (and `::1` when the host has it) and offer those host
-    /// candidates. Needed to talk to a PBX or a test peer on the same host.
-    pub allow_loopback: bool,
-    /// The local addresses to bind, one UDP socket (port chosen by the OS)
-    /// and one host candidate each. Wildcards (`0.0.0.0`, `::`) are
-    /// refused, and loopback addresses need [`allow_loopback`](Self::allow_loopback).
-    ///
-    /// Empty (the default) means the address of the default route, per
-    /// family: the source address the kernel picks for a public destination
-    /// (found with `connect()` on an unbound UDP socket, which sends
-    /// nothing), like Chromium's default "default route only" policy. It
-    /// never binds every interface: webrtc's own wildcard expansion would
-    /// silently add docker bridges and VPNs. With no default route and no
-    /// loopback, [`Peer::new`] fails with [`MediaError::NoLocalAddress`].
-    pub interfaces: Vec<IpAddr>,
-    /// Interval between ICE connectivity checks. DTLS starts on the check
-    /// tick after ICE connects, so this bounds the connect time: about
-    /// 203 ms with webrtc's 200 ms default, about 22 ms at 20 ms. Default
-    /// 50 ms. The attempts per pair are scaled so a pair still gets about
-    /// 1.4 s before it fails.
-    pub check_interval: Duration,
-}
-
-impl Default for IceConfig {
-    fn default() -> Self {
-        IceConfig {
-            servers: vec![],
-            gather_timeout: Duration::from_secs(2),
-            allow_loopback: false,
-            interfaces: vec![],
-            check_interval: Duration::from_millis(50),
-        }
-    }
-}
-
-pub use super::codec::CodecKind;
-
-fn codec_from_rtpmap(name: &str, clock_rate: u32) -> Option<CodecKind> {
-    let kind = CodecKind::from_rtp_name(name)?;
-    (kind.clock_rate() == clock_rate).then_some(kind)
-}
-
-fn rtp_codec(kind: CodecKind) -> RTCRtpCodec {
-    let (mime, channels, fmtp) = match kind {
-        CodecKind::Opus => (MIME_TYPE_OPUS, 2, "minptime=10;useinbandfec=1"),
-        CodecKind::Pcmu => (MIME_TYPE_PCMU, 0, ""),
-        CodecKind::Pcma => (MIME_TYPE_PCMA, 0, ""),
-    };
-    RTCRtpCodec {
-        mime_type: mime.to_string(),
-        clock_rate: kind.clock_rate(),
-        channels,
-        sdp_fmtp_line: fmtp.to_string(),
-        rtcp_feedback: vec![],
-    }
-}
-
-/// The codecs a peer registers, in offer preference order.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AudioCodecs {
-    /// Codecs in preference order (duplicates ignored). Default: Opus, PCMU, PCMA.
-    pub codecs: Vec<CodecKind>,
-    /// Offer/accept RFC 4733 telephone-event: at 48000 Hz (PT 110) when
-    /// Opus is enabled and at 8000 Hz (PT 101) when G.711 is. Default on.
-    pub telephone_event: bool,
-}
-
-impl Default for AudioCodecs {
-    fn default() -> Self {
-        AudioCodecs { codecs: vec![CodecKind::Opus, CodecKind::Pcmu, CodecKind::Pcma], telephone_event: true }
-    }
-}
-
-impl AudioCodecs {
-    fn kinds(&self) -> Vec<CodecKind> {
-        let mut out: Vec<CodecKind> = vec![];
-        for k in &self.codecs {
-            if !out.contains(k) {
-                out.push(*k);
-            }
-        }
-        out
-    }
-    /// The telephone-event clock rates we register.
-    fn te_rates(&self) -> Vec<u32> {
-        if !self.telephone_event {
-            return vec![];
-        }
-        let kinds = self.kinds();
-        let mut rates = vec![];
-        if kinds.contains(&CodecKind::Opus) {
-            rates.push(48000);
-        }
-        if kinds.iter().any(|k| k.clock_rate() == 8000) {
-            rates.push(8000);
-        }
-        rates
-    }
-    /// Everything to register / offer, in order: codecs, then telephone-events.
-    fn all_params(&self) -> Vec<RTCRtpCodecParameters> {
-        let mut out: Vec<RTCRtpCodecParameters> = self
-            .kinds()
-            .into_iter()
-            .map(|k| RTCRtpCodecParameters { rtp_codec: rtp_codec(k), payload_type: k.default_payload_type() })
-            .collect();
-        for rate in self.te_rates() {
-            out.push(telephone_event_params(rate));
-        }
-        out
-    }
-}
-
-fn telephone_event_params(rate: u32) -> RTCRtpCodecParameters {
-    RTCRtpCodecParameters {
-        rtp_codec: RTCRtpCodec {
-            mime_type: MIME_TYPE_TELEPHONE_EVENT.to_string(),
-            clock_rate: rate,
-            channels: 0,
-            // The tag is stripped from every SDP we hand out.
-            sdp_fmtp_line: format!("0-16;{}={rate}", sdp::TE_RATE_KEY),
-            rtcp_feedback: vec![],
-        },
-        payload_type: if rate == 48000 { PT_TELEPHONE_EVENT_48K } else { PT_TELEPHONE_EVENT_8K },
-    }
-}
-
-/// Everything [`Peer::new`] needs.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PeerConfig {
-    /// ICE settings.
-    pub ice: IceConfig,
-    /// Codec registration.
-    pub codecs: AudioCodecs,
-    /// Capacity of the [`RtpIn`] queue; packets that find it full are
-    /// counted in [`PeerStats::receive_queue_dropped`] and discarded.
-    /// Default 256 (5 s of 20 ms audio).
-    pub rtp_queue: usize,
-}
-
-impl Default for PeerConfig {
-    fn default() -> Self {
-        PeerConfig { ice: IceConfig::default(), codecs: AudioCodecs::default(), rtp_queue: 256 }
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Results, events, errors
@@ -337,78 +156,6 @@ pub struct RtpIn {
     pub arrival: Instant,
 }
 
-/// Why [`Peer::send_rtp`] did not send.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DropReason {
-    /// The connection is not in [`PeerState::Connected`] (no SRTP keys yet,
-    /// or disconnected).
-    NotConnected,
-    /// Our direction, or the negotiated one, has no send (hold, a
-    /// `recvonly` answer, a `sendonly` offer from the remote, ...).
-    NotSending,
-    /// The payload type is not one the remote accepted.
-    PayloadType(u8),
-}
-
-impl fmt::Display for DropReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DropReason::NotConnected => f.write_str("not connected"),
-            DropReason::NotSending => f.write_str("direction does not send"),
-            DropReason::PayloadType(pt) => write!(f, "payload type {pt} not negotiated"),
-        }
-    }
-}
-
-/// What [`Peer::send_rtp`] did with a packet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SendOutcome {
-    /// Handed to the connection for encryption and sending.
-    Sent,
-    /// Not sent, and counted in [`PeerStats::packets_dropped`].
-    Dropped(DropReason),
-}
-
-/// Counters and measurements of a peer.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct PeerStats {
-    /// Packets handed to webrtc by [`Peer::send_rtp`].
-    pub packets_sent: u64,
-    /// Payload bytes of those.
-    pub bytes_sent: u64,
-    /// Packets [`Peer::send_rtp`] refused ([`SendOutcome::Dropped`]).
-    pub packets_dropped: u64,
-    /// Packets read from the remote track.
-    pub packets_received: u64,
-    /// Payload bytes of those.
-    pub bytes_received: u64,
-    /// Received packets discarded because the [`RtpIn`] queue was full or gone.
-    pub receive_queue_dropped: u64,
-    /// Packets webrtc reports as sent on the wire (after SRTP).
-    pub wire_packets_sent: u64,
-    /// Round-trip time of the selected ICE candidate pair (STUN consent
-    /// checks; webrtc 0.21's own RTCP RTT statistic is hard-coded to 0).
-    pub rtt: Option<Duration>,
-    /// Round-trip time from RTCP: the remote's last report block that
-    /// echoed one of our sender reports (arrival − LSR − DLSR). `None` while
-    /// we send nothing or the remote does not echo.
-    pub rtcp_rtt: Option<Duration>,
-    /// From the remote's last RTCP report block about our stream (RR, or
-    /// the blocks of its SR): cumulative packets lost. `None` until one arrived.
-    pub remote_packets_lost: Option<i64>,
-    /// From the same block: fraction lost (0..1) since its previous report.
-    pub remote_fraction_lost: Option<f64>,
-    /// From the same block: interarrival jitter.
-    pub remote_jitter: Option<Duration>,
-    /// From our own receiver reports about the remote stream: cumulative loss.
-    pub packets_lost: Option<i64>,
-    /// From our own receiver reports: interarrival jitter (`None` while
-    /// the value is an rtc 0.21 timestamp-wrap artefact, see `stats`).
-    pub jitter: Option<Duration>,
-    /// Time from [`Peer::new`] to the first [`PeerState::Connected`].
-    pub connect_time: Option<Duration>,
-}
-
 /// Errors of the media layer.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -417,7 +164,11 @@ pub enum MediaError {
     #[error("invalid media configuration: {0}")]
     InvalidConfig(String),
     /// No local address to bind (no default route, loopback not allowed).
-    #[error("no local address to bind: no default route and loopback not allowed")]
+    #[error(
+        "no local address to bind: no default route and loopback not allowed \
+         (allow it with PhoneConfigBuilder::allow_loopback(true), i.e. IceConfig::allow_loopback, \
+         or list addresses with PhoneConfigBuilder::media_interfaces, i.e. IceConfig::interfaces)"
+    )]
     NoLocalAddress,
     /// The remote SDP could not be normalized.
     #[error("remote SDP: {0}")]
@@ -529,7 +280,8 @@ async fn read_track(track: Arc<dyn TrackRemote>, tx: mpsc::Sender<RtpIn>, shared
     while let Some(event) = track.poll().await {
         match event {
             TrackRemoteEvent::OnRtpPacket(p) => {
-                let arrival = Instant::now();
+                // Tokio's clock: the audio path's one clock (paused in tests).
+                let arrival = tokio::time::Instant::now().into_std();
                 c.received.fetch_add(1, Ordering::Relaxed);
                 c.received_bytes.fetch_add(p.payload.len() as u64, Ordering::Relaxed);
                 let h = p.header;
@@ -554,129 +306,13 @@ async fn read_track(track: Arc<dyn TrackRemote>, tx: mpsc::Sender<RtpIn>, shared
     }
 }
 
-/// The reception report blocks an RTCP packet carries (receiver and sender
-/// reports; none for other packet types). Used by our RTCP monitor and by
-/// the `rtp` fuzz target, so the fuzzer exercises the real code.
-pub fn report_blocks(packet: &dyn rtc::rtcp::packet::Packet) -> &[ReceptionReport] {
-    let any = packet.as_any();
-    if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
-        &rr.reports
-    } else if let Some(sr) = any.downcast_ref::<SenderReport>() {
-        &sr.reports
-    } else {
-        &[]
-    }
-}
-
-/// A report block's delay since the last sender report (DLSR, 1/65536 s units).
-pub fn dlsr(block: &ReceptionReport) -> Duration {
-    Duration::from_secs_f64(f64::from(block.delay) / 65536.0)
-}
-
-/// What the remote's RTCP reports about our stream.
-#[derive(Default)]
-struct RtcpReports {
-    /// NTP middle 32 bits and local send instant of our recent SRs.
-    sent_srs: VecDeque<(u32, Instant)>,
-    /// The last report block about our SSRC (from an RR or an SR).
-    last: Option<ReceptionReport>,
-    /// Round-trip time from the last block that echoed one of our SRs.
-    rtt: Option<Duration>,
-}
-
-/// An interceptor that watches RTCP go by and records the report blocks
-/// about our SSRC, and the RTT they give (RFC 3550 §6.4.1: arrival − LSR −
-/// DLSR). It changes nothing. rtc 0.21 never feeds received RTCP into its
-/// statistics (`process_read_rtcp_for_stats` has no caller) and hard-codes
-/// the RTCP RTT to 0, so this is the only source for them.
-///
-/// Placed below the sender-report generator (slot 11 000) so our outgoing
-/// SRs pass it on their way to the wire, and anywhere on the read path.
-struct RtcpMonitor {
-    ssrc: u32,
-    reports: Arc<StdMutex<RtcpReports>>,
-    read: VecDeque<TaggedPacket>,
-    write: VecDeque<TaggedPacket>,
-}
-
-/// The registry slot of [`RtcpMonitor`]: between RFC 8888 (9 000) and the
-/// receiver reports (10 000).
-const RTCP_MONITOR_SLOT: usize = 9_500;
-
-impl Protocol<TaggedPacket, TaggedPacket, ()> for RtcpMonitor {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = rtc::shared::error::Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        if let InterceptedPacket::Rtcp(packets) = &msg.message.packet {
-            for packet in packets {
-                for block in report_blocks(packet.as_ref()).iter().filter(|b| b.ssrc == self.ssrc) {
-                    let mut r = lock(&self.reports);
-                    if block.last_sender_report != 0
-                        && let Some((_, sent)) = r.sent_srs.iter().find(|(lsr, _)| *lsr == block.last_sender_report)
-                    {
-                        r.rtt = msg.now.checked_duration_since(*sent).and_then(|d| d.checked_sub(dlsr(block)));
-                    }
-                    r.last = Some(block.clone());
-                }
-            }
-        }
-        self.read.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_read(&mut self) -> Option<Self::Rout> {
-        self.read.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        if let InterceptedPacket::Rtcp(packets) = &msg.message.packet {
-            for packet in packets {
-                if let Some(sr) = packet.as_any().downcast_ref::<SenderReport>()
-                    && sr.ssrc == self.ssrc
-                {
-                    let mut r = lock(&self.reports);
-                    if r.sent_srs.len() == 16 {
-                        r.sent_srs.pop_front();
-                    }
-                    r.sent_srs.push_back(((sr.ntp_time >> 16) as u32, msg.now));
-                }
-            }
-        }
-        self.write.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<Self::Wout> {
-        self.write.pop_front()
-    }
-}
-
-impl Interceptor for RtcpMonitor {
-    fn bind_local_stream(&mut self, _: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _: &StreamInfo) {}
-}
-
-fn lock<T>(m: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 // ---------------------------------------------------------------------------------------------
 // The peer
 // ---------------------------------------------------------------------------------------------
-
-/// What may be sent, refreshed after every direction change and negotiation.
-#[derive(Default)]
-struct Gate {
-    sending: bool,
-    payload_types: Vec<u8>,
-    track: Option<Arc<TrackLocalStaticRTP>>,
-}
 
 #[derive(Default)]
 struct NegState {
@@ -1329,70 +965,6 @@ fn mime_subtype(mime: &str) -> &str {
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-/// The local addresses to bind; see [`IceConfig::interfaces`].
-fn bind_addresses(ice: &IceConfig) -> Result<Vec<SocketAddr>, MediaError> {
-    let mut ips: Vec<IpAddr> = vec![];
-    for ip in &ice.interfaces {
-        if ip.is_unspecified() {
-            return Err(MediaError::InvalidConfig(format!(
-                "{ip} is a wildcard: webrtc would bind every interface; list the addresses"
-            )));
-        }
-        if ip.is_multicast() {
-            return Err(MediaError::InvalidConfig(format!("{ip} is a multicast address")));
-        }
-        if ip.is_loopback() && !ice.allow_loopback {
-            return Err(MediaError::InvalidConfig(format!("{ip} is loopback: set allow_loopback")));
-        }
-        if !ips.contains(ip) {
-            ips.push(*ip);
-        }
-    }
-    if ice.interfaces.is_empty() {
-        // Documentation addresses: routed like any public address, and
-        // connect() on UDP sends nothing.
-        let probes = [
-            SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 9),
-            SocketAddr::new(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)), 9),
-        ];
-        for probe in probes {
-            if let Some(ip) = default_route_source(probe)
-                && !ips.contains(&ip)
-            {
-                ips.push(ip);
-            }
-        }
-    }
-    if ice.allow_loopback {
-        let v4 = IpAddr::V4(Ipv4Addr::LOCALHOST);
-        if !ips.contains(&v4) {
-            ips.push(v4);
-        }
-        let v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
-        if ice.interfaces.is_empty() && UdpSocket::bind((v6, 0)).is_ok() && !ips.contains(&v6) {
-            ips.push(v6);
-        }
-    }
-    if ips.is_empty() {
-        return Err(MediaError::NoLocalAddress);
-    }
-    Ok(ips.into_iter().map(|ip| SocketAddr::new(ip, 0)).collect())
-}
-
-/// The source address the kernel would use towards `probe`, if there is a route.
-fn default_route_source(probe: SocketAddr) -> Option<IpAddr> {
-    let any: SocketAddr =
-        if probe.is_ipv4() { (Ipv4Addr::UNSPECIFIED, 0).into() } else { (Ipv6Addr::UNSPECIFIED, 0).into() };
-    let socket = UdpSocket::bind(any).ok()?;
-    socket.connect(probe).ok()?;
-    let ip = socket.local_addr().ok()?.ip();
-    let link_local = match ip {
-        IpAddr::V4(v4) => v4.is_link_local(),
-        IpAddr::V6(v6) => v6.segments()[0] & 0xffc0 == 0xfe80,
-    };
-    (!ip.is_unspecified() && !ip.is_loopback() && !link_local).then_some(ip)
-}
-
 /// The first codec of an m= line that we support, in that line's order.
 fn first_supported(m: &MediaInfo, codecs: &AudioCodecs) -> Option<Codec> {
     let enabled = codecs.kinds();
@@ -1485,8 +1057,11 @@ fn replace_audio_direction(sdp_text: &str, mid: Option<&str>, to: MediaDirection
 // `unshare -n bash -c 'ip link set lo up; cargo test media::peer'`.
 #[cfg(test)]
 mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
     use super::*;
-    use crate::media::sdp::tests::{ASTERISK_OFFER, CHROME_JSSIP_OFFER, FREESWITCH_OFFER};
+    use crate::media::rtc::interfaces::default_route_source;
+    use crate::media::rtc::sdp::tests::{ASTERISK_OFFER, CHROME_JSSIP_OFFER, FREESWITCH_OFFER};
 
     const OPUS_FRAME: u32 = 960; // 20 ms at 48 kHz
 
@@ -1509,6 +1084,19 @@ mod tests {
                 ..Default::default()
             },
             ..Default::default()
+        }
+    }
+
+    #[test]
+    fn address_errors_name_the_setting_to_change() {
+        assert!(MediaError::NoLocalAddress.to_string().contains("allow_loopback(true)"));
+        let ice = IceConfig { interfaces: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)], ..Default::default() };
+        let e = bind_addresses(&ice).unwrap_err().to_string();
+        assert!(e.contains("PhoneConfigBuilder::allow_loopback(true)"), "{e}");
+        // In a namespace with only loopback there is no default route either.
+        let ice = IceConfig::default();
+        if let Err(e) = bind_addresses(&ice) {
+            assert!(e.to_string().contains("IceConfig::allow_loopback"), "{e}");
         }
     }
 

@@ -8,9 +8,9 @@
 
 use std::fmt;
 
-use super::FrameDuration;
-use super::g711::{G711Decoder, G711Encoder, Law};
-use super::opus::{OpusConfig, OpusDecoder, OpusEncoder};
+use crate::media::codec::g711::{G711Decoder, G711Encoder, Law};
+use crate::media::codec::opus::{OpusConfig, OpusDecoder, OpusEncoder};
+use crate::media::frame::FrameDuration;
 
 /// The audio codecs this crate can encode and decode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

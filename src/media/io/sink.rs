@@ -15,10 +15,10 @@ use std::io::{BufWriter, Seek, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use super::SAMPLE_RATE;
-pub use super::app_channel::AppSink;
-use super::meter::{Meter, MeterHandle};
-use super::wav::{self, WavError};
+use crate::media::dsp::meter::{Meter, MeterHandle};
+use crate::media::frame::SAMPLE_RATE;
+pub use crate::media::io::app_channel::AppSink;
+use crate::media::io::wav::{self, WavError};
 
 /// A consumer of 48 kHz mono PCM, written one frame at a time by the pipeline's clock.
 pub trait AudioSink: Send {
@@ -261,7 +261,7 @@ impl<A: AudioSink, B: AudioSink> AudioSink for Tee<A, B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::source::{AudioSource, Tone, WavSource};
+    use crate::media::io::source::{AudioSource, Tone, WavSource};
     use std::io::{self, Cursor, SeekFrom};
     use std::path::PathBuf;
 
@@ -371,7 +371,7 @@ mod tests {
         write_tone_file(&file.0, spec, 3000.0, 0.25, |v| v as f32);
         let mut source = WavSource::open(&file.0).expect("open");
         let info = *source.info().unwrap_or_else(|| unreachable!());
-        assert_eq!(info.sample_kind, crate::media::wav::SampleKind::Float);
+        assert_eq!(info.sample_kind, crate::media::io::wav::SampleKind::Float);
         assert_eq!(source.samples().len(), 48_000);
         let (meter, _) = measure(&mut source);
         let d = meter.dominant_hz().unwrap_or(0.0);

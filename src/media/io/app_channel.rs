@@ -62,9 +62,9 @@ use std::sync::atomic::{AtomicBool, AtomicI16, AtomicU64, AtomicUsize, Ordering,
 
 use tokio::sync::Notify;
 
-use super::FrameDuration;
-use super::sink::AudioSink;
-use super::source::AudioSource;
+use crate::media::frame::FrameDuration;
+use crate::media::io::sink::AudioSink;
+use crate::media::io::source::AudioSource;
 
 /// A single-producer single-consumer ring of `i16` samples.
 ///

@@ -16,8 +16,8 @@ use audiopus::coder::{Decoder as RawDecoder, Encoder as RawEncoder};
 use audiopus::packet::Packet;
 use audiopus::{Application, Bitrate, Channels, ErrorCode, MutSignals, SampleRate, Signal};
 
-use super::FrameDuration;
-use super::codec::{CodecError, CodecKind, Decoder, Encoder};
+use crate::media::codec::common::{CodecError, CodecKind, Decoder, Encoder};
+use crate::media::frame::FrameDuration;
 
 /// The largest Opus packet duration (120 ms) in samples at 48 kHz.
 pub const MAX_PACKET_SAMPLES: usize = 5760;

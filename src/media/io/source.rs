@@ -2,22 +2,22 @@
 //!
 //! A source is a plain struct driven by a frame clock it does not own: the pipeline calls
 //! [`AudioSource::read`] once per frame with a buffer of exactly one frame (480 or 960 samples of 48 kHz mono
-//! `i16`, see [`FrameDuration`](super::FrameDuration)), and the source fills it. `read` never allocates, blocks
+//! `i16`, see [`FrameDuration`](crate::media::frame::FrameDuration)), and the source fills it. `read` never allocates, blocks
 //! or panics; all state is allocated at construction.
 //!
 //! - [`Silence`]: zeros, forever.
 //! - [`Tone`]: a sine at an exact frequency and level, phase-continuous across frames of any length.
 //! - [`WavSource`]: a WAV file decoded once at construction (any common layout, resampled to 48 kHz by
-//!   [`wav`] with the [`Resampler`](super::resample::Resampler)), played once or looped.
+//!   [`wav`] with the [`Resampler`](crate::media::dsp::resample::Resampler)), played once or looped.
 //! - [`AppSource`]: PCM pushed by application code from another thread, see [`app_channel`](super::app_channel).
 
 use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
-use super::SAMPLE_RATE;
-pub use super::app_channel::AppSource;
-use super::wav::{self, DecodeOptions, WavError, WavInfo};
+use crate::media::frame::SAMPLE_RATE;
+pub use crate::media::io::app_channel::AppSource;
+use crate::media::io::wav::{self, DecodeOptions, WavError, WavInfo};
 
 /// A producer of 48 kHz mono PCM, read one frame at a time by the pipeline's clock.
 pub trait AudioSource: Send {
@@ -107,7 +107,7 @@ const CYCLE: f64 = 18_446_744_073_709_551_616.0; // 2^64
 /// A continuous sine tone that never ends.
 ///
 /// The level is the peak amplitude relative to full scale: 0 dBFS is a peak of 32767, so a full-scale tone
-/// measures −3.01 dBFS RMS on a [`Meter`](super::meter::Meter). The phase is kept in a 64-bit fixed-point
+/// measures −3.01 dBFS RMS on a [`Meter`](crate::media::dsp::meter::Meter). The phase is kept in a 64-bit fixed-point
 /// accumulator and re-anchored at the start of every frame, with a rotating phasor inside the frame (four
 /// multiplications per sample, no per-sample `sin`): the waveform is the same whatever the frame length and is
 /// within one LSB of `round(A·sin(2π·f·n/48000))` for every sample `n`. The first sample is at phase 0 (value

@@ -16,8 +16,8 @@ use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
 
-use super::SAMPLE_RATE;
-use super::resample::{ResampleError, Resampler};
+use crate::media::dsp::resample::{ResampleError, Resampler};
+use crate::media::frame::SAMPLE_RATE;
 
 /// The lowest sample rate [`decode`] accepts, in Hz.
 pub const MIN_INPUT_RATE: u32 = 1_000;
@@ -47,7 +47,7 @@ pub enum WavError {
     },
     /// The sample rate is within [`MIN_INPUT_RATE`]..=[`MAX_INPUT_RATE`], but the [`Resampler`] cannot convert it
     /// to [`SAMPLE_RATE`]: `48000 / sample_rate` does not reduce to at most
-    /// [`MAX_PHASES`](super::resample::MAX_PHASES) phases (44 056 Hz, for instance, reduces to 6000 / 5507).
+    /// [`MAX_PHASES`](crate::media::dsp::resample::MAX_PHASES) phases (44 056 Hz, for instance, reduces to 6000 / 5507).
     /// Every common rate (8, 11.025, 12, 16, 22.05, 24, 32, 44.1, 88.2, 96, 192 kHz, ...) converts.
     UnsupportedRatio {
         /// The file's sample rate, in Hz.
@@ -206,7 +206,7 @@ pub fn decode_file(path: impl AsRef<Path>, options: &DecodeOptions) -> Result<De
 ///
 /// Samples are rounded to `i16` after the downmix and, for other rates, resampled from there: the passband is
 /// flat up to 0.85 × the lower Nyquist frequency and everything above that Nyquist frequency is attenuated by at
-/// least 60 dB (see [`resample`](super::resample)). The filter's group delay is removed, so a resampled file has
+/// least 60 dB (see [`resample`](crate::media::dsp::resample)). The filter's group delay is removed, so a resampled file has
 /// `ceil(frames × 48000 / rate)` samples with the same time origin as the file, to within half a sample.
 pub fn decode<R: Read>(reader: R, options: &DecodeOptions) -> Result<Decoded, WavError> {
     let mut wav = hound::WavReader::new(reader).map_err(header_error)?;

@@ -103,6 +103,11 @@ impl QualityMonitor {
         }
     }
 
+    /// The thresholds in force.
+    pub fn thresholds(&self) -> &QualityThresholds {
+        &self.thresholds
+    }
+
     /// Whether an alert on `metric` is currently raised.
     pub fn is_active(&self, metric: QualityMetric) -> bool {
         self.active[metric as usize]

@@ -36,7 +36,7 @@
 //! # Errors
 //!
 //! Opening fails with a [`DeviceError`]: no such device, an unsupported configuration (DSD formats, a rate the
-//! [`Resampler`] cannot convert), or the stream could not be built or started. [`super::AudioSetup`] turns it
+//! [`Resampler`] cannot convert), or the stream could not be built or started. [`AudioSetup`](crate::media::setup::AudioSetup) turns it
 //! into the call's media failure (`media device failed: ...`), which ends the call's media cleanly.
 //!
 //! # What is tested here, and what is not
@@ -63,14 +63,14 @@ use std::time::Duration;
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{I24, SampleFormat, SizedSample, U24};
 
-use super::app_channel::{
+use crate::media::dsp::resample::Resampler;
+use crate::media::frame::{MAX_FRAME_SAMPLES, SAMPLE_RATE};
+use crate::media::io::app_channel::{
     AppSink, AppSinkReader, AppSource, AppSourceWriter, app_sink_channel_with_capacity,
     app_source_channel_with_capacity,
 };
-use super::resample::Resampler;
-use super::sink::AudioSink;
-use super::source::AudioSource;
-use super::{MAX_FRAME_SAMPLES, SAMPLE_RATE};
+use crate::media::io::sink::AudioSink;
+use crate::media::io::source::AudioSource;
 
 /// Capacity of each ring, in milliseconds of mono audio at the device rate.
 const RING_MS: usize = 500;
@@ -109,18 +109,18 @@ fn prime_level(rate_hz: u32, callback_frames: usize) -> usize {
 
 /// Which way audio flows through a device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Direction {
+pub enum DeviceDirection {
     /// Capture (a microphone).
     Input,
     /// Playback (a speaker or headset).
     Output,
 }
 
-impl fmt::Display for Direction {
+impl fmt::Display for DeviceDirection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Direction::Input => "input",
-            Direction::Output => "output",
+            DeviceDirection::Input => "input",
+            DeviceDirection::Output => "output",
         })
     }
 }
@@ -133,7 +133,7 @@ pub enum DeviceError {
     #[error("no {direction} audio device{}", name.as_ref().map(|n| format!(" named {n:?}")).unwrap_or_default())]
     NoDevice {
         /// Capture or playback.
-        direction: Direction,
+        direction: DeviceDirection,
         /// The name asked for (`None`: the default device).
         name: Option<String>,
     },
@@ -142,7 +142,7 @@ pub enum DeviceError {
     #[error("{direction} audio device {device:?}: unsupported configuration: {reason}")]
     UnsupportedConfig {
         /// Capture or playback.
-        direction: Direction,
+        direction: DeviceDirection,
         /// The device's name.
         device: String,
         /// What is wrong.
@@ -152,7 +152,7 @@ pub enum DeviceError {
     #[error("{direction} audio device {device:?} is not available: {reason}")]
     Unavailable {
         /// Capture or playback.
-        direction: Direction,
+        direction: DeviceDirection,
         /// The device's name.
         device: String,
         /// cpal's error.
@@ -162,7 +162,7 @@ pub enum DeviceError {
     #[error("{direction} audio device {device:?}: could not open the stream: {reason}")]
     BuildStream {
         /// Capture or playback.
-        direction: Direction,
+        direction: DeviceDirection,
         /// The device's name.
         device: String,
         /// cpal's error.
@@ -172,7 +172,7 @@ pub enum DeviceError {
     #[error("{direction} audio device {device:?}: could not start the stream: {reason}")]
     PlayStream {
         /// Capture or playback.
-        direction: Direction,
+        direction: DeviceDirection,
         /// The device's name.
         device: String,
         /// cpal's error.
@@ -818,20 +818,20 @@ fn device_name(device: &cpal::Device) -> String {
     }
 }
 
-fn supports(device: &cpal::Device, direction: Direction) -> bool {
+fn supports(device: &cpal::Device, direction: DeviceDirection) -> bool {
     match direction {
-        Direction::Input => device.supports_input(),
-        Direction::Output => device.supports_output(),
+        DeviceDirection::Input => device.supports_input(),
+        DeviceDirection::Output => device.supports_output(),
     }
 }
 
 /// The default device for `direction`, or the one whose name or backend id is `name`.
-fn find_device(host: &cpal::Host, name: Option<&str>, direction: Direction) -> Result<cpal::Device, DeviceError> {
+fn find_device(host: &cpal::Host, name: Option<&str>, direction: DeviceDirection) -> Result<cpal::Device, DeviceError> {
     let not_found = || DeviceError::NoDevice { direction, name: name.map(str::to_owned) };
     let Some(name) = name else {
         let device = match direction {
-            Direction::Input => host.default_input_device(),
-            Direction::Output => host.default_output_device(),
+            DeviceDirection::Input => host.default_input_device(),
+            DeviceDirection::Output => host.default_output_device(),
         };
         return device.ok_or_else(not_found);
     };
@@ -857,12 +857,12 @@ fn find_device(host: &cpal::Host, name: Option<&str>, direction: Direction) -> R
 fn preferred_config(
     device: &cpal::Device,
     name: &str,
-    direction: Direction,
+    direction: DeviceDirection,
 ) -> Result<(cpal::StreamConfig, SampleFormat), DeviceError> {
     let unsupported = |reason: String| DeviceError::UnsupportedConfig { direction, device: name.to_owned(), reason };
     let supported = match direction {
-        Direction::Input => device.default_input_config(),
-        Direction::Output => device.default_output_config(),
+        DeviceDirection::Input => device.default_input_config(),
+        DeviceDirection::Output => device.default_output_config(),
     }
     .map_err(|e| match e.kind() {
         cpal::ErrorKind::DeviceNotAvailable
@@ -902,7 +902,11 @@ fn is_supported_format(format: SampleFormat) -> bool {
 }
 
 /// cpal's stream error callback: logs and counts, never panics.
-fn error_callback(direction: Direction, device: String, counters: Arc<Counters>) -> impl FnMut(cpal::Error) + Send {
+fn error_callback(
+    direction: DeviceDirection,
+    device: String,
+    counters: Arc<Counters>,
+) -> impl FnMut(cpal::Error) + Send {
     move |error: cpal::Error| {
         if error.kind() == cpal::ErrorKind::Xrun {
             counters.xruns.fetch_add(1, Ordering::Relaxed);
@@ -975,7 +979,7 @@ fn open_input(
     name: Option<String>,
     counters: Arc<Counters>,
 ) -> Result<(cpal::Stream, (CaptureReader, DeviceFormat)), DeviceError> {
-    let direction = Direction::Input;
+    let direction = DeviceDirection::Input;
     let host = cpal::default_host();
     let device = find_device(&host, name.as_deref(), direction)?;
     let label = device_name(&device);
@@ -997,7 +1001,7 @@ fn open_output(
     name: Option<String>,
     counters: Arc<Counters>,
 ) -> Result<(cpal::Stream, (PlaybackWriter, DeviceFormat)), DeviceError> {
-    let direction = Direction::Output;
+    let direction = DeviceDirection::Output;
     let host = cpal::default_host();
     let device = find_device(&host, name.as_deref(), direction)?;
     let label = device_name(&device);
@@ -1128,8 +1132,8 @@ impl AudioSink for DeviceSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::app_channel::{app_sink_channel_with_capacity, app_source_channel_with_capacity};
-    use crate::media::meter::Meter;
+    use crate::media::dsp::meter::Meter;
+    use crate::media::io::app_channel::{app_sink_channel_with_capacity, app_source_channel_with_capacity};
     use std::f64::consts::TAU;
 
     /// Every `i16`, and the extremes first.
@@ -1446,7 +1450,7 @@ mod tests {
     #[test]
     fn playback_at_44k1_plays_the_tone_on_every_channel() {
         let (mut writer, mut feeder) = playback_chain(44_100, 2);
-        let mut tone = crate::media::source::Tone::new(1000.0, -6.0);
+        let mut tone = crate::media::io::source::Tone::new(1000.0, -6.0);
         let mut frame = [0i16; 960];
         let mut left = Vec::new();
         let mut buf = [0.0f32; 441 * 2];
@@ -1558,10 +1562,10 @@ mod tests {
     #[test]
     fn stream_thread_reports_open_errors_timeouts_and_panics() {
         let err = StreamThread::spawn::<(), (), _>("test-err", Duration::from_secs(10), || {
-            Err(DeviceError::NoDevice { direction: Direction::Input, name: Some("x".into()) })
+            Err(DeviceError::NoDevice { direction: DeviceDirection::Input, name: Some("x".into()) })
         })
         .err();
-        assert_eq!(err, Some(DeviceError::NoDevice { direction: Direction::Input, name: Some("x".into()) }));
+        assert_eq!(err, Some(DeviceError::NoDevice { direction: DeviceDirection::Input, name: Some("x".into()) }));
         let slow = StreamThread::spawn::<(), (), _>("test-slow", Duration::from_millis(50), || {
             thread::sleep(Duration::from_millis(300));
             Ok(((), ()))
@@ -1583,12 +1587,12 @@ mod tests {
 
     #[test]
     fn errors_read_well() {
-        let e = DeviceError::NoDevice { direction: Direction::Output, name: None };
+        let e = DeviceError::NoDevice { direction: DeviceDirection::Output, name: None };
         assert_eq!(e.to_string(), "no output audio device");
-        let e = DeviceError::NoDevice { direction: Direction::Input, name: Some("USB mic".into()) };
+        let e = DeviceError::NoDevice { direction: DeviceDirection::Input, name: Some("USB mic".into()) };
         assert_eq!(e.to_string(), "no input audio device named \"USB mic\"");
         let e = DeviceError::UnsupportedConfig {
-            direction: Direction::Input,
+            direction: DeviceDirection::Input,
             device: "hw:0".into(),
             reason: "sample format dsd_u8".into(),
         };
@@ -1628,9 +1632,9 @@ mod tests {
         }
         let name = "webphone-test-no-such-device";
         let err = DeviceSource::open(Some(name)).err();
-        assert_eq!(err, Some(DeviceError::NoDevice { direction: Direction::Input, name: Some(name.into()) }));
+        assert_eq!(err, Some(DeviceError::NoDevice { direction: DeviceDirection::Input, name: Some(name.into()) }));
         let err = DeviceSink::open(Some(name)).err();
-        assert_eq!(err, Some(DeviceError::NoDevice { direction: Direction::Output, name: Some(name.into()) }));
+        assert_eq!(err, Some(DeviceError::NoDevice { direction: DeviceDirection::Output, name: Some(name.into()) }));
         let setup = crate::media::AudioSetup {
             receive: crate::media::ReceiveAudio::Device { name: Some(name.into()) },
             ..Default::default()

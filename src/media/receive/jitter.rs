@@ -49,7 +49,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::FrameDuration;
+use crate::media::frame::FrameDuration;
 
 /// Number of packet slots in the ring.
 pub const SLOTS: usize = 64;
@@ -117,7 +117,7 @@ pub enum Playout<'a> {
     /// can recover the lost frame from it ([`Decoder::recover`]); `next` is still returned
     /// by the following `pop` as a normal [`Playout::Frame`].
     ///
-    /// [`Decoder::recover`]: super::codec::Decoder::recover
+    /// [`Decoder::recover`]: crate::media::codec::Decoder::recover
     Lost {
         /// The payload that follows the lost frame, when it is already buffered.
         next: Option<&'a [u8]>,
@@ -336,6 +336,15 @@ impl JitterBuffer {
         self.hold_ts = None;
         self.last_transit = None;
         self.probation = 0;
+    }
+
+    /// Starts over with another configuration (a renegotiated codec: another clock rate),
+    /// forgetting every buffered packet and the stream position; the counters are kept. The
+    /// next packet starts a new stream, after the initial delay.
+    pub fn reconfigure(&mut self, config: JitterConfig) {
+        let stats = self.stats;
+        *self = JitterBuffer::new(config);
+        self.stats = JitterStats { target_delay_ms: self.stats.target_delay_ms, ..stats };
     }
 
     /// Buffers one RTP packet that arrived at `arrival`. The payload is copied; payloads

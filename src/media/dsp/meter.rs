@@ -85,7 +85,7 @@ use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use rustfft::num_complex::Complex;
 use rustfft::{Fft, FftPlanner};
 
-use super::SAMPLE_RATE;
+use crate::media::frame::SAMPLE_RATE;
 
 /// Samples in the analysis window (170.7 ms at 48 kHz).
 pub const ANALYSIS_WINDOW: usize = 8192;
@@ -700,7 +700,7 @@ mod tests {
             assert_eq!(meter.ring_energy, energy(&meter.ring), "after frame {n} of {len} samples");
         }
     }
-    use crate::media::source::{AudioSource, Silence, Tone};
+    use crate::media::io::source::{AudioSource, Silence, Tone};
 
     /// Feeds `frames` 20 ms frames of `source` to `meter`.
     fn feed(meter: &mut Meter, source: &mut impl AudioSource, frames: usize) {

@@ -1,0 +1,656 @@
+//! One call's audio as a state machine without I/O: [`CallAudio`] owns the
+//! send and receive pipelines, the playout clock, the impairment stage and
+//! the quality monitor, and is driven by inputs that carry the time; it
+//! reads no clock, opens no socket and spawns nothing. The engine's audio
+//! task is a thin shell around it (see `engine`).
+//!
+//! Time is [`tokio::time::Instant`], the one clock of the audio path, so the
+//! machine and its shell both run on tokio's paused clock in tests.
+//!
+//! # The drive loop
+//!
+//! Inputs are `handle_*`, outputs `poll_*`. After every input, drain the
+//! outputs, then sleep until [`CallAudio::poll_timeout`] or the next input:
+//!
+//! ```ignore
+//! loop {
+//!     while let Some(p) = audio.poll_transmit() { peer.send_rtp(p.payload_type, p.marker, p.timestamp, p.payload).await; }
+//!     while let Some(e) = audio.poll_event() { report(e); }
+//!     if audio.stats_due() { audio.publish_stats(&mut shared_stats, now); }
+//!     select! {
+//!         () = sleep_until(audio.poll_timeout()) => audio.handle_timeout(Instant::now()),
+//!         p = rtp.recv() => audio.handle_rtp(p, arrival),
+//!         c = controls.recv() => audio.handle_control(c),
+//!     }
+//! }
+//! ```
+//!
+//! [`handle_timeout`](CallAudio::handle_timeout) runs at most one frame of
+//! each clock (send, playout) per call: when the shell was late, `poll_timeout`
+//! is already past and the next call catches up (a burst, as
+//! `MissedTickBehavior::Burst`), with a transmit drained in between.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::contract::MediaDirection;
+use crate::media::codec::common::CodecError;
+use crate::media::dsp::meter::{DBFS_FLOOR, FrameAnalysis};
+use crate::media::engine::pipeline::{ReceivePipeline, RtpOut, SendPipeline};
+use crate::media::frame::FrameDuration;
+use crate::media::io::sink::AudioSink;
+use crate::media::io::source::AudioSource;
+use crate::media::receive::impairment::ImpairmentStage;
+use crate::media::receive::jitter::JitterConfig;
+use crate::media::receive::playout::PlayoutClock;
+use crate::media::receive::quality::{QualityAlert, QualityMonitor, QualitySample};
+use crate::media::rtc::peer::{Codec, Negotiated, RtpIn};
+use crate::media::setup::{BuiltAudio, MediaConfig};
+use crate::media::stats::CallStats;
+
+/// How long a playout tick may wait for a packet that is due but not yet
+/// here, before concealing (at most a quarter frame, so never a late tick).
+const PLAYOUT_GRACE: Duration = Duration::from_millis(4);
+
+/// Send ticks between two quality checks (one second with 20 ms frames).
+const QUALITY_TICKS: u64 = 50;
+
+/// Send ticks between two stats publications.
+const STATS_TICKS: u64 = 5;
+
+/// How long the received audio must stay silent before the dominant
+/// frequency heard is forgotten.
+const DOMINANT_HOLD: Duration = Duration::from_millis(500);
+
+/// Largest RTP payload the send pipeline produces.
+const MAX_PAYLOAD: usize = 1500;
+
+/// A change of a running call's audio, applied from the next frame on.
+pub(crate) enum AudioControl {
+    /// Send silence instead of the source (or stop).
+    MuteSend(bool),
+    /// Stop playing what arrives (it is still decoded and metered).
+    MuteReceive(bool),
+    /// Playback volume, 0.0 to 4.0.
+    Volume(f32),
+    /// Send this source from now on.
+    Source(Box<dyn AudioSource>),
+    /// Play into this sink from now on.
+    Sink(Box<dyn AudioSink>),
+}
+
+impl std::fmt::Debug for AudioControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AudioControl::MuteSend(m) => f.debug_tuple("MuteSend").field(m).finish(),
+            AudioControl::MuteReceive(m) => f.debug_tuple("MuteReceive").field(m).finish(),
+            AudioControl::Volume(v) => f.debug_tuple("Volume").field(v).finish(),
+            AudioControl::Source(_) => f.write_str("Source(..)"),
+            AudioControl::Sink(_) => f.write_str("Sink(..)"),
+        }
+    }
+}
+
+/// What happened in a call's audio.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum AudioEvent {
+    /// A quality threshold was passed or is back to normal.
+    Quality(QualityAlert),
+    /// The send source ran out (a non-looping file played to its end);
+    /// raised once per source.
+    SourceEnded,
+}
+
+/// A packet waiting in [`CallAudio::poll_transmit`].
+#[derive(Clone, Copy)]
+struct PendingPacket {
+    payload_type: u8,
+    timestamp: u32,
+    marker: bool,
+    len: usize,
+}
+
+/// One call's audio (see the module docs).
+pub(crate) struct CallAudio {
+    frame: FrameDuration,
+    jitter: JitterConfig,
+    codec: Codec,
+    direction: MediaDirection,
+    send: SendPipeline,
+    recv: ReceivePipeline,
+    tracked: Vec<f64>,
+    connected_at: Instant,
+
+    /// When the next send tick is due.
+    next_send: Instant,
+    /// When the next playout tick is due; `None` until the first packet.
+    playout_due: Option<Instant>,
+    /// While a playout tick waits a moment for its packet: until when.
+    grace_until: Option<Instant>,
+    clock: PlayoutClock,
+    impairment: Option<ImpairmentStage<RtpIn>>,
+    quality: QualityMonitor,
+
+    send_ticks: u64,
+    ticks: u64,
+    late_ticks: u64,
+    last_analysis: FrameAnalysis,
+    /// The dominant frequency heard, kept over short silences.
+    dominant_hz: Option<f64>,
+    /// Since when the received audio has been silent.
+    silent_since: Option<Instant>,
+    source_end_reported: bool,
+
+    pending: Option<PendingPacket>,
+    payload: Vec<u8>,
+    events: VecDeque<AudioEvent>,
+    stats_due: bool,
+}
+
+impl CallAudio {
+    /// A call's audio, connected at `now`, sending `audio.source` with the
+    /// negotiated codec from RTP timestamp `first_timestamp` on.
+    pub(crate) fn new(
+        cfg: &MediaConfig,
+        negotiated: Negotiated,
+        audio: BuiltAudio,
+        first_timestamp: u32,
+        now: Instant,
+    ) -> Result<CallAudio, CodecError> {
+        let frame = cfg.frame;
+        let codec = negotiated.codec;
+        let jitter = JitterConfig {
+            min_delay: cfg.jitter_min,
+            max_delay: cfg.jitter_max,
+            initial_delay: cfg.jitter_initial,
+            ..JitterConfig::new(frame, codec.clock_rate)
+        };
+        let BuiltAudio { source, sink, tracked } = audio;
+        let send = SendPipeline::new(source, codec.kind, codec.payload_type, frame, first_timestamp)?;
+        let mut recv = ReceivePipeline::new(
+            sink,
+            codec.kind,
+            codec.payload_type,
+            frame,
+            JitterConfig { clock_rate: codec.clock_rate, ..jitter },
+        )?;
+        for hz in &tracked {
+            recv.track(*hz);
+        }
+        Ok(CallAudio {
+            frame,
+            jitter,
+            codec,
+            direction: negotiated.direction,
+            send,
+            recv,
+            tracked,
+            connected_at: now,
+            next_send: now,
+            playout_due: None,
+            grace_until: None,
+            clock: PlayoutClock::new(frame.duration(), cfg.playout_margin),
+            impairment: cfg.impairment.map(ImpairmentStage::new),
+            quality: QualityMonitor::new(cfg.quality, now.into_std()),
+            send_ticks: 0,
+            ticks: 0,
+            late_ticks: 0,
+            last_analysis: FrameAnalysis { index: 0, level_dbfs: DBFS_FLOOR, peak: 0, silent: true, dominant_hz: None },
+            dominant_hz: None,
+            silent_since: None,
+            source_end_reported: false,
+            pending: None,
+            payload: vec![0; MAX_PAYLOAD],
+            events: VecDeque::with_capacity(8),
+            stats_due: true,
+        })
+    }
+
+    /// The codec in use.
+    pub(crate) fn codec(&self) -> Codec {
+        self.codec
+    }
+
+    // ---- inputs ------------------------------------------------------------------------------
+
+    /// Runs what is due at `now`: at most one send tick, the impaired
+    /// packets due, and at most one playout tick.
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        if now >= self.next_send {
+            self.send_tick(now);
+        }
+        if let Some(stage) = self.impairment.as_mut() {
+            let mut delivered = false;
+            while let Some((p, at)) = stage.pop_due(now.into_std()) {
+                deliver(&mut self.recv, &mut self.clock, self.codec.payload_type, &p, at);
+                delivered = true;
+            }
+            if delivered {
+                self.after_delivery(now);
+            }
+        }
+        if self.playout_due.is_some_and(|due| now >= due) {
+            self.playout_tick(now);
+        }
+    }
+
+    /// A received RTP packet that arrived at `arrival` (through the
+    /// impairment stage when one is configured).
+    pub(crate) fn handle_rtp(&mut self, packet: RtpIn, arrival: Instant) {
+        match self.impairment.as_mut() {
+            Some(stage) => {
+                if let Some((p, at)) = stage.push(packet, arrival.into_std()) {
+                    deliver(&mut self.recv, &mut self.clock, self.codec.payload_type, &p, at);
+                    self.after_delivery(arrival);
+                }
+            }
+            None => {
+                deliver(&mut self.recv, &mut self.clock, self.codec.payload_type, &packet, arrival.into_std());
+                self.after_delivery(arrival);
+            }
+        }
+    }
+
+    /// A change of mute, volume, source or sink: it applies from the next frame on.
+    pub(crate) fn handle_control(&mut self, control: AudioControl) {
+        match control {
+            AudioControl::MuteSend(m) => self.send.set_muted(m),
+            AudioControl::MuteReceive(m) => self.recv.set_muted(m),
+            AudioControl::Volume(v) => self.recv.set_volume(v),
+            AudioControl::Source(s) => {
+                self.send.set_source(s);
+                self.source_end_reported = false;
+            }
+            AudioControl::Sink(s) => self.recv.set_sink(s),
+        }
+    }
+
+    /// A completed renegotiation (a re-INVITE either way): the codec and
+    /// payload type, and the direction, apply from the next frame on. A
+    /// codec change restarts the jitter buffer (its counters are kept).
+    ///
+    /// # Errors
+    ///
+    /// The new codec could not be set up; the audio keeps the old one.
+    pub(crate) fn handle_negotiated(&mut self, negotiated: Negotiated, now: Instant) -> Result<(), CodecError> {
+        let was_receiving = self.direction.has_recv();
+        self.direction = negotiated.direction;
+        if !was_receiving && self.direction.has_recv() {
+            // Nothing was expected while on hold: judge silence from now on.
+            self.quality = QualityMonitor::new(*self.quality.thresholds(), now.into_std());
+        }
+        let c = negotiated.codec;
+        if c != self.codec {
+            let jitter = JitterConfig { clock_rate: c.clock_rate, ..self.jitter };
+            self.send.set_codec(c.kind, c.payload_type, self.frame)?;
+            self.recv.set_codec(c.kind, c.payload_type, self.frame, jitter)?;
+            tracing::debug!(from = ?self.codec, to = ?c, "codec renegotiated");
+            self.codec = c;
+            self.stats_due = true;
+        }
+        Ok(())
+    }
+
+    // ---- outputs -----------------------------------------------------------------------------
+
+    /// When [`handle_timeout`](Self::handle_timeout) must run next.
+    pub(crate) fn poll_timeout(&self) -> Instant {
+        let mut at = self.next_send;
+        if let Some(due) = self.playout_due {
+            at = at.min(due);
+        }
+        if let Some(due) = self.impairment.as_ref().and_then(|s| s.next_due()) {
+            at = at.min(Instant::from_std(due));
+        }
+        at
+    }
+
+    /// The packet the last send tick produced, once.
+    pub(crate) fn poll_transmit(&mut self) -> Option<RtpOut<'_>> {
+        let p = self.pending.take()?;
+        Some(RtpOut {
+            payload_type: p.payload_type,
+            timestamp: p.timestamp,
+            marker: p.marker,
+            payload: &self.payload[..p.len],
+        })
+    }
+
+    /// The next event, oldest first.
+    pub(crate) fn poll_event(&mut self) -> Option<AudioEvent> {
+        self.events.pop_front()
+    }
+
+    /// Whether the figures changed enough to be published (every few frames).
+    pub(crate) fn stats_due(&self) -> bool {
+        self.stats_due
+    }
+
+    /// Writes the current figures into `out` (no allocation once `out` has
+    /// its codec name and tracked list).
+    pub(crate) fn publish_stats(&mut self, out: &mut CallStats, now: Instant) {
+        self.stats_due = false;
+        let name = self.codec.kind.rtp_name();
+        if out.codec.as_deref() != Some(name) {
+            out.codec = Some(name.to_string());
+        }
+        out.media_connected = Some(self.connected_at.into_std());
+        out.update(&self.send.stats(), &self.recv, &self.tracked, self.dominant_hz, self.last_analysis.level_dbfs, now);
+        out.audio_ticks = self.ticks;
+        out.late_ticks = self.late_ticks;
+        out.playout_adjustments = self.clock.adjustments();
+        out.impairment_dropped = self.impairment.as_ref().map_or(0, |i| i.stats().dropped);
+    }
+
+    // ---- the frame clocks --------------------------------------------------------------------
+
+    fn send_tick(&mut self, now: Instant) {
+        let due = self.next_send;
+        self.next_send = due + self.frame.duration();
+        self.send_ticks += 1;
+        self.ticks += 1;
+        if now.saturating_duration_since(due) > self.frame.duration() / 2 {
+            self.late_ticks += 1;
+        }
+        if self.direction.has_send() {
+            // Encoder failures are counted in SendStats, not logged per frame.
+            if let Ok(p) = self.send.next_packet() {
+                let len = p.payload.len().min(self.payload.len());
+                self.payload[..len].copy_from_slice(&p.payload[..len]);
+                self.pending =
+                    Some(PendingPacket { payload_type: p.payload_type, timestamp: p.timestamp, marker: p.marker, len });
+            }
+            if self.send.stats().source_ended && !self.source_end_reported {
+                self.source_end_reported = true;
+                self.events.push_back(AudioEvent::SourceEnded);
+            }
+        }
+        if self.send_ticks.is_multiple_of(STATS_TICKS) {
+            self.stats_due = true;
+        }
+        if self.send_ticks.is_multiple_of(QUALITY_TICKS) && self.direction.has_recv() {
+            let r = self.recv.stats();
+            let sample = QualitySample {
+                expected: r.jitter.played + r.jitter.lost,
+                lost: r.jitter.lost,
+                jitter_ms: r.jitter.jitter_ms,
+                packets: r.packets,
+            };
+            let events = &mut self.events;
+            self.quality.observe(now.into_std(), sample, |alert| events.push_back(AudioEvent::Quality(alert)));
+        }
+    }
+
+    fn playout_tick(&mut self, now: Instant) {
+        let frame = self.frame.duration();
+        if self.recv.awaiting_next() && self.grace_until.is_none() {
+            // The packet for this tick is not here yet: give it a moment (a hiccup of
+            // either side's scheduler) rather than conceal a frame and add a frame of delay.
+            let until = now + (frame / 4).min(PLAYOUT_GRACE);
+            self.grace_until = Some(until);
+            self.playout_due = Some(until);
+            return;
+        }
+        self.grace_until = None;
+        self.ticks += 1;
+        if let Some(due) = self.clock.on_tick()
+            && now.into_std().saturating_duration_since(due) > frame / 2
+        {
+            self.late_ticks += 1;
+        }
+        let a = self.recv.tick(now.into_std());
+        if a.dominant_hz.is_some() {
+            self.dominant_hz = a.dominant_hz;
+        }
+        if a.silent {
+            let since = *self.silent_since.get_or_insert(now);
+            if now.saturating_duration_since(since) >= DOMINANT_HOLD {
+                self.dominant_hz = None;
+            }
+        } else {
+            self.silent_since = None;
+        }
+        self.last_analysis = a;
+        self.playout_due = self.clock.next_tick().map(Instant::from_std);
+    }
+
+    /// After packets reached the jitter buffer: start the playout clock, or
+    /// end a grace wait that got its packet.
+    fn after_delivery(&mut self, now: Instant) {
+        if self.playout_due.is_none() {
+            self.playout_due = self.clock.next_tick().map(Instant::from_std);
+        } else if self.grace_until.is_some() && !self.recv.awaiting_next() {
+            // What the tick was waiting for came: play it now.
+            self.playout_due = Some(now);
+        }
+    }
+}
+
+/// Hands a received packet to the jitter buffer and its arrival to the playout clock.
+fn deliver(recv: &mut ReceivePipeline, clock: &mut PlayoutClock, audio_pt: u8, p: &RtpIn, arrival: std::time::Instant) {
+    recv.push_packet(p.payload_type, p.sequence, p.timestamp, &p.payload, arrival);
+    if p.payload_type == audio_pt {
+        clock.on_packet(arrival);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::media::codec::common::CodecKind;
+    use crate::media::io::sink::NullSink;
+    use crate::media::io::source::{Silence, Tone};
+
+    const OPUS: Codec = Codec { kind: CodecKind::Opus, payload_type: 111, clock_rate: 48_000 };
+    const PCMU: Codec = Codec { kind: CodecKind::Pcmu, payload_type: 0, clock_rate: 8_000 };
+    const FRAME: Duration = Duration::from_millis(20);
+
+    fn negotiated(codec: Codec) -> Negotiated {
+        Negotiated { codec, telephone_event_pt: None, direction: MediaDirection::SendRecv }
+    }
+
+    fn machine(source: Box<dyn AudioSource>, codec: Codec, now: Instant) -> CallAudio {
+        let audio = BuiltAudio { source, sink: Box::new(NullSink::new()), tracked: vec![] };
+        CallAudio::new(&MediaConfig::default(), negotiated(codec), audio, 1234, now).expect("codecs build")
+    }
+
+    /// Ends after `frames` frames of a tone.
+    struct Ending(u32);
+
+    impl AudioSource for Ending {
+        fn read(&mut self, out: &mut [i16]) -> bool {
+            out.fill(if self.0 > 0 { 1000 } else { 0 });
+            self.0 = self.0.saturating_sub(1);
+            self.0 > 0
+        }
+    }
+
+    /// Runs the send clock once (at its due time) and returns the packet's payload.
+    fn next_payload(a: &mut CallAudio) -> Vec<u8> {
+        let t = a.poll_timeout();
+        a.handle_timeout(t);
+        a.poll_transmit().expect("a packet per send tick").payload.to_vec()
+    }
+
+    fn events(a: &mut CallAudio) -> Vec<AudioEvent> {
+        std::iter::from_fn(|| a.poll_event()).collect()
+    }
+
+    #[test]
+    fn mute_applies_at_the_very_next_frame() {
+        let t0 = Instant::now();
+        let mut a = machine(Box::new(Tone::new(1000.0, -12.0)), PCMU, t0);
+        // μ-law near-silence: 0xFF/0x7F and the next few codes. The resampler's
+        // 3 ms delay carries the tone's tail into the frame's start.
+        let silent = |p: &[u8]| p.len() == 160 && p[60..].iter().all(|b| b & 0x7F >= 0x7C);
+        assert!(!silent(&next_payload(&mut a)));
+        a.handle_control(AudioControl::MuteSend(true));
+        assert!(silent(&next_payload(&mut a)));
+        assert!(silent(&next_payload(&mut a)));
+        a.handle_control(AudioControl::MuteSend(false));
+        assert!(!silent(&next_payload(&mut a)));
+        a.handle_control(AudioControl::Source(Box::new(Silence)));
+        assert!(silent(&next_payload(&mut a)));
+        assert!(a.poll_transmit().is_none(), "one packet per tick, handed out once");
+    }
+
+    #[test]
+    fn send_ticks_run_on_their_own_clock_and_count_late_ones() {
+        let t0 = Instant::now();
+        let mut a = machine(Box::new(Silence), PCMU, t0);
+        assert_eq!(a.poll_timeout(), t0, "the first frame is due at once");
+        a.handle_timeout(t0);
+        assert_eq!(a.poll_timeout(), t0 + FRAME);
+        // Woken early: nothing due, nothing sent.
+        a.handle_timeout(t0 + FRAME / 2);
+        assert!(a.poll_transmit().is_some() && a.poll_transmit().is_none());
+        // Woken 50 ms late: the missed ticks burst, one per call, the first two late.
+        let late = t0 + FRAME + Duration::from_millis(50);
+        let mut sent = 0;
+        while a.poll_timeout() <= late {
+            a.handle_timeout(late);
+            sent += usize::from(a.poll_transmit().is_some());
+        }
+        assert_eq!(sent, 3);
+        assert_eq!(a.poll_timeout(), t0 + 4 * FRAME);
+        let mut stats = CallStats::default();
+        a.publish_stats(&mut stats, late);
+        assert_eq!((stats.audio_ticks, stats.late_ticks), (4, 2));
+    }
+
+    #[test]
+    fn a_source_that_ends_raises_one_event() {
+        let t0 = Instant::now();
+        let mut a = machine(Box::new(Ending(3)), OPUS, t0);
+        let mut ended = 0;
+        for _ in 0..10 {
+            next_payload(&mut a);
+            ended += events(&mut a).iter().filter(|e| **e == AudioEvent::SourceEnded).count();
+        }
+        assert_eq!(ended, 1);
+        // A new source that ends: once more.
+        a.handle_control(AudioControl::Source(Box::new(Ending(2))));
+        for _ in 0..10 {
+            next_payload(&mut a);
+            ended += events(&mut a).iter().filter(|e| **e == AudioEvent::SourceEnded).count();
+        }
+        assert_eq!(ended, 2);
+    }
+
+    /// Two machines on one fake clock, A's packets reaching B `latency` later.
+    struct Pair {
+        a: CallAudio,
+        b: CallAudio,
+        now: Instant,
+        seq: u16,
+        in_flight: VecDeque<(Instant, RtpIn)>,
+    }
+
+    impl Pair {
+        fn new(codec: Codec) -> Pair {
+            let now = Instant::now();
+            let a = machine(Box::new(Tone::new(1000.0, -12.0)), codec, now);
+            let b = machine(Box::new(Silence), codec, now);
+            Pair { a, b, now, seq: 0, in_flight: VecDeque::new() }
+        }
+
+        /// Runs both machines for `d` of fake time.
+        fn run(&mut self, d: Duration) {
+            const LATENCY: Duration = Duration::from_millis(3);
+            let end = self.now + d;
+            loop {
+                let next_arrival = self.in_flight.front().map(|(at, _)| *at);
+                let t = [Some(self.a.poll_timeout()), Some(self.b.poll_timeout()), next_arrival]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                    .expect("A always has a send tick");
+                if t > end {
+                    break;
+                }
+                self.now = t;
+                if self.a.poll_timeout() <= t {
+                    self.a.handle_timeout(t);
+                }
+                if let Some(p) = self.a.poll_transmit() {
+                    let packet = RtpIn {
+                        payload_type: p.payload_type,
+                        sequence: self.seq,
+                        timestamp: p.timestamp,
+                        marker: p.marker,
+                        ssrc: 1,
+                        payload: Bytes::copy_from_slice(p.payload),
+                        arrival: (t + LATENCY).into_std(),
+                    };
+                    self.seq = self.seq.wrapping_add(1);
+                    self.in_flight.push_back((t + LATENCY, packet));
+                }
+                while self.in_flight.front().is_some_and(|(at, _)| *at <= t) {
+                    let (at, p) = self.in_flight.pop_front().expect("checked");
+                    self.b.handle_rtp(p, at);
+                }
+                if self.b.poll_timeout() <= t {
+                    self.b.handle_timeout(t);
+                }
+                while self.b.poll_transmit().is_some() {}
+            }
+            self.now = end;
+        }
+
+        fn b_stats(&mut self) -> CallStats {
+            let mut s = CallStats::default();
+            self.b.publish_stats(&mut s, self.now);
+            s
+        }
+    }
+
+    #[test]
+    fn audio_flows_switches_codec_and_forgets_the_tone_after_silence() {
+        let mut pair = Pair::new(OPUS);
+        pair.run(Duration::from_secs(2));
+        let s = pair.b_stats();
+        assert_eq!(s.codec.as_deref(), Some("opus"));
+        assert!(s.decoded_frames >= 90, "{s:?}");
+        assert_eq!((s.late_ticks, s.concealed_frames), (0, 0), "{s:?}");
+        assert!(s.rx_dominant_hz.is_some_and(|hz| (hz - 1000.0).abs() < 15.0), "{s:?}");
+        let debug = format!("{s:?}");
+        assert!(!debug.contains("Instant") && debug.contains("first_audio_after_connect: Some("), "{debug}");
+
+        // Both sides renegotiate PCMU (B first: a few Opus packets are then ignored).
+        pair.b.handle_negotiated(negotiated(PCMU), pair.now).unwrap();
+        pair.a.handle_negotiated(negotiated(PCMU), pair.now).unwrap();
+        let before = pair.b_stats().decoded_frames;
+        pair.run(Duration::from_secs(2));
+        let s = pair.b_stats();
+        assert_eq!(s.codec.as_deref(), Some("PCMU"));
+        assert!(s.decoded_frames >= before + 90, "{s:?}");
+        assert!(s.rx_dominant_hz.is_some_and(|hz| (hz - 1000.0).abs() < 15.0), "{s:?}");
+
+        // A goes silent: after half a second of silence B no longer reports the tone.
+        pair.a.handle_control(AudioControl::Source(Box::new(Silence)));
+        pair.run(Duration::from_millis(300));
+        assert!(pair.b_stats().rx_dominant_hz.is_some(), "short silences keep it");
+        pair.run(Duration::from_millis(700));
+        assert_eq!(pair.b_stats().rx_dominant_hz, None);
+    }
+
+    #[test]
+    fn hold_stops_sending_and_quality_checks() {
+        let mut pair = Pair::new(PCMU);
+        pair.run(Duration::from_secs(1));
+        let hold = Negotiated { direction: MediaDirection::SendOnly, ..negotiated(PCMU) };
+        let held = Negotiated { direction: MediaDirection::RecvOnly, ..negotiated(PCMU) };
+        pair.a.handle_negotiated(held, pair.now).unwrap();
+        pair.b.handle_negotiated(hold, pair.now).unwrap();
+        pair.run(Duration::from_millis(100));
+        let sent = pair.b_stats().rx_packets;
+        // Nothing arrives for longer than the no-audio threshold: no alert on hold.
+        pair.run(Duration::from_secs(10));
+        assert_eq!(pair.b_stats().rx_packets, sent);
+        assert!(events(&mut pair.b).is_empty());
+    }
+}
