@@ -17,10 +17,10 @@ use std::io::{self, Seek, SeekFrom, Write};
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use webphone::media::app_channel::{app_sink_channel, app_source_channel};
-use webphone::media::meter::{Meter, MeterConfig};
-use webphone::media::sink::{AudioSink, WavRecorder};
-use webphone::media::source::{AudioSource, Tone, WavSource};
+use webphone::media::dsp::meter::{Meter, MeterConfig};
+use webphone::media::io::app_channel::{app_sink_channel, app_source_channel};
+use webphone::media::io::sink::{AudioSink, WavRecorder};
+use webphone::media::io::source::{AudioSource, Tone, WavSource};
 
 const FRAME: usize = 960;
 

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use webphone::media;
-use webphone::media::source::SyntheticVoice;
+use webphone::media::io::source::SyntheticVoice;
 
 use media::FrameDuration;
 use media::codec::{self, CodecKind};

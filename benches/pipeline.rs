@@ -40,19 +40,19 @@
 //!
 //! [`SendPipeline::next_packet`]: webphone::media::pipeline::SendPipeline::next_packet
 //! [`ReceivePipeline`]: webphone::media::pipeline::ReceivePipeline
-//! [`AudioSource`]: webphone::media::source::AudioSource
-//! [`OpusEncoder::new`]: webphone::media::opus::OpusEncoder::new
-//! [`OpusConfig::default`]: webphone::media::opus::OpusConfig
-//! [`NullSink`]: webphone::media::sink::NullSink
-//! [`Resampler`]: webphone::media::resample::Resampler
-//! [`Law::encode_slice`]: webphone::media::g711::Law::encode_slice
-//! [`Law::decode_slice`]: webphone::media::g711::Law::decode_slice
-//! [`G711Encoder`]: webphone::media::g711::G711Encoder
-//! [`G711Decoder`]: webphone::media::g711::G711Decoder
-//! [`normalize_remote_sdp`]: webphone::media::sdp::normalize_remote_sdp
+//! [`AudioSource`]: webphone::media::io::source::AudioSource
+//! [`OpusEncoder::new`]: webphone::media::codec::opus::OpusEncoder::new
+//! [`OpusConfig::default`]: webphone::media::codec::opus::OpusConfig
+//! [`NullSink`]: webphone::media::io::sink::NullSink
+//! [`Resampler`]: webphone::media::dsp::resample::Resampler
+//! [`Law::encode_slice`]: webphone::media::codec::g711::Law::encode_slice
+//! [`Law::decode_slice`]: webphone::media::codec::g711::Law::decode_slice
+//! [`G711Encoder`]: webphone::media::codec::g711::G711Encoder
+//! [`G711Decoder`]: webphone::media::codec::g711::G711Decoder
+//! [`normalize_remote_sdp`]: webphone::media::rtc::sdp::normalize_remote_sdp
 //! [`Encoder`]: webphone::media::codec::Encoder
 //! [`Decoder`]: webphone::media::codec::Decoder
-//! [`Meter::process`]: webphone::media::meter::Meter::process
+//! [`Meter::process`]: webphone::media::dsp::meter::Meter::process
 
 use std::hint::black_box;
 use std::io::Cursor;
@@ -64,16 +64,16 @@ use audiopus::{Application, Bitrate, Channels, MutSignals, SampleRate, Signal};
 use criterion::{Criterion, criterion_group, criterion_main};
 use rtc::sdp::SessionDescription;
 use webphone::media::FrameDuration;
+use webphone::media::codec::g711::Law;
+use webphone::media::codec::opus::OpusConfig;
 use webphone::media::codec::{self, CodecKind};
-use webphone::media::g711::Law;
-use webphone::media::jitter::{JitterBuffer, JitterConfig, Playout};
-use webphone::media::meter::{Meter, MeterConfig};
-use webphone::media::opus::OpusConfig;
+use webphone::media::dsp::meter::{Meter, MeterConfig};
+use webphone::media::dsp::resample::Resampler;
+use webphone::media::io::sink::NullSink;
+use webphone::media::io::source::{AudioSource, SyntheticVoice};
 use webphone::media::pipeline::{ReceivePipeline, SendPipeline};
-use webphone::media::resample::Resampler;
-use webphone::media::sdp::normalize_remote_sdp;
-use webphone::media::sink::NullSink;
-use webphone::media::source::{AudioSource, SyntheticVoice};
+use webphone::media::receive::jitter::{JitterBuffer, JitterConfig, Playout};
+use webphone::media::rtc::sdp::normalize_remote_sdp;
 
 const FRAME: usize = 960;
 const FRAMES: usize = 50;
@@ -110,7 +110,7 @@ impl AudioSource for Replay {
     }
 }
 
-/// libopus configured exactly as `webphone::media::opus::OpusEncoder::new` configures it.
+/// libopus configured exactly as `webphone::media::codec::opus::OpusEncoder::new` configures it.
 fn libopus_encoder() -> LibopusEncoder {
     let config = OpusConfig::default();
     let mut enc = LibopusEncoder::new(SampleRate::Hz48000, Channels::Mono, Application::Voip).unwrap();

@@ -218,13 +218,13 @@ impl Core {
                         Incoming::Closed(reason) => return SessionEnd::Lost(reason),
                     }
                 }
-                cmd = commands.recv() => if let Flow::Stop = self.handle_command(cmd) {
-                    if stop_deadline.is_none() {
-                        self.ua.unregister(now());
-                        stop_deadline = Some(now() + cfg.unregister_timeout);
-                        for call in self.ua.call_keys() {
-                            let _ = self.ua.hangup(call, now());
-                        }
+                cmd = commands.recv() => if let Flow::Stop = self.handle_command(cmd)
+                    && stop_deadline.is_none()
+                {
+                    self.ua.unregister(now());
+                    stop_deadline = Some(now() + cfg.unregister_timeout);
+                    for call in self.ua.call_keys() {
+                        let _ = self.ua.hangup(call, now());
                     }
                 },
                 result = self.media.next_result() => self.handle_media_result(result, shared),

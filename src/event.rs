@@ -168,7 +168,7 @@ pub enum Event {
         /// The call.
         call: CallInfo,
         /// What was passed, raised or cleared.
-        alert: crate::media::quality::QualityAlert,
+        alert: crate::media::receive::quality::QualityAlert,
     },
     /// What a call sends ran out (a WAV file played to its end, not
     /// looping); the call goes on sending silence until told otherwise

@@ -1,5 +1,6 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![warn(unreachable_pub)]
 //! # webphone
 //!
 //! A headless SIP-over-WebSocket + WebRTC user agent: the phone that
@@ -115,7 +116,10 @@ pub use dialog::call::{CallDirection, EndCause, Originator, Party};
 pub use dialog::{CallError, CallRequest};
 pub use error::Error;
 pub use event::{CallInfo, Event};
-pub use media::{AudioSetup, CallStats, ReceiveAudio, SendAudio};
+pub use media::{
+    AppSink, AppSinkReader, AppSource, AppSourceWriter, AudioSetup, CallStats, ReceiveAudio, SendAudio,
+    app_sink_channel, app_source_channel,
+};
 pub use phone::{Call, CallEvents, CallOptions, Events, Phone};
 pub use secret::Password;
 pub use transport::keepalive::PingKind;

@@ -18,7 +18,7 @@ use std::time::Duration;
 use support::raw_ws::{RawSip, SipMsg, request, response, token};
 use support::*;
 use webphone::media::codec::CodecKind;
-use webphone::media::peer::{IceConfig, MediaDirection as SdpDirection, Peer, PeerConfig};
+use webphone::media::rtc::peer::{IceConfig, MediaDirection as SdpDirection, Peer, PeerConfig};
 use webphone::media::{AudioSetup, CallStats, SendAudio};
 use webphone::{CallOptions, Event, Originator};
 

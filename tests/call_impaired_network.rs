@@ -17,8 +17,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use support::*;
-use webphone::media::impairment::Impairment;
-use webphone::media::quality::{QualityMetric, QualityThresholds};
+use webphone::media::receive::impairment::Impairment;
+use webphone::media::receive::quality::{QualityMetric, QualityThresholds};
 use webphone::media::{AudioSetup, CallStats, SendAudio};
 use webphone::{CallOptions, Event};
 

@@ -18,7 +18,7 @@ use std::time::Duration;
 use support::raw_ws::{RawSip, request, token};
 use support::*;
 use webphone::media::codec::CodecKind;
-use webphone::media::peer::{IceConfig, MediaDirection as SdpDirection, Peer, PeerConfig};
+use webphone::media::rtc::peer::{IceConfig, MediaDirection as SdpDirection, Peer, PeerConfig};
 use webphone::media::{AudioSetup, SendAudio};
 use webphone::{CallDirection, Event, Originator};
 

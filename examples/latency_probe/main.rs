@@ -55,9 +55,9 @@ use std::time::{Duration, Instant};
 use audiopus::coder::Encoder as LibopusEncoder;
 use audiopus::{Application, Bitrate, Channels, SampleRate, Signal};
 use clap::Parser;
-use webphone::media::opus::OpusConfig;
-use webphone::media::sink::AudioSink;
-use webphone::media::source::AudioSource;
+use webphone::media::codec::opus::OpusConfig;
+use webphone::media::io::sink::AudioSink;
+use webphone::media::io::source::AudioSource;
 use webphone::media::{AudioSetup, CallStats, ReceiveAudio, SendAudio};
 use webphone::{CallKey, CallOptions, Event, Events, Phone, PhoneConfig};
 
@@ -160,7 +160,7 @@ impl AudioSink for RecordSink {
     }
 }
 
-/// The Opus encoder's look-ahead in samples, with the settings of `webphone::media::opus::OpusEncoder::new`.
+/// The Opus encoder's look-ahead in samples, with the settings of `webphone::media::codec::opus::OpusEncoder::new`.
 fn opus_lookahead() -> Result<u32, audiopus::Error> {
     let config = OpusConfig::default();
     let mut enc = LibopusEncoder::new(SampleRate::Hz48000, Channels::Mono, Application::Voip)?;

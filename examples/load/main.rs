@@ -3,7 +3,7 @@
 //! 1. **Anchor.** Bare libopus (the `audiopus` crate, configured exactly as `src/media/opus.rs` configures
 //!    its encoder: VoIP application, voice signal, 32 kbit/s, complexity 5, in-band FEC, 10 % expected loss,
 //!    no DTX) encodes and decodes `--anchor-frames` 20 ms frames of the speech-like signal the calls send
-//!    (`media::source::SyntheticVoice`: 150 Hz harmonics, 4 Hz syllable envelope, noise), on one thread. Each
+//!    (`media::io::source::SyntheticVoice`: 150 Hz harmonics, 4 Hz syllable envelope, noise), on one thread. Each
 //!    call leg encodes one frame and decodes one frame per 20 ms, so the machine can carry at most
 //!    `ceiling = cores × 20 ms / (encode + decode)` legs (medians). The crate's own pipelines
 //!    (`SendPipeline::next_packet`, `ReceivePipeline::push_packet` + `tick`) are timed the same way, for the
@@ -56,11 +56,11 @@ use audiopus::packet::Packet;
 use audiopus::{Application, Bitrate, Channels, MutSignals, SampleRate, Signal};
 use clap::Parser;
 use webphone::media::codec::CodecKind;
-use webphone::media::jitter::JitterConfig;
-use webphone::media::opus::OpusConfig;
+use webphone::media::codec::opus::OpusConfig;
+use webphone::media::io::sink::NullSink;
+use webphone::media::io::source::{AudioSource, SyntheticVoice};
 use webphone::media::pipeline::{ReceivePipeline, SendPipeline};
-use webphone::media::sink::NullSink;
-use webphone::media::source::{AudioSource, SyntheticVoice};
+use webphone::media::receive::jitter::JitterConfig;
 use webphone::media::{AudioSetup, CallStats, FrameDuration, SendAudio};
 use webphone::{CallKey, CallOptions, Event, Events, Phone, PhoneConfig};
 
@@ -140,7 +140,7 @@ fn voice_setup(samples: &Arc<[i16]>, leg: usize) -> AudioSetup {
     AudioSetup { send: SendAudio::Custom(Box::new(VoiceLoop { samples: samples.clone(), pos })), ..Default::default() }
 }
 
-/// libopus configured exactly as `webphone::media::opus::OpusEncoder::new` configures it.
+/// libopus configured exactly as `webphone::media::codec::opus::OpusEncoder::new` configures it.
 fn libopus_encoder() -> Result<LibopusEncoder, audiopus::Error> {
     let config = OpusConfig::default();
     let mut enc = LibopusEncoder::new(SampleRate::Hz48000, Channels::Mono, Application::Voip)?;

@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use webphone::media::CallStats;
-use webphone::media::quality::{QualityAlert, QualityMetric};
+use webphone::media::receive::quality::{QualityAlert, QualityMetric};
 use webphone::{CallInfo, CallKey, Event, Events, Phone};
 
 /// What one call did, from its events and its last stats.

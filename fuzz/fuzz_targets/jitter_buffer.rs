@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use webphone::media::FrameDuration;
-use webphone::media::jitter::{InsertOutcome, JitterBuffer, JitterConfig, Playout, SLOT_BYTES, SLOTS};
+use webphone::media::receive::jitter::{InsertOutcome, JitterBuffer, JitterConfig, Playout, SLOT_BYTES, SLOTS};
 
 #[derive(Arbitrary, Debug)]
 struct Input {

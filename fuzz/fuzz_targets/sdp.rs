@@ -10,10 +10,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use webphone::media::sdp::fuzzing::{
+use webphone::media::rtc::sdp::fuzzing::{
     audio_section, media_sections, reconcile_fmtp, strip_telephone_event_tags, tag_telephone_events,
 };
-use webphone::media::sdp::{MediaDirection as Direction, normalize_remote_sdp};
+use webphone::media::rtc::sdp::{MediaDirection as Direction, normalize_remote_sdp};
 
 fuzz_target!(|data: &[u8]| {
     let sdp = String::from_utf8_lossy(data);

@@ -25,7 +25,7 @@
 //! - [`setup`]: a call's audio choices and the phone's media settings;
 //!   [`stats`]: a call's figures.
 //!
-//! The flat paths of earlier versions (`media::peer`, `media::jitter`, ...)
+//! The flat paths of earlier versions (`media::rtc::peer`, `media::receive::jitter`, ...)
 //! are kept as re-exports of the rooms' modules.
 
 pub mod codec;
@@ -38,15 +38,9 @@ pub mod rtc;
 pub mod setup;
 pub mod stats;
 
-pub use codec::{g711, opus};
-pub use dsp::{meter, resample};
 pub use engine::pipeline;
 pub use frame::{FrameDuration, MAX_FRAME_SAMPLES, SAMPLE_RATE};
-#[cfg(feature = "device")]
-pub use io::device;
 pub use io::{AppSink, AppSinkReader, AppSource, AppSourceWriter, app_sink_channel, app_source_channel};
-pub use io::{app_channel, sink, source, wav};
-pub use receive::{impairment, jitter, playout, quality};
-pub use rtc::{IceConfig, IceServer, peer, sdp};
+pub use rtc::{IceConfig, IceServer};
 pub use setup::{AudioSetup, MediaConfig, ReceiveAudio, SendAudio};
 pub use stats::CallStats;

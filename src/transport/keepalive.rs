@@ -21,7 +21,7 @@ pub enum PingKind {
 
 /// Keep-alive settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct KeepAliveConfig {
+pub(crate) struct KeepAliveConfig {
     /// Quiet time before a ping.
     pub interval: Duration,
     /// How long to wait for any sign of life after a ping.
@@ -42,7 +42,7 @@ impl Default for KeepAliveConfig {
 
 /// What the driver must do when the keep-alive timer fires.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KeepAliveAction {
+pub(crate) enum KeepAliveAction {
     /// Nothing yet.
     None,
     /// Send a ping of this kind.
@@ -53,7 +53,7 @@ pub enum KeepAliveAction {
 
 /// Keep-alive state of one connection.
 #[derive(Clone, Debug)]
-pub struct KeepAlive {
+pub(crate) struct KeepAlive {
     cfg: KeepAliveConfig,
     last_rx: Instant,
     ping_sent: Option<Instant>,
@@ -61,18 +61,18 @@ pub struct KeepAlive {
 
 impl KeepAlive {
     /// State for a connection that came up at `now`.
-    pub fn new(cfg: KeepAliveConfig, now: Instant) -> KeepAlive {
+    pub(crate) fn new(cfg: KeepAliveConfig, now: Instant) -> KeepAlive {
         KeepAlive { cfg, last_rx: now, ping_sent: None }
     }
 
     /// Anything arrived.
-    pub fn handle_received(&mut self, now: Instant) {
+    pub(crate) fn handle_received(&mut self, now: Instant) {
         self.last_rx = now;
         self.ping_sent = None;
     }
 
     /// When to call [`Self::handle_timeout`].
-    pub fn poll_timeout(&self) -> Instant {
+    pub(crate) fn poll_timeout(&self) -> Instant {
         match self.ping_sent {
             Some(sent) => sent + self.cfg.timeout,
             None => self.last_rx + self.cfg.interval,
@@ -80,7 +80,7 @@ impl KeepAlive {
     }
 
     /// The timer fired.
-    pub fn handle_timeout(&mut self, now: Instant) -> KeepAliveAction {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) -> KeepAliveAction {
         if now < self.poll_timeout() {
             return KeepAliveAction::None;
         }

@@ -4,7 +4,7 @@
 //!
 //! [`reconnect`] and [`keepalive`] are sans-IO policies; only [`ws`] does I/O.
 
-pub mod keepalive;
-pub mod reconnect;
-pub mod tls;
-pub mod ws;
+pub(crate) mod keepalive;
+pub(crate) mod reconnect;
+pub(crate) mod tls;
+pub(crate) mod ws;

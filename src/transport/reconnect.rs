@@ -17,7 +17,7 @@ use rand::Rng;
 
 /// Reconnection state for a list of servers.
 #[derive(Clone, Debug)]
-pub struct Reconnect {
+pub(crate) struct Reconnect {
     servers: usize,
     current: usize,
     tried_in_round: usize,
@@ -28,7 +28,7 @@ pub struct Reconnect {
 
 /// The next connection attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Attempt {
+pub(crate) struct Attempt {
     /// Index of the server to try.
     pub server: usize,
     /// How long to wait before trying.
@@ -37,18 +37,18 @@ pub struct Attempt {
 
 impl Reconnect {
     /// Policy for `servers` servers (at least one) with backoff bounds.
-    pub fn new(servers: usize, min: Duration, max: Duration) -> Reconnect {
+    pub(crate) fn new(servers: usize, min: Duration, max: Duration) -> Reconnect {
         Reconnect { servers: servers.max(1), current: 0, tried_in_round: 0, failed_rounds: 0, min, max: max.max(min) }
     }
 
     /// The server currently in use or about to be tried.
     #[cfg(test)]
-    pub fn current(&self) -> usize {
+    pub(crate) fn current(&self) -> usize {
         self.current
     }
 
     /// An attempt to connect failed: where and when to try next.
-    pub fn handle_failure(&mut self, rng: &mut impl Rng) -> Attempt {
+    pub(crate) fn handle_failure(&mut self, rng: &mut impl Rng) -> Attempt {
         self.tried_in_round += 1;
         if self.tried_in_round < self.servers {
             self.current = (self.current + 1) % self.servers;
@@ -61,19 +61,19 @@ impl Reconnect {
     }
 
     /// A connection came up.
-    pub fn handle_connected(&mut self) {
+    pub(crate) fn handle_connected(&mut self) {
         self.tried_in_round = 0;
         self.failed_rounds = 0;
     }
 
     /// A connection that was up dropped: where and when to try next.
-    pub fn handle_disconnected(&mut self, rng: &mut impl Rng) -> Attempt {
+    pub(crate) fn handle_disconnected(&mut self, rng: &mut impl Rng) -> Attempt {
         self.tried_in_round = 0;
         Attempt { server: self.current, delay: jitter(self.min, rng) }
     }
 
     /// The backoff after the current number of failed rounds, before jitter.
-    pub fn backoff(&self) -> Duration {
+    pub(crate) fn backoff(&self) -> Duration {
         let exp = self.failed_rounds.saturating_sub(1).min(20);
         self.min.saturating_mul(1 << exp).min(self.max)
     }

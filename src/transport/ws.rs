@@ -18,14 +18,14 @@ use crate::Error;
 
 /// A validated server address.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ServerUrl {
+pub(crate) struct ServerUrl {
     url: String,
     secure: bool,
 }
 
 impl ServerUrl {
     /// Accepts `ws://host[:port][/path]` and `wss://...`.
-    pub fn parse(url: &str) -> Result<ServerUrl, Error> {
+    pub(crate) fn parse(url: &str) -> Result<ServerUrl, Error> {
         let bad = |reason: &str| Error::InvalidServer { url: url.to_string(), reason: reason.to_string() };
         let lower = url.to_ascii_lowercase();
         let (secure, rest) = if let Some(r) = lower.strip_prefix("wss://") {
@@ -44,24 +44,24 @@ impl ServerUrl {
     }
 
     /// The URL as given.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.url
     }
 
     /// True for `wss://`.
-    pub fn is_secure(&self) -> bool {
+    pub(crate) fn is_secure(&self) -> bool {
         self.secure
     }
 
     /// Via transport token for this server: `WS` or `WSS`.
-    pub fn via_transport(&self) -> &'static str {
+    pub(crate) fn via_transport(&self) -> &'static str {
         if self.secure { "WSS" } else { "WS" }
     }
 }
 
 /// A received WebSocket frame, as the phone sees it.
 #[derive(Debug)]
-pub enum Incoming {
+pub(crate) enum Incoming {
     /// A SIP message (text or binary frame).
     Sip(Bytes),
     /// A keep-alive answer (pong frame, or a CRLF / double CRLF text frame).
@@ -71,14 +71,14 @@ pub enum Incoming {
 }
 
 /// An open SIP-over-WebSocket connection.
-pub struct Connection {
+pub(crate) struct Connection {
     stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
 }
 
 impl Connection {
     /// Connects and performs the handshake offering `Sec-WebSocket-Protocol: sip`.
     /// Fails with [`Error::SubprotocolRejected`] when the server does not accept it.
-    pub async fn connect(server: &ServerUrl, tls: &TlsConfig, timeout: Duration) -> Result<Connection, Error> {
+    pub(crate) async fn connect(server: &ServerUrl, tls: &TlsConfig, timeout: Duration) -> Result<Connection, Error> {
         let mut request = server
             .as_str()
             .into_client_request()
@@ -106,7 +106,7 @@ impl Connection {
     }
 
     /// Sends one SIP message as a text frame.
-    pub async fn send_sip(&mut self, bytes: Bytes) -> Result<(), String> {
+    pub(crate) async fn send_sip(&mut self, bytes: Bytes) -> Result<(), String> {
         // SIP heads are UTF-8; a binary body makes the frame binary (RFC 7118 §5).
         let msg = match tungstenite::Utf8Bytes::try_from(bytes.clone()) {
             Ok(text) => WsMessage::Text(text),
@@ -116,17 +116,17 @@ impl Connection {
     }
 
     /// Sends a WebSocket ping frame.
-    pub async fn send_ping(&mut self) -> Result<(), String> {
+    pub(crate) async fn send_ping(&mut self) -> Result<(), String> {
         self.stream.send(WsMessage::Ping(Bytes::new())).await.map_err(|e| e.to_string())
     }
 
     /// Sends an RFC 5626 double-CRLF ping.
-    pub async fn send_crlf_ping(&mut self) -> Result<(), String> {
+    pub(crate) async fn send_crlf_ping(&mut self) -> Result<(), String> {
         self.stream.send(WsMessage::Text("\r\n\r\n".into())).await.map_err(|e| e.to_string())
     }
 
     /// Waits for the next frame. Pings are answered by the library.
-    pub async fn recv(&mut self) -> Incoming {
+    pub(crate) async fn recv(&mut self) -> Incoming {
         loop {
             return match self.stream.next().await {
                 None => Incoming::Closed("connection closed".into()),
@@ -149,7 +149,7 @@ impl Connection {
     }
 
     /// Closes the connection politely (best effort).
-    pub async fn close(&mut self) {
+    pub(crate) async fn close(&mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(1), self.stream.close(None)).await;
     }
 }

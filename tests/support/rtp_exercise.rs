@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use rtc::shared::marshal::Unmarshal;
 use webphone::media::FrameDuration;
 use webphone::media::codec::CodecKind;
-use webphone::media::jitter::JitterConfig;
+use webphone::media::io::sink::NullSink;
 use webphone::media::pipeline::ReceivePipeline;
-use webphone::media::sink::NullSink;
+use webphone::media::receive::jitter::JitterConfig;
 
 /// The Opus payload type the pipeline decodes.
 pub const OPUS_PT: u8 = 111;
@@ -91,8 +91,8 @@ fn rtcp(bytes: &[u8]) {
     for p in &packets {
         let _ = (p.header(), p.destination_ssrc(), p.raw_size(), p.to_string());
         // The same extraction and DLSR conversion our RTCP monitor uses.
-        for b in webphone::media::peer::report_blocks(p.as_ref()) {
-            let _ = webphone::media::peer::dlsr(b);
+        for b in webphone::media::rtc::peer::report_blocks(p.as_ref()) {
+            let _ = webphone::media::rtc::peer::dlsr(b);
         }
     }
 }

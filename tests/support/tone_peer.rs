@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::task::JoinHandle;
 use webphone::media::FrameDuration;
 use webphone::media::codec::{CodecKind, encoder};
-use webphone::media::peer::{Peer, PeerState, SendOutcome};
-use webphone::media::source::{AudioSource, Tone};
+use webphone::media::io::source::{AudioSource, Tone};
+use webphone::media::rtc::peer::{Peer, PeerState, SendOutcome};
 
 use super::TIMEOUT;
 

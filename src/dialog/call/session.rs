@@ -31,7 +31,7 @@ pub(crate) enum OfferAnswer {
     OfferSent(OfferCarrier),
     /// The peer's offer is here; our answer leaves in the response to it
     /// (once the application answers, for an initial INVITE).
-    RemoteOffer(RemoteOffer),
+    RemoteOffer(Box<RemoteOffer>),
     /// Our offer got 491: it is sent again when the call's `offer_retry`
     /// timer fires.
     Retrying {
@@ -210,7 +210,7 @@ impl Call {
         let session_expires = self.refresh_by_peer(req, ctx.settings.min_se, now);
         if !req.body.is_empty() {
             self.offer_answer =
-                OfferAnswer::RemoteOffer(RemoteOffer { request: req.clone(), tx: tx.clone(), asked: true });
+                OfferAnswer::RemoteOffer(Box::new(RemoteOffer { request: req.clone(), tx: tx.clone(), asked: true }));
             ctx.media(MediaRequest::Answer {
                 call: self.key,
                 offer: req.body.clone(),

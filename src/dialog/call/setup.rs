@@ -125,7 +125,7 @@ impl Call {
             // Late offer: our 200 will carry the offer, the ACK the answer.
             OfferAnswer::Idle
         } else {
-            OfferAnswer::RemoteOffer(RemoteOffer { request: req.clone(), tx: tx.clone(), asked: false })
+            OfferAnswer::RemoteOffer(Box::new(RemoteOffer { request: req.clone(), tx: tx.clone(), asked: false }))
         };
         let mut call = Call {
             key,

@@ -57,8 +57,8 @@
 //! # Example
 //!
 //! ```
-//! use webphone::media::meter::Meter;
-//! use webphone::media::source::{AudioSource, Tone};
+//! use webphone::media::dsp::meter::Meter;
+//! use webphone::media::io::source::{AudioSource, Tone};
 //!
 //! let mut meter = Meter::new();
 //! meter.track(440.0);

@@ -37,9 +37,9 @@
 //! # Example
 //!
 //! ```
-//! use webphone::media::app_channel::{app_sink_channel, app_source_channel};
-//! use webphone::media::sink::AudioSink;
-//! use webphone::media::source::AudioSource;
+//! use webphone::media::io::app_channel::{app_sink_channel, app_source_channel};
+//! use webphone::media::io::sink::AudioSink;
+//! use webphone::media::io::source::AudioSource;
 //!
 //! // Application to call: push any length, the pipeline reads 20 ms frames.
 //! let (mut to_call, mut source) = app_source_channel(50);

@@ -1645,7 +1645,7 @@ mod tests {
         }
     }
 
-    /// On a machine with a sound card: `cargo test --features device --lib media::device -- --ignored
+    /// On a machine with a sound card: `cargo test --features device --lib media::io::device -- --ignored
     /// --nocapture` opens the default input and output, plays what it captures for a second and checks that
     /// both devices called back.
     /// ALSA's `null` PCM (discards playback, captures zeros) is a real device on any Linux with libasound, sound

@@ -1054,7 +1054,7 @@ fn replace_audio_direction(sdp_text: &str, mid: Option<&str>, to: MediaDirection
 // These tests open UDP sockets on 127.0.0.1 only (and [::1] where
 // `allow_loopback` adds it) and never use a STUN/TURN server other than an
 // unreachable one on 127.0.0.1. Run them in a network namespace:
-// `unshare -n bash -c 'ip link set lo up; cargo test media::peer'`.
+// `unshare -n bash -c 'ip link set lo up; cargo test media::rtc::peer'`.
 #[cfg(test)]
 mod tests {
     use std::net::{IpAddr, Ipv4Addr};
