@@ -5,20 +5,10 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::*;
-
-fn cli() -> PathBuf {
-    // target/debug/deps/cli_call-HASH → target/debug/examples/webphone
-    let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let cli = dir.join("examples").join("webphone");
-    assert!(cli.exists(), "{} not built (cargo test builds examples)", cli.display());
-    cli
-}
 
 fn report(path: &std::path::Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("report {}: {e}", path.display()));

@@ -8,22 +8,13 @@
 mod support;
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
+
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::*;
-
-fn cli() -> PathBuf {
-    // target/debug/deps/cli_phone_verb-HASH → target/debug/examples/webphone
-    let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let cli = dir.join("examples").join("webphone");
-    assert!(cli.exists(), "{} not built (cargo test builds examples)", cli.display());
-    cli
-}
 
 /// A `webphone phone` process: its stdin, and its stdout lines as JSON.
 struct PhoneProcess {

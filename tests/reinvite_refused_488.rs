@@ -13,7 +13,7 @@ mod sip_net;
 
 use std::time::Duration;
 
-use sip_net::{CallSettings, Net, Node, Party, strip_update_from_allow};
+use sip_net::{Party, call_refreshed_by_reinvite};
 use webphone::dialog::MediaRequest;
 use webphone::sip::{HeaderName, Method};
 
@@ -22,18 +22,7 @@ const BOB: Party = Party(1);
 
 #[test]
 fn a_reoffer_the_media_cannot_answer_gets_488_and_the_call_stays_up() {
-    let settings = CallSettings { session_expires: Some(90), ..Default::default() };
-    let mut net = Net::new(vec![("alice", settings.clone()), ("bob", settings)]);
-    net.filter = Some(Box::new(|from, _to, msg| {
-        if from == Node::Party(BOB) {
-            strip_update_from_allow(msg);
-        }
-        true
-    }));
-    net.call(ALICE, "bob");
-    let b_key = net.incoming(BOB);
-    net.answer(BOB, b_key);
-    assert!(net.confirmed(ALICE) && net.confirmed(BOB));
+    let (mut net, _, b_key) = call_refreshed_by_reinvite(|_| {});
 
     // The refresh re-INVITE at 45 s carries alice's SDP: bob's media is asked for an answer.
     net.auto_media = false;

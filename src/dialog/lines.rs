@@ -3,7 +3,7 @@
 //! responses and SDP to the [`Call`] they belong to. What a call does with
 //! them is its own business (`call/`).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -109,26 +109,26 @@ impl UserAgent {
         now: Instant,
         f: impl FnOnce(&mut Call, &mut CallCtx<'_>) -> R,
     ) -> Option<R> {
-        let mut out = VecDeque::new();
-        let allow = self.allow_header();
-        let call = self.calls.get_mut(&key)?;
-        let mut ctx = CallCtx {
-            contact: &self.contact,
-            allow: &allow,
-            settings: &self.cfg.calls,
-            timers: &self.cfg.timers,
-            stamp: &self.stamp,
-            auth: &mut self.auth,
-            rng: &mut self.rng,
-            out: &mut out,
-        };
-        let result = f(call, &mut ctx);
-        self.carry_out(key, out, now);
-        Some(result)
+        self.with_ctx(key, now, |calls, ctx| calls.get_mut(&key).map(|call| f(call, ctx)))
     }
 
     /// Creates a call with `make` and carries out what it asked for.
     fn create_call(&mut self, key: CallKey, now: Instant, make: impl FnOnce(&mut CallCtx<'_>) -> Option<Call>) {
+        self.with_ctx(key, now, |calls, ctx| {
+            if let Some(call) = make(ctx) {
+                calls.insert(key, call);
+            }
+        });
+    }
+
+    /// Runs `f` with the calls and a context for call `key`, then carries
+    /// out the outputs it queued.
+    fn with_ctx<R>(
+        &mut self,
+        key: CallKey,
+        now: Instant,
+        f: impl FnOnce(&mut BTreeMap<CallKey, Call>, &mut CallCtx<'_>) -> R,
+    ) -> R {
         let mut out = VecDeque::new();
         let allow = self.allow_header();
         let mut ctx = CallCtx {
@@ -141,10 +141,9 @@ impl UserAgent {
             rng: &mut self.rng,
             out: &mut out,
         };
-        if let Some(call) = make(&mut ctx) {
-            self.calls.insert(key, call);
-        }
+        let result = f(&mut self.calls, &mut ctx);
         self.carry_out(key, out, now);
+        result
     }
 
     /// Carries out a call's outputs, in order.

@@ -172,3 +172,13 @@ impl EventLog {
         &self.seen
     }
 }
+
+/// The CLI example's binary (`cargo test` builds examples beside the tests).
+pub fn cli() -> std::path::PathBuf {
+    // target/debug/deps/TEST-HASH → target/debug/examples/webphone
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let cli = dir.join("examples").join("webphone");
+    assert!(cli.exists(), "{} not built (cargo test builds examples)", cli.display());
+    cli
+}

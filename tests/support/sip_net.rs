@@ -527,3 +527,24 @@ pub fn strip_update_from_allow(msg: &mut Message) {
         headers.set(HeaderName::Allow, allow.join(", "));
     }
 }
+
+/// Alice (party 0) calls bob (party 1) with a 90 s session timer that alice
+/// refreshes; every message bob sends has `UPDATE` removed from its Allow
+/// (so alice refreshes with re-INVITEs) and then goes through `on_bob`.
+/// Returns the confirmed call's keys at alice and at bob.
+pub fn call_refreshed_by_reinvite(mut on_bob: impl FnMut(&mut Message) + 'static) -> (Net, CallKey, CallKey) {
+    let settings = CallSettings { session_expires: Some(90), ..Default::default() };
+    let mut net = Net::new(vec![("alice", settings.clone()), ("bob", settings)]);
+    net.filter = Some(Box::new(move |from, _to, msg| {
+        if from == Node::Party(Party(1)) {
+            strip_update_from_allow(msg);
+            on_bob(msg);
+        }
+        true
+    }));
+    let at_alice = net.call(Party(0), "bob");
+    let at_bob = net.incoming(Party(1));
+    net.answer(Party(1), at_bob);
+    assert!(net.confirmed(Party(0)) && net.confirmed(Party(1)), "the call is confirmed");
+    (net, at_alice, at_bob)
+}
