@@ -74,6 +74,19 @@ pub enum Action {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         call: Option<CallKey>,
     },
+    /// Hold a call: the peer is asked to stop sending (a re-INVITE offering
+    /// `sendonly`); we send nothing meanwhile. Idempotent.
+    Hold {
+        /// The call (default: the current one).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call: Option<CallKey>,
+    },
+    /// Resume a call we hold. Idempotent.
+    Resume {
+        /// The call (default: the current one).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call: Option<CallKey>,
+    },
     /// Silence one way of a call's audio (no renegotiation).
     Mute {
         /// The call (default: the current one).
@@ -141,6 +154,8 @@ impl Action {
             Action::Answer { .. } => "answer",
             Action::Reject { .. } => "reject",
             Action::Hangup { .. } => "hangup",
+            Action::Hold { .. } => "hold",
+            Action::Resume { .. } => "resume",
             Action::Mute { .. } => "mute",
             Action::Unmute { .. } => "unmute",
             Action::Volume { .. } => "volume",

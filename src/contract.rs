@@ -128,6 +128,12 @@ pub enum MediaRequest {
         /// The remote answer.
         answer: Bytes,
     },
+    /// Forget our re-offer that the peer refused (a failed hold or
+    /// resume): the session stays as last agreed.
+    RollbackOffer {
+        /// The call.
+        call: CallKey,
+    },
     /// Release the call's media.
     Close {
         /// The call.
@@ -143,7 +149,64 @@ impl MediaRequest {
             | MediaRequest::Reoffer { call, .. }
             | MediaRequest::Answer { call, .. }
             | MediaRequest::ApplyAnswer { call, .. }
+            | MediaRequest::RollbackOffer { call }
             | MediaRequest::Close { call } => *call,
         }
+    }
+}
+
+/// The direction of the audio in an SDP offer, from the offerer's side: the
+/// first `m=audio` section's `a=sendrecv|sendonly|recvonly|inactive`, else
+/// the session-level one, else `sendrecv`. A connection address of
+/// `0.0.0.0` (the RFC 2543 way to hold) counts as not receiving. Enough to
+/// tell a hold from a resume; the media side reads the SDP in full.
+pub(crate) fn offered_direction(sdp: &[u8]) -> MediaDirection {
+    let text = String::from_utf8_lossy(sdp);
+    let mut session = None;
+    let mut audio = None;
+    let mut zero_address = false;
+    let mut in_audio = false;
+    let mut seen_media = false;
+    for line in text.lines().map(str::trim) {
+        if let Some(m) = line.strip_prefix("m=") {
+            if in_audio {
+                break;
+            }
+            seen_media = true;
+            in_audio = m.starts_with("audio");
+            continue;
+        }
+        if seen_media && !in_audio {
+            continue;
+        }
+        if let Some(c) = line.strip_prefix("c=") {
+            zero_address = c.split_whitespace().nth(2).is_some_and(|a| a == "0.0.0.0");
+        } else if let Some(a) = line.strip_prefix("a=")
+            && let Some(d) = MediaDirection::from_attribute(a)
+        {
+            if in_audio { audio = Some(d) } else { session = Some(d) }
+        }
+    }
+    let d = audio.or(session).unwrap_or(MediaDirection::SendRecv);
+    if zero_address { MediaDirection::from_send_recv(d.has_send(), false) } else { d }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offered_direction_reads_the_audio_section_then_the_session() {
+        let sdp = |body: &str| offered_direction(body.replace('|', "\r\n").as_bytes());
+        assert_eq!(sdp("v=0|c=IN IP4 1.2.3.4|m=audio 9 UDP/TLS/RTP/SAVPF 111|a=sendonly|"), MediaDirection::SendOnly);
+        assert_eq!(sdp("v=0|a=inactive|m=audio 9 RTP/AVP 0|"), MediaDirection::Inactive);
+        assert_eq!(sdp("v=0|a=inactive|m=audio 9 RTP/AVP 0|a=recvonly|"), MediaDirection::RecvOnly);
+        assert_eq!(sdp("v=0|m=audio 9 RTP/AVP 0|"), MediaDirection::SendRecv);
+        assert_eq!(sdp("v=0|c=IN IP4 0.0.0.0|m=audio 9 RTP/AVP 0|"), MediaDirection::SendOnly, "RFC 2543 hold");
+        assert_eq!(
+            sdp("v=0|m=video 9 RTP/AVP 96|a=inactive|m=audio 9 RTP/AVP 0|a=sendrecv|"),
+            MediaDirection::SendRecv
+        );
+        assert_eq!(sdp("garbage"), MediaDirection::SendRecv);
     }
 }

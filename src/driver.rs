@@ -303,6 +303,12 @@ impl Core {
             Action::Hangup { call } => {
                 self.current_call(call).and_then(|call| done(self.ua.hangup(call, t).map_err(Error::Call)))
             }
+            Action::Hold { call } => {
+                self.current_call(call).and_then(|call| done(self.ua.hold(call, t).map_err(Error::Call)))
+            }
+            Action::Resume { call } => {
+                self.current_call(call).and_then(|call| done(self.ua.resume(call, t).map_err(Error::Call)))
+            }
             Action::Mute { call, direction } => {
                 self.current_call(call).and_then(|call| done(self.set_muted(call, direction, true)))
             }
@@ -480,6 +486,11 @@ impl Core {
                         Event::CallProgress { call: clock.call_info(&call), status, reason, early_media }
                     }
                     CallEvent::Confirmed(s) => Event::CallConfirmed { call: clock.call_info(&s) },
+                    CallEvent::Held { call, by } => Event::CallHeld { call: clock.call_info(&call), by },
+                    CallEvent::Resumed { call, by } => Event::CallResumed { call: clock.call_info(&call), by },
+                    CallEvent::HoldFailed { call, status, reason } => {
+                        Event::HoldFailed { call: clock.call_info(&call), status, reason }
+                    }
                     CallEvent::Ended(s) => {
                         let stats = self.final_stats.remove(&s.key).map(Box::new);
                         Event::CallEnded { call: clock.call_info(&s), stats }

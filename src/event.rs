@@ -154,6 +154,30 @@ pub enum Event {
         /// The call.
         call: CallInfo,
     },
+    /// The call is held, by us ([`crate::Phone::hold`] succeeded) or by the
+    /// far end (its offer stopped receiving).
+    CallHeld {
+        /// The call.
+        call: CallInfo,
+        /// Who holds it: `local` or `remote`.
+        by: crate::Originator,
+    },
+    /// The call is no longer held by `by`.
+    CallResumed {
+        /// The call.
+        call: CallInfo,
+        /// Who resumed: `local` or `remote`.
+        by: crate::Originator,
+    },
+    /// A hold or resume of ours failed; the call goes on as it was.
+    HoldFailed {
+        /// The call.
+        call: CallInfo,
+        /// The final response, if any (488, 5xx; 408 for a time-out).
+        status: Option<u16>,
+        /// Why.
+        reason: String,
+    },
     /// The call ended; `call.end` says who ended it and why.
     CallEnded {
         /// The call.
@@ -194,6 +218,9 @@ impl Event {
             | Event::CallIncoming { call }
             | Event::CallProgress { call, .. }
             | Event::CallConfirmed { call }
+            | Event::CallHeld { call, .. }
+            | Event::CallResumed { call, .. }
+            | Event::HoldFailed { call, .. }
             | Event::CallEnded { call, .. }
             | Event::CallQuality { call, .. }
             | Event::SendAudioEnded { call } => Some(call),

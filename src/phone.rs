@@ -250,6 +250,19 @@ impl Phone {
         }
     }
 
+    /// Holds a call: a re-INVITE asks the far end to stop sending, and we
+    /// send nothing (no renegotiation for [`Phone::mute`]). Idempotent;
+    /// [`Event::CallHeld`] or [`Event::HoldFailed`] follows.
+    pub async fn hold(&self, call: impl Into<CallKey>) -> Result<(), Error> {
+        self.done(Action::Hold { call: Some(call.into()) }).await
+    }
+
+    /// Resumes a call we hold; [`Event::CallResumed`] or
+    /// [`Event::HoldFailed`] follows.
+    pub async fn resume(&self, call: impl Into<CallKey>) -> Result<(), Error> {
+        self.done(Action::Resume { call: Some(call.into()) }).await
+    }
+
     /// Mutes (or unmutes) what we send: the far end hears silence. No renegotiation.
     pub async fn mute(&self, call: impl Into<CallKey>, muted: bool) -> Result<(), Error> {
         self.set_muted(call.into(), AudioDirection::Send, muted).await
@@ -379,6 +392,16 @@ impl Call {
     /// The call's media figures now.
     pub async fn stats(&self) -> Result<CallStats, Error> {
         self.phone.call_stats(self.key).await
+    }
+
+    /// Holds the call (see [`Phone::hold`]).
+    pub async fn hold(&self) -> Result<(), Error> {
+        self.phone.hold(self.key).await
+    }
+
+    /// Resumes the call (see [`Phone::resume`]).
+    pub async fn resume(&self) -> Result<(), Error> {
+        self.phone.resume(self.key).await
     }
 
     /// Mutes (or unmutes) what we send.

@@ -56,6 +56,24 @@ impl UserAgent {
         self.with_call(key, now, |call, ctx| call.hangup(ctx, now)).ok_or(CallError::NoSuchCall)
     }
 
+    /// Command: hold a confirmed call (re-offer `sendonly`, or `inactive`
+    /// while the peer holds us). Idempotent; [`super::CallEvent::Held`] or
+    /// [`super::CallEvent::HoldFailed`] follows.
+    pub fn hold(&mut self, key: CallKey, now: Instant) -> Result<(), CallError> {
+        self.with_call(key, now, |call, ctx| call.set_held(ctx, true)).unwrap_or(Err(CallError::NoSuchCall))
+    }
+
+    /// Command: resume a call we hold (re-offer `sendrecv`, or `recvonly`
+    /// while the peer holds us). Idempotent.
+    pub fn resume(&mut self, key: CallKey, now: Instant) -> Result<(), CallError> {
+        self.with_call(key, now, |call, ctx| call.set_held(ctx, false)).unwrap_or(Err(CallError::NoSuchCall))
+    }
+
+    /// Whether a call is held by us and by the peer.
+    pub fn call_held(&self, key: CallKey) -> Option<(bool, bool)> {
+        self.calls.get(&key).map(Call::held)
+    }
+
     /// Input: the media side's SDP for `key` (the offer or answer asked
     /// for by a [`super::MediaRequest`]), or why it could not make one.
     pub fn handle_local_sdp(&mut self, key: CallKey, sdp: Result<Bytes, String>, now: Instant) {

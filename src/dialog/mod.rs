@@ -111,6 +111,30 @@ pub enum CallEvent {
     Confirmed(CallSnapshot),
     /// The call ended (see its `end` cause).
     Ended(CallSnapshot),
+    /// The call is held: by us (our re-offer was accepted) or by the peer
+    /// (its offer stopped receiving).
+    Held {
+        /// The call.
+        call: CallSnapshot,
+        /// Who holds it.
+        by: call::Originator,
+    },
+    /// The call is no longer held by `by`.
+    Resumed {
+        /// The call.
+        call: CallSnapshot,
+        /// Who resumed it.
+        by: call::Originator,
+    },
+    /// Our hold or resume failed; the call goes on as it was.
+    HoldFailed {
+        /// The call.
+        call: CallSnapshot,
+        /// The final response, if one came (488, 5xx; 408 for a time-out).
+        status: Option<u16>,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Events of the SIP core (the driver adds connection events).

@@ -251,7 +251,10 @@ impl Net {
             let label = self.members[p.0].label.clone();
             let sdp = match &req {
                 MediaRequest::Offer { .. } => Some(format!("v=0 offer from {label}")),
-                MediaRequest::Reoffer { .. } => Some(format!("v=0 reoffer from {label}")),
+                // A re-offer states its direction, as real SDP does (hold is read from it).
+                MediaRequest::Reoffer { direction, .. } => {
+                    Some(format!("v=0 reoffer from {label}\r\na={direction}\r\n"))
+                }
                 MediaRequest::Answer { .. } => Some(format!("v=0 answer from {label}")),
                 _ => None,
             };

@@ -19,6 +19,7 @@
 //!   directions, with 491 glare handling;
 //! - [`session_timer`]: RFC 4028 session timers.
 
+mod hold;
 mod session;
 mod session_timer;
 mod setup;
@@ -38,7 +39,9 @@ use super::CallEvent;
 use super::auth::DigestClient;
 use super::register::random_token;
 use super::transaction::{Timers, TransactionKey};
+use hold::Hold;
 pub(crate) use session::OfferAnswer;
+use session::OfferCarrier;
 pub(crate) use session_timer::SessionTimer;
 
 /// What the application asks for when placing a call.
@@ -435,6 +438,8 @@ pub(crate) struct Call {
     reinvite: Option<Request>,
     /// The offer/answer exchange in progress, if any.
     offer_answer: OfferAnswer,
+    /// Who holds the call.
+    hold: Hold,
     /// Our current SDP (last offer or answer).
     local_sdp: Option<Bytes>,
     /// Outgoing: the answer came early (18x) and was applied already.
@@ -548,6 +553,13 @@ impl Call {
         match purpose {
             Purpose::Invite => self.end(ctx, Originator::System, Some(408), "no answer (timeout)", now),
             Purpose::Cancel | Purpose::Bye => {}
+            Purpose::ReInvite
+                if matches!(self.offer_answer, OfferAnswer::OfferSent(OfferCarrier::ReInvite { refresh: false })) =>
+            {
+                // A hold or resume the peer never answered: the call goes on as it was.
+                self.offer_answer = OfferAnswer::Idle;
+                self.reoffer_failed(ctx, Some(408), "no answer to the re-INVITE (timeout)");
+            }
             Purpose::ReInvite | Purpose::Update => {
                 self.bye(ctx, Originator::System, "in-dialog request timed out", now)
             }

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use rand::Rng;
 
 use super::{Call, CallCtx, CallDirection, CallState, Originator, Purpose};
-use crate::contract::{MediaDirection, MediaRequest};
+use crate::contract::{MediaRequest, offered_direction};
 use crate::dialog::transaction::TransactionKey;
 use crate::sip::validate::response_to;
 use crate::sip::{CSeq, HeaderName, Method, Request, Response, StatusCode};
@@ -131,6 +131,8 @@ impl Call {
                     resp.headers.push(HeaderName::ContentType, "application/sdp");
                     resp.body = sdp;
                     ctx.respond(&offer.tx, resp);
+                    self.remote_offer_answered(ctx, offered_direction(&offer.request.body));
+                    self.sync_hold(ctx);
                 } else {
                     self.respond_to_invite(ctx, StatusCode::OK, Some(sdp), now);
                 }
@@ -148,9 +150,10 @@ impl Call {
             // A re-offer of the peer's that we cannot take: refuse it, keep the call.
             OfferAnswer::RemoteOffer(offer) if offer.is_in_dialog() => {
                 ctx.respond(&offer.tx, response_to(&offer.request, not_acceptable_here()));
+                self.sync_hold(ctx);
             }
             // A re-offer of ours that could not be made: nothing was sent, the call goes on.
-            OfferAnswer::MakingOffer(OfferCarrier::ReInvite { .. }) => {}
+            OfferAnswer::MakingOffer(OfferCarrier::ReInvite { .. }) => self.reoffer_failed(ctx, None, why),
             other => {
                 self.offer_answer = other;
                 match self.state {
@@ -214,7 +217,7 @@ impl Call {
             ctx.media(MediaRequest::Answer {
                 call: self.key,
                 offer: req.body.clone(),
-                direction: MediaDirection::SendRecv,
+                direction: self.hold.answer_direction(),
             });
             return;
         }
@@ -240,6 +243,7 @@ impl Call {
         if matches!(self.offer_answer, OfferAnswer::OfferSent(OfferCarrier::Ok200ToReInvite)) {
             // We offered our current SDP unchanged: its answer changes nothing here.
             self.offer_answer = OfferAnswer::Idle;
+            self.sync_hold(_ctx);
         }
     }
 
@@ -282,6 +286,9 @@ impl Call {
                 self.offer_answer = OfferAnswer::Idle;
                 if carrier == (OfferCarrier::ReInvite { refresh: false }) && resp.headers.carries_sdp(&resp.body) {
                     ctx.media(MediaRequest::ApplyAnswer { call: self.key, answer: resp.body.clone() });
+                    self.reoffer_accepted(ctx);
+                } else {
+                    self.sync_hold(ctx);
                 }
             }
             return;
@@ -299,7 +306,10 @@ impl Call {
         if carrier.is_some() {
             self.offer_answer = OfferAnswer::Idle;
         }
-        if matches!(code, 408 | 481) {
+        if carrier == Some(OfferCarrier::ReInvite { refresh: false }) && code != 481 {
+            // A hold or resume that failed: the call goes on as it was.
+            self.reoffer_failed(ctx, Some(code), resp.reason_phrase());
+        } else if matches!(code, 408 | 481) {
             self.bye(ctx, Originator::System, "the peer lost the dialog", now);
         }
     }

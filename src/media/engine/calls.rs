@@ -215,6 +215,15 @@ impl MediaEngine {
                     }
                 }));
             }
+            MediaRequest::RollbackOffer { call } => {
+                let Some(peer) = self.calls.get(&call).and_then(|e| e.peer.clone()) else { return };
+                spawn(async move {
+                    if let Err(e) = peer.rollback_offer().await {
+                        // The session stays as it was; the next re-offer will say whether it can go on.
+                        tracing::warn!(%call, error = %e, "could not roll back the refused re-offer");
+                    }
+                });
+            }
             MediaRequest::Close { call } => {
                 self.close(call);
             }

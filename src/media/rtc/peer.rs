@@ -531,6 +531,29 @@ impl Peer {
         self.offer_locked(&mut neg, direction).await
     }
 
+    /// Forgets our pending re-offer (the peer refused it: a failed hold or
+    /// resume): the local description and the transceiver's direction go
+    /// back to what was last agreed. No-op without a pending offer.
+    ///
+    /// # Errors
+    ///
+    /// [`MediaError::WebRtc`] when webrtc refuses the rollback.
+    pub async fn rollback_offer(&self) -> Result<(), MediaError> {
+        self.check_open()?;
+        let mut neg = self.neg.lock().await;
+        if !neg.offer_pending {
+            return Ok(());
+        }
+        let rollback = RTCSessionDescription::rollback(None).map_err(webrtc_err("rollback description"))?;
+        self.pc.set_local_description(rollback).await.map_err(webrtc_err("set_local_description(rollback)"))?;
+        neg.offer_pending = false;
+        if let (Some(t), Some(agreed)) = (neg.transceiver.clone(), neg.negotiated) {
+            t.set_direction(agreed.direction.into()).await.map_err(webrtc_err("set_direction"))?;
+        }
+        self.refresh_gate(&neg).await;
+        Ok(())
+    }
+
     async fn offer_locked(&self, neg: &mut NegState, direction: MediaDirection) -> Result<String, MediaError> {
         let t = neg.transceiver.clone().ok_or(MediaError::InvalidState("no transceiver"))?;
         t.set_direction(direction.into()).await.map_err(webrtc_err("set_direction"))?;
