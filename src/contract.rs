@@ -158,13 +158,16 @@ impl MediaRequest {
 /// The direction of the audio in an SDP offer, from the offerer's side: the
 /// first `m=audio` section's `a=sendrecv|sendonly|recvonly|inactive`, else
 /// the session-level one, else `sendrecv`. A connection address of
-/// `0.0.0.0` (the RFC 2543 way to hold) counts as not receiving. Enough to
-/// tell a hold from a resume; the media side reads the SDP in full.
+/// `0.0.0.0` (the RFC 2543 way to hold) counts as not receiving, unless the
+/// offer uses ICE (`a=ice-ufrag`): there it is only the placeholder that
+/// WebRTC stacks always write (RFC 8839 §4.2.1.1). Enough to tell a hold
+/// from a resume; the media side reads the SDP in full.
 pub(crate) fn offered_direction(sdp: &[u8]) -> MediaDirection {
     let text = String::from_utf8_lossy(sdp);
     let mut session = None;
     let mut audio = None;
     let mut zero_address = false;
+    let mut ice = false;
     let mut in_audio = false;
     let mut seen_media = false;
     for line in text.lines().map(str::trim) {
@@ -181,6 +184,8 @@ pub(crate) fn offered_direction(sdp: &[u8]) -> MediaDirection {
         }
         if let Some(c) = line.strip_prefix("c=") {
             zero_address = c.split_whitespace().nth(2).is_some_and(|a| a == "0.0.0.0");
+        } else if line.starts_with("a=ice-ufrag:") {
+            ice = true;
         } else if let Some(a) = line.strip_prefix("a=")
             && let Some(d) = MediaDirection::from_attribute(a)
         {
@@ -188,7 +193,7 @@ pub(crate) fn offered_direction(sdp: &[u8]) -> MediaDirection {
         }
     }
     let d = audio.or(session).unwrap_or(MediaDirection::SendRecv);
-    if zero_address { MediaDirection::from_send_recv(d.has_send(), false) } else { d }
+    if zero_address && !ice { MediaDirection::from_send_recv(d.has_send(), false) } else { d }
 }
 
 #[cfg(test)]
@@ -203,6 +208,8 @@ mod tests {
         assert_eq!(sdp("v=0|a=inactive|m=audio 9 RTP/AVP 0|a=recvonly|"), MediaDirection::RecvOnly);
         assert_eq!(sdp("v=0|m=audio 9 RTP/AVP 0|"), MediaDirection::SendRecv);
         assert_eq!(sdp("v=0|c=IN IP4 0.0.0.0|m=audio 9 RTP/AVP 0|"), MediaDirection::SendOnly, "RFC 2543 hold");
+        let webrtc = "v=0|a=ice-ufrag:Ab12|m=audio 9 UDP/TLS/RTP/SAVPF 111|c=IN IP4 0.0.0.0|a=sendrecv|";
+        assert_eq!(sdp(webrtc), MediaDirection::SendRecv, "ICE's placeholder address is no hold");
         assert_eq!(
             sdp("v=0|m=video 9 RTP/AVP 96|a=inactive|m=audio 9 RTP/AVP 0|a=sendrecv|"),
             MediaDirection::SendRecv
