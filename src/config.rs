@@ -232,6 +232,14 @@ impl PhoneConfigBuilder {
         self
     }
 
+    /// Whether placing, answering or resuming a call first holds every
+    /// other confirmed call (default: yes, as a softphone's lines do; a bot
+    /// talking to many callers at once turns it off).
+    pub fn hold_other_lines(mut self, hold: bool) -> Self {
+        self.calls.hold_other_lines = hold;
+        self
+    }
+
     /// Answer incoming calls by themselves after `delay` (Aliyun's `autoAnswerCall`).
     /// Their audio is chosen by [`incoming_audio`](Self::incoming_audio), else silence.
     pub fn auto_answer(mut self, delay: Option<Duration>) -> Self {

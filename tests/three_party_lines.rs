@@ -17,8 +17,10 @@ const ALICE: Party = Party(0);
 const BOB: Party = Party(1);
 const CAROL: Party = Party(2);
 
+/// Two independent lines: no session timer, and no hold of the first call
+/// when the second is placed (tests/lines_policy.rs covers that policy).
 fn no_timer() -> CallSettings {
-    CallSettings { session_expires: None, ..Default::default() }
+    CallSettings { session_expires: None, hold_other_lines: false, ..Default::default() }
 }
 
 /// The `method` request of call `call_id` that `to` received from the proxy.

@@ -374,6 +374,7 @@ async fn run_load(
     let make = |user: &str| {
         loopback_media(PhoneConfig::builder().server(url).user(user).password("load").domain("demo.invalid"))
             .max_calls(n)
+            .hold_other_lines(false)
             .build()
             .map_err(|e| e.to_string())
     };

@@ -33,6 +33,7 @@ impl UserAgent {
                 return Err(CallError::InvalidHeader(name.clone()));
             }
         }
+        self.hold_other_lines(None, now);
         let key = self.next_call_key();
         let aor = self.aor.clone();
         self.create_call(key, now, |ctx| Some(Call::outgoing(ctx, key, &aor, target, request, now)));
@@ -42,6 +43,9 @@ impl UserAgent {
     /// Command: answer a ringing incoming call. The 200 OK leaves when the
     /// media side hands over its answer (or, for a late-offer INVITE, its offer).
     pub fn answer(&mut self, key: CallKey, now: Instant) -> Result<(), CallError> {
+        if self.call_state(key) == Some(CallState::Ringing) {
+            self.hold_other_lines(Some(key), now);
+        }
         self.with_call(key, now, |call, ctx| call.answer(ctx, now)).unwrap_or(Err(CallError::NoSuchCall))
     }
 
@@ -66,7 +70,23 @@ impl UserAgent {
     /// Command: resume a call we hold (re-offer `sendrecv`, or `recvonly`
     /// while the peer holds us). Idempotent.
     pub fn resume(&mut self, key: CallKey, now: Instant) -> Result<(), CallError> {
+        if self.call_state(key) == Some(CallState::Confirmed) {
+            self.hold_other_lines(Some(key), now);
+        }
         self.with_call(key, now, |call, ctx| call.set_held(ctx, false)).unwrap_or(Err(CallError::NoSuchCall))
+    }
+
+    /// The lines policy ([`super::CallSettings::hold_other_lines`]): holds
+    /// every confirmed call but `except`.
+    fn hold_other_lines(&mut self, except: Option<CallKey>, now: Instant) {
+        if !self.cfg.calls.hold_other_lines {
+            return;
+        }
+        for key in self.call_keys() {
+            if Some(key) != except && self.call_state(key) == Some(CallState::Confirmed) {
+                let _ = self.hold(key, now);
+            }
+        }
     }
 
     /// Whether a call is held by us and by the peer.

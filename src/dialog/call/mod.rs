@@ -90,11 +90,22 @@ pub struct CallSettings {
     pub max_calls: usize,
     /// Answer incoming calls by themselves after this delay.
     pub auto_answer: Option<Duration>,
+    /// Lines as a softphone has them: placing, answering or resuming a call
+    /// first holds every other confirmed call, so at most one has audio
+    /// both ways (Bizfly's `createLine2`). Off for bots that talk to many
+    /// callers at once.
+    pub hold_other_lines: bool,
 }
 
 impl Default for CallSettings {
     fn default() -> Self {
-        CallSettings { session_expires: Some(1800), min_se: 90, max_calls: 2, auto_answer: None }
+        CallSettings {
+            session_expires: Some(1800),
+            min_se: 90,
+            max_calls: 2,
+            auto_answer: None,
+            hold_other_lines: true,
+        }
     }
 }
 
