@@ -130,6 +130,13 @@ pub enum Action {
         /// Where it goes.
         audio: ReceiveAudio,
     },
+    /// Choose which calls the phone takes (`active`, `outgoing`, `inactive`).
+    SetMode {
+        /// The mode.
+        mode: crate::dialog::Mode,
+    },
+    /// Every line (call that has not ended) now, oldest first.
+    Lines,
     /// A call's media figures now.
     Stats {
         /// The call (default: the current one).
@@ -161,6 +168,8 @@ impl Action {
             Action::Volume { .. } => "volume",
             Action::SetSendAudio { .. } => "set_send_audio",
             Action::SetReceiveAudio { .. } => "set_receive_audio",
+            Action::SetMode { .. } => "set_mode",
+            Action::Lines => "lines",
             Action::Stats { .. } => "stats",
             Action::Status => "status",
         }
@@ -180,6 +189,27 @@ pub enum ActionOutcome {
     Stats(Box<CallStats>),
     /// The phone's status.
     Status(PhoneStatus),
+    /// The lines.
+    Lines(Vec<LineInfo>),
+}
+
+/// One line: a call that has not ended (Bizfly's `ping`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LineInfo {
+    /// 1 for the oldest call, 2 for the next.
+    pub line: usize,
+    /// The call, with its timestamps.
+    pub call: crate::CallInfo,
+    /// `ringing`, `dialing`, `connecting`, `connected`.
+    pub state: &'static str,
+    /// We hold it.
+    pub held_local: bool,
+    /// The far end holds it.
+    pub held_remote: bool,
+    /// What we send is muted.
+    pub muted_send: bool,
+    /// What we hear is muted.
+    pub muted_receive: bool,
 }
 
 /// The phone's state as one value, computed by the driver from the SIP
@@ -187,6 +217,12 @@ pub enum ActionOutcome {
 /// [`crate::Phone::status_changes`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct PhoneStatus {
+    /// What the phone is doing.
+    pub state: crate::dialog::PhoneState,
+    /// Its number in the seeds' status table (Aliyun `getStatusCode`).
+    pub code: i32,
+    /// Which calls it takes.
+    pub mode: crate::dialog::Mode,
     /// The WebSocket connection is up.
     pub connected: bool,
     /// The registrar holds our binding.

@@ -21,13 +21,13 @@ use rand::{Rng, SeedableRng};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::Error;
-use crate::action::{Action, ActionOutcome, AudioDirection, PhoneStatus};
+use crate::action::{Action, ActionOutcome, AudioDirection, LineInfo, PhoneStatus};
 use crate::config::PhoneConfig;
 use crate::contract::{CallKey, MediaRequest};
 use crate::dialog::auth::DigestClient;
 use crate::dialog::register::{RegistrationConfig, RegistrationEvent, random_token};
 use crate::dialog::transaction::Timers;
-use crate::dialog::{AgentConfig, AgentEvent, CallEvent, CallRequest, CallState, Output, UserAgent};
+use crate::dialog::{AgentConfig, AgentEvent, CallError, CallEvent, CallRequest, CallState, Output, UserAgent};
 use crate::event::Event;
 use crate::media::CallStats;
 use crate::media::engine::{MediaControl, MediaEngine, MediaResult};
@@ -62,6 +62,8 @@ struct Core {
     ua: UserAgent,
     media: MediaEngine,
     final_stats: HashMap<CallKey, CallStats>,
+    /// Per call: what we send is muted, what we hear is muted.
+    mutes: HashMap<CallKey, (bool, bool)>,
 }
 
 pub(crate) async fn drive(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>) {
@@ -74,6 +76,7 @@ pub(crate) async fn drive(shared: Arc<Shared>, mut commands: mpsc::UnboundedRece
         ua: build_agent(cfg, &mut rng),
         media: MediaEngine::new(cfg.media.clone()),
         final_stats: HashMap::new(),
+        mutes: HashMap::new(),
     };
     if cfg.register_on_start {
         core.ua.register(now());
@@ -92,7 +95,7 @@ pub(crate) async fn drive(shared: Arc<Shared>, mut commands: mpsc::UnboundedRece
         let connected = loop {
             tokio::select! {
                 c = &mut connect => break c,
-                cmd = commands.recv() => if let Flow::Stop = core.handle_command(cmd) {
+                cmd = commands.recv() => if let Flow::Stop = core.handle_command(cmd, &shared) {
                     break 'run;
                 },
                 result = core.media.next_result() => core.handle_media_result(result, &shared),
@@ -163,7 +166,7 @@ impl Core {
             self.drain_offline(server, shared);
             tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => return true,
-                cmd = commands.recv() => if let Flow::Stop = self.handle_command(cmd) {
+                cmd = commands.recv() => if let Flow::Stop = self.handle_command(cmd, shared) {
                     return false;
                 },
                 result = self.media.next_result() => self.handle_media_result(result, shared),
@@ -218,7 +221,7 @@ impl Core {
                         Incoming::Closed(reason) => return SessionEnd::Lost(reason),
                     }
                 }
-                cmd = commands.recv() => if let Flow::Stop = self.handle_command(cmd)
+                cmd = commands.recv() => if let Flow::Stop = self.handle_command(cmd, shared)
                     && stop_deadline.is_none()
                 {
                     self.ua.unregister(now());
@@ -254,11 +257,11 @@ impl Core {
     }
 
     /// A command from a handle. `None` (every handle gone) counts as Stop.
-    fn handle_command(&mut self, cmd: Option<Command>) -> Flow {
+    fn handle_command(&mut self, cmd: Option<Command>, shared: &Shared) -> Flow {
         match cmd {
             None | Some(Command::Stop) => Flow::Stop,
             Some(Command::Execute { action, reply }) => {
-                self.execute(action, reply);
+                self.execute(action, reply, shared);
                 Flow::Continue
             }
         }
@@ -266,8 +269,9 @@ impl Core {
 
     /// Runs an action against the core and the media (online or not) and
     /// replies with its outcome.
-    fn execute(&mut self, action: Action, reply: oneshot::Sender<Result<ActionOutcome, Error>>) {
+    fn execute(&mut self, action: Action, reply: oneshot::Sender<Result<ActionOutcome, Error>>, shared: &Shared) {
         let t = now();
+        let name = action.name();
         let done = |r: Result<(), Error>| r.map(|()| ActionOutcome::Done);
         let outcome = match action {
             Action::Register => {
@@ -343,7 +347,19 @@ impl Core {
                     return;
                 }
             },
+            Action::SetMode { mode } => {
+                self.ua.set_mode(mode);
+                Ok(ActionOutcome::Done)
+            }
+            Action::Lines => Ok(ActionOutcome::Lines(self.lines(shared))),
             Action::Status => Ok(ActionOutcome::Status(self.status())),
+        };
+        // Refused for the state of a call or the phone's mode: Aliyun's 9001.
+        let outcome = match outcome {
+            Err(Error::Call(CallError::InvalidState | CallError::ModeForbids)) => {
+                Err(Error::NotAllowed { action: name.to_string(), status: self.ua.phone_state().code() })
+            }
+            other => other,
         };
         let _ = reply.send(outcome);
     }
@@ -353,7 +369,13 @@ impl Core {
             AudioDirection::Send => MediaControl::MuteSend(muted),
             AudioDirection::Receive => MediaControl::MuteReceive(muted),
         };
-        self.control(call, control)
+        self.control(call, control)?;
+        let mutes = self.mutes.entry(call).or_default();
+        match direction {
+            AudioDirection::Send => mutes.0 = muted,
+            AudioDirection::Receive => mutes.1 = muted,
+        }
+        Ok(())
     }
 
     /// Changes a live call's audio (from its next frame on).
@@ -365,7 +387,8 @@ impl Core {
     fn current_call(&self, call: Option<CallKey>) -> Result<CallKey, Error> {
         match call {
             Some(call) => Ok(call),
-            None => self.ua.call_keys().into_iter().max().ok_or_else(|| Error::InvalidAction("no current call".into())),
+            // Nothing to act on: the caller maps this to NotAllowed with the status.
+            None => self.ua.call_keys().into_iter().max().ok_or(Error::Call(CallError::InvalidState)),
         }
     }
 
@@ -379,26 +402,64 @@ impl Core {
                 .into_iter()
                 .filter(|k| self.ua.call_state(*k) == Some(CallState::Ringing))
                 .max()
-                .ok_or_else(|| Error::InvalidAction("no call is ringing".into())),
+                .ok_or(Error::Call(CallError::InvalidState)),
         }
     }
 
     fn status(&self) -> PhoneStatus {
+        let state = self.ua.phone_state();
         PhoneStatus {
+            state,
+            code: state.code(),
+            mode: self.ua.mode(),
             connected: self.ua.is_connected(),
             registered: self.ua.is_registered(),
             calls: self.ua.call_keys(),
         }
     }
 
-    /// Publishes the status when it changed.
+    /// Publishes the status when it changed, and reports a change of state.
     fn publish_status(&self, shared: &Shared) {
         let status = self.status();
+        let mut last = None;
         shared.status.send_if_modified(|s| {
+            if s.state != status.state {
+                last = Some(s.code);
+            }
             let changed = *s != status;
-            *s = status;
+            *s = status.clone();
             changed
         });
+        if let Some(last) = last {
+            shared.emit(Event::StatusChanged { state: status.state, code: status.code, last });
+        }
+    }
+
+    /// Every call that has not ended, oldest first, as lines.
+    fn lines(&self, shared: &Shared) -> Vec<LineInfo> {
+        let mut keys = self.ua.call_keys();
+        keys.sort();
+        let mut lines = Vec::new();
+        for key in keys {
+            let (Some(snapshot), Some(state)) = (self.ua.call_snapshot(key), self.ua.call_state(key)) else { continue };
+            let (held_local, held_remote) = self.ua.call_held(key).unwrap_or_default();
+            let (muted_send, muted_receive) = self.mutes.get(&key).copied().unwrap_or_default();
+            lines.push(LineInfo {
+                line: lines.len() + 1,
+                call: shared.clock.call_info(snapshot),
+                state: match state {
+                    CallState::Ringing => "ringing",
+                    CallState::Answering | CallState::WaitingAck => "connecting",
+                    CallState::Confirmed => "connected",
+                    _ => "dialing",
+                },
+                held_local,
+                held_remote,
+                muted_send,
+                muted_receive,
+            });
+        }
+        lines
     }
 
     /// Feeds a media task's result into the core.
@@ -445,6 +506,7 @@ impl Core {
                 if let Some(stats) = self.media.close(call) {
                     self.final_stats.insert(call, stats);
                 }
+                self.mutes.remove(&call);
             }
             Output::Media(request) => self.media.handle(request),
             Output::Event(ev) => {

@@ -43,6 +43,16 @@ pub enum Error {
     /// 300-699, a volume outside 0-4, no call to act on).
     #[error("invalid action: {0}")]
     InvalidAction(String),
+    /// The action does not fit what the phone is doing (answering with
+    /// nothing ringing, holding a call not yet up, dialing while inactive):
+    /// Aliyun's error 9001.
+    #[error("{action} is not allowed in status {status}")]
+    NotAllowed {
+        /// The action's name (`"hold"`).
+        action: String,
+        /// The phone's status code when it was refused ([`crate::PhoneState::code`]).
+        status: i32,
+    },
     /// The dial interceptor vetoed the call.
     #[error("call vetoed: {0}")]
     CallVetoed(String),
@@ -73,6 +83,8 @@ impl Error {
             Error::Call(CallError::Busy) => "busy",
             Error::Call(CallError::NotConnected) => "not_connected",
             Error::Call(CallError::InvalidHeader(_)) => "invalid_header",
+            Error::Call(CallError::ModeForbids) => "mode_forbids",
+            Error::NotAllowed { .. } => "not_allowed",
             Error::InvalidAction(_) => "invalid_action",
             Error::CallVetoed(_) => "vetoed",
             Error::NoRuntime => "no_runtime",

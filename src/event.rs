@@ -206,6 +206,15 @@ pub enum Event {
         /// What was wrong.
         why: String,
     },
+    /// The phone's state changed (Aliyun `onStatusChange`).
+    StatusChanged {
+        /// The new state.
+        state: crate::PhoneState,
+        /// Its code ([`crate::PhoneState::code`]).
+        code: i32,
+        /// The previous code.
+        last: i32,
+    },
     /// The phone stopped; no more events follow.
     Stopped,
 }

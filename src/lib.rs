@@ -109,11 +109,11 @@ mod event;
 mod phone;
 mod secret;
 
-pub use action::{Action, ActionOutcome, AudioDirection, PhoneStatus};
+pub use action::{Action, ActionOutcome, AudioDirection, LineInfo, PhoneStatus};
 pub use config::{PhoneConfig, PhoneConfigBuilder};
 pub use contract::{CallKey, MediaDirection};
 pub use dialog::call::{CallDirection, EndCause, Originator, Party};
-pub use dialog::{CallError, CallRequest};
+pub use dialog::{CallError, CallRequest, Mode, PhoneState};
 pub use error::Error;
 pub use event::{CallInfo, Event};
 pub use media::{

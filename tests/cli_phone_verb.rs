@@ -141,6 +141,11 @@ fn two_phone_processes_driven_by_json_lines_call_each_other() {
     let none = alice.act(2, json!({"action": "hangup", "call": 999}));
     assert_eq!((&none["ok"], &none["error"]["kind"]), (&json!(false), &json!("no_such_call")), "{none:#}");
 
+    let nothing = alice.act(4, json!({"action": "answer"}));
+    assert_eq!((&nothing["ok"], &nothing["error"]["kind"]), (&json!(false), &json!("not_allowed")), "{nothing:#}");
+    let idle = alice.act(5, json!({"action": "status"}));
+    assert_eq!(idle["status"]["code"], 3, "idle: {idle:#}");
+
     let placed = alice.act(3, json!({"action": "call", "target": "bob", "audio": tone(440.0, 880.0)}));
     assert_eq!(placed["ok"], true, "{placed:#}");
     let key = placed["call"].clone();
@@ -163,6 +168,27 @@ fn two_phone_processes_driven_by_json_lines_call_each_other() {
     let status = alice.act(100, json!({"action": "status"}));
     assert_eq!(status["status"]["registered"], true, "{status:#}");
     assert_eq!(status["status"]["calls"], json!([key]), "{status:#}");
+    assert_eq!(status["status"]["code"], 10, "outbound call: {status:#}");
+    let lines = alice.act(103, json!({"action": "lines"}));
+    let line = &lines["lines"][0];
+    assert_eq!(
+        (&line["line"], &line["state"], &line["call"]["key"]),
+        (&json!(1), &json!("connected"), &key),
+        "{lines:#}"
+    );
+
+    // Hold and resume through the JSON vocabulary.
+    assert_eq!(alice.act(104, json!({"action": "hold"}))["ok"], true);
+    // The status changes first, so that whoever reacts to the event sees it.
+    let changed = alice.wait("status 12", |v| v["event"] == "status_changed" && v["code"] == 12);
+    assert_eq!(changed["last"], 10, "{changed:#}");
+    let held = alice.event("call_held");
+    assert_eq!(held["by"], "local", "{held:#}");
+    assert_eq!(bob.event("call_held")["by"], "remote");
+    assert_eq!(alice.act(105, json!({"action": "lines"}))["lines"][0]["held_local"], true);
+    assert_eq!(alice.act(106, json!({"action": "resume"}))["ok"], true);
+    assert_eq!(alice.event("call_resumed")["by"], "local");
+    bob.event("call_resumed");
 
     let hung_up = alice.act(101, json!({"action": "hangup"}));
     assert_eq!(hung_up["ok"], true, "the current call is hung up: {hung_up:#}");

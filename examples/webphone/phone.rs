@@ -142,6 +142,7 @@ fn success(id: Option<Value>, action: &str, outcome: ActionOutcome) -> Value {
         ActionOutcome::Call(key) => v["call"] = json!(key),
         ActionOutcome::Stats(stats) => v["stats"] = json!(stats),
         ActionOutcome::Status(status) => v["status"] = json!(status),
+        ActionOutcome::Lines(lines) => v["lines"] = json!(lines),
         _ => {}
     }
     v

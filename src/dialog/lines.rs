@@ -21,6 +21,9 @@ impl UserAgent {
     /// [`super::CallEvent::Outgoing`] follows) and the INVITE leaves when the
     /// media side hands over its offer.
     pub fn call(&mut self, request: CallRequest, now: Instant) -> Result<CallKey, CallError> {
+        if self.mode == super::Mode::Inactive {
+            return Err(CallError::ModeForbids);
+        }
         if !self.connected {
             return Err(CallError::NotConnected);
         }
@@ -284,7 +287,7 @@ impl UserAgent {
             self.send_response(tx, resp, now);
             return;
         }
-        if self.active_calls() >= self.cfg.calls.max_calls {
+        if self.active_calls() >= self.cfg.calls.max_calls || self.mode != super::Mode::Active {
             self.reply(req, tx, StatusCode::BUSY_HERE, now);
             return;
         }

@@ -36,6 +36,7 @@ pub mod auth;
 pub mod call;
 mod lines;
 pub mod register;
+mod status;
 pub mod transaction;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -53,6 +54,7 @@ pub(crate) use call::CallState;
 use call::{Call, Purpose, Stamp};
 pub use call::{CallError, CallKey, CallRequest, CallSettings, CallSnapshot};
 use register::{Registration, RegistrationConfig, RegistrationEvent, random_token};
+pub use status::{Mode, PhoneState};
 use transaction::{ClientAction, ClientTransaction, ServerTransaction, Timers, TransactionKey};
 
 /// Identity and behaviour of the core, fixed for the phone's life.
@@ -179,6 +181,7 @@ pub struct UserAgent {
     servers: HashMap<TransactionKey, ServerTransaction>,
     outputs: VecDeque<Output>,
     connected: bool,
+    mode: Mode,
     rng: StdRng,
 }
 
@@ -220,6 +223,7 @@ impl UserAgent {
             servers: HashMap::new(),
             outputs: VecDeque::new(),
             connected: false,
+            mode: Mode::Active,
             rng,
             cfg,
         }

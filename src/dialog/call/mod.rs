@@ -74,6 +74,9 @@ pub enum CallError {
     /// The transport is down.
     #[error("not connected")]
     NotConnected,
+    /// The phone's mode does not allow it (placing a call while inactive).
+    #[error("the phone's mode does not allow it")]
+    ModeForbids,
     /// An extra header is malformed (name not a token, CR/LF in the value).
     #[error("invalid header {0:?}")]
     InvalidHeader(String),
