@@ -91,9 +91,17 @@
 //! ## Features
 //! - `device`: audio devices through cpal (needs `libasound2-dev` on Linux).
 //!
+//! ## Calls
+//! Hold and resume ([`Phone::hold`]) re-offer the direction only (same ICE
+//! and DTLS session); the far end's holds are reported too. With two lines
+//! (the default), placing, answering or resuming a call holds the others
+//! first ([`PhoneConfigBuilder::hold_other_lines`]). [`Phone::status`] says
+//! what the phone is doing with the seeds' status codes ([`PhoneState`]);
+//! an action that does not fit it fails with [`Error::NotAllowed`].
+//!
 //! ## Not yet
-//! Hold/resume, transfer (REFER, Replaces), DTMF and the seeds'
-//! compatibility facades are the next milestones.
+//! Transfer (REFER, Replaces), DTMF, the seeds' compatibility facades and
+//! the control server are the next milestones.
 
 pub mod dialog;
 pub mod media;

@@ -1,10 +1,10 @@
 //! One call as its own sans-IO state machine.
 //!
-//! [`super::UserAgent`] owns the transactions and routes to a [`Call`]
+//! [`super::UserAgent`] owns the transactions and routes to a `Call`
 //! what belongs to it: requests in its dialog, responses to the requests it
-//! sent (each tagged with the [`Purpose`] it was sent for), its timers, the
+//! sent (each tagged with the `Purpose` it was sent for), its timers, the
 //! application's commands and the media side's SDP. The call answers with
-//! [`CallOutput`]s that the agent carries out (start a client transaction,
+//! `CallOutput`s that the agent carries out (start a client transaction,
 //! send a response through a server transaction, ask the media side for
 //! SDP, report an event).
 //!
@@ -12,12 +12,14 @@
 //! - this module: the call's data, its dialog (tags, CSeqs, route set,
 //!   remote target), what the application sees ([`CallSnapshot`]), the
 //!   timer table, and the routing of inputs;
-//! - [`setup`]: the initial INVITE in both roles, CANCEL, the ACK, BYE and
+//! - `setup`: the initial INVITE in both roles, CANCEL, the ACK, BYE and
 //!   the end of the call;
-//! - [`session`]: the offer/answer sub-state ([`OfferAnswer`]) that the
+//! - `session`: the offer/answer sub-state (`OfferAnswer`) that the
 //!   initial INVITE, re-INVITE and UPDATE all go through, in both
 //!   directions, with 491 glare handling;
-//! - [`session_timer`]: RFC 4028 session timers.
+//! - `session_timer`: RFC 4028 session timers;
+//! - `hold`: hold and resume, the application's wish apart from what was
+//!   agreed.
 
 mod hold;
 mod session;
