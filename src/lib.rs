@@ -95,6 +95,7 @@
 //! compatibility facades are the next milestones.
 
 pub mod dialog;
+pub mod dtmf;
 pub mod media;
 pub mod sip;
 mod transport;
