@@ -117,6 +117,24 @@ pub enum Action {
         /// Where it goes.
         audio: ReceiveAudio,
     },
+    /// Send DTMF digits (`0-9 * # A-D`, `,` a 2 s pause) on a call, after
+    /// those queued; one [`crate::Event::DtmfSent`] per digit.
+    Dtmf {
+        /// The call (default: the current one).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call: Option<CallKey>,
+        /// The digits.
+        digits: String,
+        /// `auto` (default), `rfc4733`, `info` or `inband`.
+        #[serde(default)]
+        method: crate::dtmf::DtmfMethod,
+        /// Each digit's duration in ms (default 100, clamped to 40–6000).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration_ms: Option<u32>,
+        /// Silence after each digit in ms (default 70).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        gap_ms: Option<u32>,
+    },
     /// A call's media figures now.
     Stats {
         /// The call (default: the current one).
@@ -146,6 +164,7 @@ impl Action {
             Action::Volume { .. } => "volume",
             Action::SetSendAudio { .. } => "set_send_audio",
             Action::SetReceiveAudio { .. } => "set_receive_audio",
+            Action::Dtmf { .. } => "dtmf",
             Action::Stats { .. } => "stats",
             Action::Status => "status",
         }

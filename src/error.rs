@@ -73,6 +73,7 @@ impl Error {
             Error::Call(CallError::Busy) => "busy",
             Error::Call(CallError::NotConnected) => "not_connected",
             Error::Call(CallError::InvalidHeader(_)) => "invalid_header",
+            Error::Call(CallError::InvalidDigits(_)) => "invalid_digits",
             Error::InvalidAction(_) => "invalid_action",
             Error::CallVetoed(_) => "vetoed",
             Error::NoRuntime => "no_runtime",

@@ -114,6 +114,7 @@ pub use config::{PhoneConfig, PhoneConfigBuilder};
 pub use contract::{CallKey, MediaDirection};
 pub use dialog::call::{CallDirection, EndCause, Originator, Party};
 pub use dialog::{CallError, CallRequest};
+pub use dtmf::{DtmfMethod, DtmfOptions};
 pub use error::Error;
 pub use event::{CallInfo, Event};
 pub use media::{AudioSetup, CallStats, ReceiveAudio, SendAudio};

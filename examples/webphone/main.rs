@@ -118,7 +118,7 @@ impl Audio {
             Some(path) => ReceiveAudio::WavFile(numbered(path, call_index)),
             None => ReceiveAudio::Discard,
         };
-        AudioSetup { send, receive, track_frequencies: Vec::new() }
+        AudioSetup { send, receive, track_frequencies: Vec::new(), detect_inband_dtmf: None }
     }
 }
 
@@ -435,6 +435,7 @@ async fn demo(args: DemoArgs) -> Result<(), String> {
         send: SendAudio::Tone { frequency_hz: hz, level_dbfs: -12.0 },
         receive: ReceiveAudio::Discard,
         track_frequencies: vec![440.0, 880.0],
+        detect_inband_dtmf: None,
     };
     let placed = Instant::now();
     let key = alice

@@ -95,6 +95,17 @@ impl std::str::FromStr for DtmfMethod {
     }
 }
 
+/// How to send a digit string ([`crate::Phone::send_dtmf`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DtmfOptions {
+    /// How (default: RFC 4733 when negotiated, else SIP INFO).
+    pub method: DtmfMethod,
+    /// Each digit's duration in ms (default 100, clamped to 40–6000).
+    pub duration_ms: Option<u32>,
+    /// The silence after each digit in ms (default 70).
+    pub gap_ms: Option<u32>,
+}
+
 /// One step of a digit string to send.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DtmfStep {

@@ -19,6 +19,7 @@
 //!   directions, with 491 glare handling;
 //! - [`session_timer`]: RFC 4028 session timers.
 
+mod dtmf_info;
 mod session;
 mod session_timer;
 mod setup;
@@ -74,6 +75,9 @@ pub enum CallError {
     /// An extra header is malformed (name not a token, CR/LF in the value).
     #[error("invalid header {0:?}")]
     InvalidHeader(String),
+    /// A DTMF digit string holds something else than `0-9 * # A-D ,`.
+    #[error("invalid DTMF digits: {0}")]
+    InvalidDigits(String),
 }
 
 /// Call behaviour of the core.
@@ -212,6 +216,8 @@ pub(crate) enum Purpose {
     ReInvite,
     /// An UPDATE (a session refresh without SDP).
     Update,
+    /// An INFO carrying a DTMF digit.
+    Info,
 }
 
 /// Something the agent must do for a call.
@@ -451,6 +457,8 @@ pub(crate) struct Call {
     /// Outgoing, being cancelled: why (reported when the INVITE's final
     /// response comes).
     cancel_cause: Option<EndCause>,
+    /// DTMF digits sent by INFO (queue and pacing).
+    info_dtmf: dtmf_info::InfoDtmf,
     snapshot: CallSnapshot,
 }
 
@@ -484,7 +492,10 @@ impl Call {
 
     /// When this call needs [`Call::handle_timeout`].
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        [self.timers.next(), self.session_timer.as_ref().map(|t| t.deadline)].into_iter().flatten().min()
+        [self.timers.next(), self.session_timer.as_ref().map(|t| t.deadline), self.info_dtmf_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Input: time passed.
@@ -506,6 +517,7 @@ impl Call {
         if self.session_timer.as_ref().is_some_and(|t| now >= t.deadline) {
             self.handle_session_timer(ctx, now);
         }
+        self.handle_info_dtmf_timeout(ctx, now);
     }
 
     /// Input: a request in this call's dialog (or a new INVITE's CANCEL).
@@ -517,6 +529,7 @@ impl Call {
             }
             Method::Cancel => self.handle_cancel(ctx, req, tx, now),
             Method::Invite | Method::Update => self.handle_remote_offer(ctx, req, tx, now),
+            Method::Info => self.handle_info(ctx, req, tx),
             _ => {
                 let mut resp = response_to(req, StatusCode::new(501).unwrap_or(StatusCode::BAD_REQUEST));
                 resp.headers.push(HeaderName::Allow, ctx.allow.to_string());
@@ -540,6 +553,7 @@ impl Call {
             Purpose::Invite => self.handle_invite_response(ctx, resp, now),
             Purpose::Cancel | Purpose::Bye => {}
             Purpose::ReInvite | Purpose::Update => self.handle_offer_response(ctx, purpose, resp, now),
+            Purpose::Info => self.handle_info_response(ctx, resp, now),
         }
     }
 
@@ -551,6 +565,7 @@ impl Call {
             Purpose::ReInvite | Purpose::Update => {
                 self.bye(ctx, Originator::System, "in-dialog request timed out", now)
             }
+            Purpose::Info => self.handle_info_timeout(ctx, now),
         }
     }
 
