@@ -132,15 +132,20 @@ impl Detector {
         if energy <= 0.0 {
             return None;
         }
-        let mut power = [0f32; 8];
-        for (p, c) in power.iter_mut().zip(self.coeffs) {
-            let (mut s1, mut s2) = (0f32, 0f32);
-            for x in &self.block {
-                let s0 = x + c * s1 - s2;
-                s2 = s1;
-                s1 = s0;
+        // The eight recurrences side by side: independent chains the CPU
+        // overlaps (one after the other, each waits on its own latency).
+        let c = self.coeffs;
+        let (mut s1, mut s2) = ([0f32; 8], [0f32; 8]);
+        for x in &self.block {
+            for k in 0..8 {
+                let s0 = x + c[k] * s1[k] - s2[k];
+                s2[k] = s1[k];
+                s1[k] = s0;
             }
-            *p = s1 * s1 + s2 * s2 - c * s1 * s2;
+        }
+        let mut power = [0f32; 8];
+        for k in 0..8 {
+            power[k] = s1[k] * s1[k] + s2[k] * s2[k] - c[k] * s1[k] * s2[k];
         }
         // A sine of amplitude a gives |X|² ≈ (aN/2)² and energy ≈ a²N/2.
         let n = BLOCK as f32;
