@@ -198,3 +198,23 @@ pub struct PhoneStatus {
     /// Calls that have not ended, oldest first.
     pub calls: Vec<CallKey>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dtmf::DtmfMethod;
+
+    #[test]
+    fn dtmf_action_reads_as_the_issue_writes_it() {
+        let a: Action =
+            serde_json::from_str(r#"{"action":"dtmf","call":1,"digits":"123#","method":"rfc4733"}"#).unwrap();
+        assert_eq!(a.name(), "dtmf");
+        let Action::Dtmf { call, digits, method, duration_ms, gap_ms } = a else { panic!("not dtmf") };
+        assert_eq!(
+            (call, digits.as_str(), method, duration_ms, gap_ms),
+            (Some(CallKey(1)), "123#", DtmfMethod::Rfc4733, None, None)
+        );
+        let a: Action = serde_json::from_str(r#"{"action":"dtmf","digits":"5"}"#).unwrap();
+        assert!(matches!(a, Action::Dtmf { method: DtmfMethod::Auto, call: None, .. }));
+    }
+}

@@ -90,9 +90,20 @@
 //! ## Features
 //! - `device`: audio devices through cpal (needs `libasound2-dev` on Linux).
 //!
+//! ## DTMF
+//! [`Phone::send_dtmf`] (or the `dtmf` action) sends digits by RFC 4733
+//! telephone-events (payload type and clock from the negotiated SDP, on the
+//! audio's SSRC), SIP INFO or in-band tones; `auto` takes RFC 4733 when the
+//! peer negotiated telephone-event, else INFO. Digits received by any of the
+//! three come as [`Event::DtmfReceived`]; in-band detection runs when the
+//! peer negotiated no telephone-event or [`AudioSetup::detect_inband_dtmf`]
+//! asks for it. The pure parts (payloads, sender and receiver machines, INFO
+//! bodies, tones, the detector) are in [`dtmf`].
+//!
 //! ## Not yet
-//! Hold/resume, transfer (REFER, Replaces), DTMF and the seeds'
-//! compatibility facades are the next milestones.
+//! Hold/resume, transfer (REFER, Replaces) and the seeds' compatibility
+//! facades are the next milestones. DTMF is not sent as RFC 2198 redundant
+//! events, and INFO digits are not re-sent after a failure.
 
 pub mod dialog;
 pub mod dtmf;
