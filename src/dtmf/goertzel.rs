@@ -23,6 +23,11 @@ pub const RATE: u32 = 8000;
 /// Samples per analysis block at [`RATE`].
 pub const BLOCK: usize = 106;
 
+/// Blocks analysed together: their recurrences are independent, so the CPU
+/// overlaps them (one block's 8 chains alone wait on their own latency).
+/// Digits are reported up to this many blocks (53 ms) later.
+pub const GROUP: usize = 4;
+
 /// Consecutive blocks a symbol must hold to be accepted.
 pub const MIN_BLOCKS: u32 = 2;
 
@@ -58,7 +63,7 @@ pub struct Detector {
     decimation: usize,
     acc: i32,
     acc_n: usize,
-    block: [f32; BLOCK],
+    block: [f32; BLOCK * GROUP],
     fill: usize,
     coeffs: [f32; 8],
     candidate: Option<char>,
@@ -82,7 +87,7 @@ impl Detector {
             decimation: (input_rate / RATE).max(1) as usize,
             acc: 0,
             acc_n: 0,
-            block: [0.0; BLOCK],
+            block: [0.0; BLOCK * GROUP],
             fill: 0,
             coeffs,
             candidate: None,
@@ -103,18 +108,22 @@ impl Detector {
 
     /// Decoded samples, in order.
     pub fn handle_samples(&mut self, samples: &[i16]) {
+        let scale = 1.0 / (self.decimation as f32 * 32768.0);
         for s in samples {
             self.acc += i32::from(*s);
             self.acc_n += 1;
             if self.acc_n == self.decimation {
-                self.block[self.fill] = self.acc as f32 / (self.decimation as f32 * 32768.0);
+                self.block[self.fill] = self.acc as f32 * scale;
                 self.acc = 0;
                 self.acc_n = 0;
                 self.fill += 1;
-                if self.fill == BLOCK {
+                if self.fill == BLOCK * GROUP {
                     self.fill = 0;
-                    let d = self.analyse();
-                    self.on_block(d);
+                    let powers = self.powers();
+                    for (power, energy) in &powers {
+                        let d = self.classify(power, *energy);
+                        self.on_block(d);
+                    }
                 }
             }
         }
@@ -125,27 +134,36 @@ impl Detector {
         self.out.pop_front()
     }
 
-    /// The symbol a block holds, if any.
-    fn analyse(&mut self) -> Option<char> {
-        self.blocks += 1;
-        let energy: f32 = self.block.iter().map(|x| x * x).sum();
-        if energy <= 0.0 {
-            return None;
-        }
-        // The eight recurrences side by side: independent chains the CPU
-        // overlaps (one after the other, each waits on its own latency).
+    /// Each buffered block's power at the eight frequencies, and its energy.
+    fn powers(&self) -> [([f32; 8], f32); GROUP] {
         let c = self.coeffs;
-        let (mut s1, mut s2) = ([0f32; 8], [0f32; 8]);
-        for x in &self.block {
-            for k in 0..8 {
-                let s0 = x + c[k] * s1[k] - s2[k];
-                s2[k] = s1[k];
-                s1[k] = s0;
+        // All recurrences side by side: GROUP × 8 independent chains.
+        let (mut s1, mut s2) = ([[0f32; 8]; GROUP], [[0f32; 8]; GROUP]);
+        for i in 0..BLOCK {
+            for g in 0..GROUP {
+                let x = self.block[g * BLOCK + i];
+                for k in 0..8 {
+                    let s0 = x + c[k] * s1[g][k] - s2[g][k];
+                    s2[g][k] = s1[g][k];
+                    s1[g][k] = s0;
+                }
             }
         }
-        let mut power = [0f32; 8];
-        for k in 0..8 {
-            power[k] = s1[k] * s1[k] + s2[k] * s2[k] - c[k] * s1[k] * s2[k];
+        let mut out = [([0f32; 8], 0f32); GROUP];
+        for (g, o) in out.iter_mut().enumerate() {
+            for k in 0..8 {
+                o.0[k] = s1[g][k] * s1[g][k] + s2[g][k] * s2[g][k] - c[k] * s1[g][k] * s2[g][k];
+            }
+            o.1 = self.block[g * BLOCK..(g + 1) * BLOCK].iter().map(|x| x * x).sum();
+        }
+        out
+    }
+
+    /// The symbol a block holds, if any, from its powers and energy.
+    fn classify(&mut self, power: &[f32; 8], energy: f32) -> Option<char> {
+        self.blocks += 1;
+        if energy <= 0.0 {
+            return None;
         }
         // A sine of amplitude a gives |X|² ≈ (aN/2)² and energy ≈ a²N/2.
         let n = BLOCK as f32;
