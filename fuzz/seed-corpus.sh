@@ -5,7 +5,8 @@
 # - fuzz/corpus/sip_message with the RFC 4475 torture messages from the
 #   shared conformance set beside the clone (or the directory given as the
 #   first argument).
-# The rtp and jitter_buffer targets take structured input and start empty.
+# The rtp, jitter_buffer, telephone_event and dtmf_info targets take
+# structured input and start empty.
 # Then run, from the repository root, e.g.:
 #   RUSTC_BOOTSTRAP=1 cargo fuzz run sip_message -- -max_total_time=600
 #   RUSTC_BOOTSTRAP=1 cargo fuzz run sdp -- -max_total_time=600

@@ -137,6 +137,24 @@ pub enum Action {
     },
     /// Every line (call that has not ended) now, oldest first.
     Lines,
+    /// Send DTMF digits (`0-9 * # A-D`, `,` a 2 s pause) on a call, after
+    /// those queued; one [`crate::Event::DtmfSent`] per digit.
+    Dtmf {
+        /// The call (default: the current one).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call: Option<CallKey>,
+        /// The digits.
+        digits: String,
+        /// `auto` (default), `rfc4733`, `info` or `inband`.
+        #[serde(default)]
+        method: crate::dtmf::DtmfMethod,
+        /// Each digit's duration in ms (default 100, clamped to 40–6000).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration_ms: Option<u32>,
+        /// Silence after each digit in ms (default 70).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        gap_ms: Option<u32>,
+    },
     /// A call's media figures now.
     Stats {
         /// The call (default: the current one).
@@ -170,6 +188,7 @@ impl Action {
             Action::SetReceiveAudio { .. } => "set_receive_audio",
             Action::SetMode { .. } => "set_mode",
             Action::Lines => "lines",
+            Action::Dtmf { .. } => "dtmf",
             Action::Stats { .. } => "stats",
             Action::Status => "status",
         }
@@ -229,4 +248,24 @@ pub struct PhoneStatus {
     pub registered: bool,
     /// Calls that have not ended, oldest first.
     pub calls: Vec<CallKey>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dtmf::DtmfMethod;
+
+    #[test]
+    fn dtmf_action_reads_as_the_issue_writes_it() {
+        let a: Action =
+            serde_json::from_str(r#"{"action":"dtmf","call":1,"digits":"123#","method":"rfc4733"}"#).unwrap();
+        assert_eq!(a.name(), "dtmf");
+        let Action::Dtmf { call, digits, method, duration_ms, gap_ms } = a else { panic!("not dtmf") };
+        assert_eq!(
+            (call, digits.as_str(), method, duration_ms, gap_ms),
+            (Some(CallKey(1)), "123#", DtmfMethod::Rfc4733, None, None)
+        );
+        let a: Action = serde_json::from_str(r#"{"action":"dtmf","digits":"5"}"#).unwrap();
+        assert!(matches!(a, Action::Dtmf { method: DtmfMethod::Auto, call: None, .. }));
+    }
 }

@@ -28,6 +28,7 @@ use crate::dialog::auth::DigestClient;
 use crate::dialog::register::{RegistrationConfig, RegistrationEvent, random_token};
 use crate::dialog::transaction::Timers;
 use crate::dialog::{AgentConfig, AgentEvent, CallError, CallEvent, CallRequest, CallState, Output, UserAgent};
+use crate::dtmf::DtmfMethod;
 use crate::event::Event;
 use crate::media::CallStats;
 use crate::media::engine::{MediaControl, MediaEngine, MediaResult};
@@ -332,6 +333,9 @@ impl Core {
             Action::SetReceiveAudio { call, audio } => {
                 self.current_call(call).and_then(|call| done(self.control(call, MediaControl::ReceiveAudio(audio))))
             }
+            Action::Dtmf { call, digits, method, duration_ms, gap_ms } => self
+                .current_call(call)
+                .and_then(|call| done(self.send_dtmf(call, &digits, method, duration_ms, gap_ms, t))),
             Action::Stats { call } => match self.current_call(call).map(|call| self.media.stats(call)) {
                 Err(e) => Err(e),
                 Ok(None) => Err(no_such_call()),
@@ -362,6 +366,35 @@ impl Core {
             other => other,
         };
         let _ = reply.send(outcome);
+    }
+
+    /// Sends digits by the method asked (`auto`: RFC 4733 when the call's
+    /// media negotiated telephone-event, else INFO).
+    fn send_dtmf(
+        &mut self,
+        call: CallKey,
+        digits: &str,
+        method: DtmfMethod,
+        duration_ms: Option<u32>,
+        gap_ms: Option<u32>,
+        t: Instant,
+    ) -> Result<(), Error> {
+        let steps = crate::dtmf::parse_digits(digits, duration_ms, gap_ms).map_err(Error::InvalidAction)?;
+        let negotiated = self.media.telephone_event(call).is_some();
+        let method = match method {
+            DtmfMethod::Auto if negotiated => DtmfMethod::Rfc4733,
+            DtmfMethod::Auto => DtmfMethod::Info,
+            m => m,
+        };
+        match method {
+            DtmfMethod::Rfc4733 if !negotiated => {
+                Err(Error::InvalidAction("the call's media negotiated no telephone-event".into()))
+            }
+            DtmfMethod::Rfc4733 | DtmfMethod::Inband => {
+                self.control(call, MediaControl::Dtmf { steps, inband: method == DtmfMethod::Inband })
+            }
+            _ => self.ua.send_dtmf_info(call, digits, duration_ms, gap_ms, t).map_err(Error::Call),
+        }
     }
 
     fn set_muted(&mut self, call: CallKey, direction: AudioDirection, muted: bool) -> Result<(), Error> {
@@ -482,6 +515,17 @@ impl Core {
                     shared.emit(Event::SendAudioEnded { call: shared.clock.call_info(snapshot) });
                 }
             }
+            MediaResult::Dtmf { call, digit, duration_ms, method } => {
+                if let Some(snapshot) = self.ua.call_snapshot(call) {
+                    let call = shared.clock.call_info(snapshot);
+                    shared.emit(Event::DtmfReceived { call, digit, duration_ms, method });
+                }
+            }
+            MediaResult::DtmfSent { call, digit, method } => {
+                if let Some(snapshot) = self.ua.call_snapshot(call) {
+                    shared.emit(Event::DtmfSent { call: shared.clock.call_info(snapshot), digit, method });
+                }
+            }
         }
     }
 
@@ -556,6 +600,15 @@ impl Core {
                     CallEvent::Ended(s) => {
                         let stats = self.final_stats.remove(&s.key).map(Box::new);
                         Event::CallEnded { call: clock.call_info(&s), stats }
+                    }
+                    CallEvent::DtmfReceived { call, digit, duration_ms } => Event::DtmfReceived {
+                        call: clock.call_info(&call),
+                        digit,
+                        duration_ms,
+                        method: DtmfMethod::Info,
+                    },
+                    CallEvent::DtmfSent { call, digit } => {
+                        Event::DtmfSent { call: clock.call_info(&call), digit, method: DtmfMethod::Info }
                     }
                 }
             }

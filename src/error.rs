@@ -85,6 +85,7 @@ impl Error {
             Error::Call(CallError::InvalidHeader(_)) => "invalid_header",
             Error::Call(CallError::ModeForbids) => "mode_forbids",
             Error::NotAllowed { .. } => "not_allowed",
+            Error::Call(CallError::InvalidDigits(_)) => "invalid_digits",
             Error::InvalidAction(_) => "invalid_action",
             Error::CallVetoed(_) => "vetoed",
             Error::NoRuntime => "no_runtime",

@@ -201,6 +201,27 @@ pub enum Event {
         /// The call.
         call: CallInfo,
     },
+    /// A DTMF digit was received (when it ended), by any method.
+    DtmfReceived {
+        /// The call.
+        call: CallInfo,
+        /// One of the 16 symbols `0-9 * # A-D`.
+        digit: char,
+        /// How long it lasted (RFC 4733, in-band) or said it lasted (INFO).
+        duration_ms: u32,
+        /// `rfc4733`, `info` or `inband`.
+        method: crate::dtmf::DtmfMethod,
+    },
+    /// A DTMF digit was sent: its last RFC 4733 packet or tone sample left,
+    /// or its INFO was accepted.
+    DtmfSent {
+        /// The call.
+        call: CallInfo,
+        /// The symbol.
+        digit: char,
+        /// `rfc4733`, `info` or `inband`.
+        method: crate::dtmf::DtmfMethod,
+    },
     /// A malformed message was received and dropped or rejected.
     MalformedMessage {
         /// What was wrong.
@@ -232,7 +253,9 @@ impl Event {
             | Event::HoldFailed { call, .. }
             | Event::CallEnded { call, .. }
             | Event::CallQuality { call, .. }
-            | Event::SendAudioEnded { call } => Some(call),
+            | Event::SendAudioEnded { call }
+            | Event::DtmfReceived { call, .. }
+            | Event::DtmfSent { call, .. } => Some(call),
             _ => None,
         }
     }

@@ -99,11 +99,23 @@
 //! what the phone is doing with the seeds' status codes ([`PhoneState`]);
 //! an action that does not fit it fails with [`Error::NotAllowed`].
 //!
+//! ## DTMF
+//! [`Phone::send_dtmf`] (or the `dtmf` action) sends digits by RFC 4733
+//! telephone-events (payload type and clock from the negotiated SDP, on the
+//! audio's SSRC), SIP INFO or in-band tones; `auto` takes RFC 4733 when the
+//! peer negotiated telephone-event, else INFO. Digits received by any of the
+//! three come as [`Event::DtmfReceived`]; in-band detection runs when the
+//! peer negotiated no telephone-event or [`AudioSetup::detect_inband_dtmf`]
+//! asks for it. The pure parts (payloads, sender and receiver machines, INFO
+//! bodies, tones, the detector) are in [`dtmf`].
+//!
 //! ## Not yet
-//! Transfer (REFER, Replaces), DTMF, the seeds' compatibility facades and
-//! the control server are the next milestones.
+//! Transfer (REFER, Replaces), the seeds' compatibility facades and the
+//! control server are the next milestones. DTMF is not sent as RFC 2198
+//! redundant events, and INFO digits are not re-sent after a failure.
 
 pub mod dialog;
+pub mod dtmf;
 pub mod media;
 pub mod sip;
 mod transport;
@@ -122,6 +134,7 @@ pub use config::{PhoneConfig, PhoneConfigBuilder};
 pub use contract::{CallKey, MediaDirection};
 pub use dialog::call::{CallDirection, EndCause, Originator, Party};
 pub use dialog::{CallError, CallRequest, Mode, PhoneState};
+pub use dtmf::{DtmfMethod, DtmfOptions};
 pub use error::Error;
 pub use event::{CallInfo, Event};
 pub use media::{

@@ -305,6 +305,19 @@ impl Phone {
         self.done(Action::Hangup { call: Some(call.into()) }).await
     }
 
+    /// Sends DTMF digits (`0-9 * # A-D`, `,` a 2 s pause) on a call, after
+    /// those already queued; [`Event::DtmfSent`] reports each digit sent.
+    pub async fn send_dtmf(
+        &self,
+        call: impl Into<CallKey>,
+        digits: &str,
+        options: crate::dtmf::DtmfOptions,
+    ) -> Result<(), Error> {
+        let crate::dtmf::DtmfOptions { method, duration_ms, gap_ms } = options;
+        self.done(Action::Dtmf { call: Some(call.into()), digits: digits.to_string(), method, duration_ms, gap_ms })
+            .await
+    }
+
     async fn done(&self, action: Action) -> Result<(), Error> {
         self.execute(action).await.map(|_| ())
     }
@@ -407,6 +420,11 @@ impl Call {
     /// Mutes (or unmutes) what we send.
     pub async fn mute(&self, muted: bool) -> Result<(), Error> {
         self.phone.mute(self.key, muted).await
+    }
+
+    /// Sends DTMF digits on the call (see [`Phone::send_dtmf`]).
+    pub async fn send_dtmf(&self, digits: &str, options: crate::dtmf::DtmfOptions) -> Result<(), Error> {
+        self.phone.send_dtmf(self.key, digits, options).await
     }
 
     /// Mutes (or unmutes) what we hear.

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, Parser, Subcommand};
 use report::{Outcome, Recorder};
 use webphone::media::{AudioSetup, ReceiveAudio, SendAudio};
-use webphone::{CallKey, CallOptions, Event, Phone, PhoneConfig, TlsConfig};
+use webphone::{CallKey, CallOptions, DtmfMethod, DtmfOptions, Event, Phone, PhoneConfig, TlsConfig};
 
 #[derive(Parser)]
 #[command(name = "webphone", version, about = "A headless SIP-over-WebSocket + WebRTC phone")]
@@ -118,7 +118,7 @@ impl Audio {
             Some(path) => ReceiveAudio::WavFile(numbered(path, call_index)),
             None => ReceiveAudio::Discard,
         };
-        AudioSetup { send, receive, track_frequencies: Vec::new() }
+        AudioSetup { send, receive, track_frequencies: Vec::new(), detect_inband_dtmf: None }
     }
 }
 
@@ -127,6 +127,20 @@ fn numbered(path: &std::path::Path, index: usize) -> PathBuf {
     let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let ext = path.extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or_default();
     path.with_file_name(format!("{stem}-{}{ext}", index + 1))
+}
+
+/// DTMF to send on each call once it is answered.
+#[derive(Args, Clone)]
+struct DtmfArgs {
+    /// Send these DTMF digits on the call (0-9 * # A-D; `,` pauses 2 s).
+    #[arg(long)]
+    dtmf: Option<String>,
+    /// Seconds after the answer to send them.
+    #[arg(long, default_value_t = 1.0)]
+    dtmf_at: f64,
+    /// How: auto (RFC 4733 when negotiated, else INFO), rfc4733, info or inband.
+    #[arg(long, default_value = "auto")]
+    dtmf_method: DtmfMethod,
 }
 
 #[derive(Args)]
@@ -156,6 +170,8 @@ struct CallArgs {
     /// Extra INVITE header, `Name: value` (repeatable).
     #[arg(long = "header")]
     headers: Vec<String>,
+    #[command(flatten)]
+    dtmf: DtmfArgs,
 }
 
 #[derive(Args)]
@@ -175,6 +191,8 @@ struct AnswerArgs {
     /// Hang up this many seconds after answering (default: wait for the far end).
     #[arg(long)]
     duration: Option<f64>,
+    #[command(flatten)]
+    dtmf: DtmfArgs,
 }
 
 #[derive(Args)]
@@ -324,7 +342,7 @@ async fn call(args: CallArgs) -> Result<(), String> {
         let options = CallOptions { headers, audio: args.audio.setup(0), ..Default::default() };
         let key = phone.call(&args.target, options).await.map_err(|e| e.to_string())?.key();
         rec.expect_call(key);
-        run_calls(&phone, &mut rec, None, args.duration, Some(1)).await
+        run_calls(&phone, &mut rec, None, args.duration, Some(1), &args.dtmf).await
     }
     .await;
     finish(&phone, rec, &args.output, result).await
@@ -337,7 +355,7 @@ async fn answer(args: AnswerArgs) -> Result<(), String> {
         start_registered(&phone, &mut rec, args.account.timeout).await?;
         let answering =
             Answering { after: Duration::from_secs_f64(args.answer_after.max(0.0)), audio: args.audio.clone() };
-        run_calls(&phone, &mut rec, Some(answering), args.duration, args.max_calls).await
+        run_calls(&phone, &mut rec, Some(answering), args.duration, args.max_calls, &args.dtmf).await
     }
     .await;
     finish(&phone, rec, &args.output, result).await
@@ -357,8 +375,10 @@ async fn run_calls(
     answering: Option<Answering>,
     duration: Option<f64>,
     max_calls: Option<usize>,
+    dtmf: &DtmfArgs,
 ) -> Result<(), String> {
     let (due_tx, mut due_rx) = tokio::sync::mpsc::unbounded_channel::<(CallKey, bool)>();
+    let (dtmf_tx, mut dtmf_rx) = tokio::sync::mpsc::unbounded_channel::<CallKey>();
     let mut status = tokio::time::interval(Duration::from_millis(500));
     let mut answered = 0usize;
     loop {
@@ -380,6 +400,14 @@ async fn run_calls(
                     }
                 }
                 Some(Event::CallConfirmed { call }) => {
+                    if dtmf.dtmf.is_some() {
+                        let tx = dtmf_tx.clone();
+                        let at = Duration::from_secs_f64(dtmf.dtmf_at.max(0.0));
+                        tokio::spawn(async move {
+                            tokio::time::sleep(at).await;
+                            let _ = tx.send(call.key);
+                        });
+                    }
                     if let Some(secs) = duration {
                         let tx = due_tx.clone();
                         tokio::spawn(async move {
@@ -402,6 +430,14 @@ async fn run_calls(
                 } else {
                     rec.refresh_stats(key).await;
                     let _ = phone.hangup(key).await;
+                }
+            }
+            Some(key) = dtmf_rx.recv() => {
+                if let Some(digits) = &dtmf.dtmf {
+                    let options = DtmfOptions { method: dtmf.dtmf_method, ..Default::default() };
+                    if let Err(e) = phone.send_dtmf(key, digits, options).await {
+                        rec.note(&format!("could not send DTMF on {key}: {e}"));
+                    }
                 }
             }
             _ = status.tick() => rec.refresh_all_stats().await,
@@ -435,6 +471,7 @@ async fn demo(args: DemoArgs) -> Result<(), String> {
         send: SendAudio::Tone { frequency_hz: hz, level_dbfs: -12.0 },
         receive: ReceiveAudio::Discard,
         track_frequencies: vec![440.0, 880.0],
+        detect_inband_dtmf: None,
     };
     let placed = Instant::now();
     let key = alice

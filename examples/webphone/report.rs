@@ -20,6 +20,9 @@ struct CallRecord {
     stats: Option<CallStats>,
     /// Quality alerts raised or cleared during the call.
     alerts: Vec<QualityAlert>,
+    /// DTMF digits received and sent, with their method.
+    dtmf_received: Vec<Value>,
+    dtmf_sent: Vec<Value>,
 }
 
 /// Whether the run did what was asked.
@@ -112,6 +115,14 @@ impl Recorder {
                 }
             }
             Event::CallQuality { call, alert } => self.calls.entry(call.key).or_default().alerts.push(*alert),
+            Event::DtmfReceived { call, digit, duration_ms, method } => {
+                let d = json!({ "digit": digit.to_string(), "duration_ms": duration_ms, "method": method });
+                self.calls.entry(call.key).or_default().dtmf_received.push(d);
+            }
+            Event::DtmfSent { call, digit, method } => {
+                let d = json!({ "digit": digit.to_string(), "method": method });
+                self.calls.entry(call.key).or_default().dtmf_sent.push(d);
+            }
             _ => {}
         }
     }
@@ -296,6 +307,8 @@ fn call_json(key: CallKey, c: &CallRecord) -> Option<Value> {
         "headers": info.headers,
         "audio": audio,
         "quality_alerts": c.alerts,
+        "dtmf_received": c.dtmf_received,
+        "dtmf_sent": c.dtmf_sent,
     }))
 }
 
@@ -342,6 +355,10 @@ fn describe(event: &Event) -> String {
             };
             format!("{} quality: {what} ({})", call.key, if alert.active { "alert" } else { "back to normal" })
         }
+        Event::DtmfReceived { call, digit, duration_ms, method } => {
+            format!("{} DTMF {digit} received ({} ms, {})", call.key, duration_ms, method.name())
+        }
+        Event::DtmfSent { call, digit, method } => format!("{} DTMF {digit} sent ({})", call.key, method.name()),
         Event::MalformedMessage { why } => format!("malformed message: {why}"),
         Event::Stopped => "stopped".to_string(),
         other => format!("{other:?}"),

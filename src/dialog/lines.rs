@@ -97,6 +97,21 @@ impl UserAgent {
         self.calls.get(&key).map(Call::held)
     }
 
+    /// Command: send DTMF digits by SIP INFO (`application/dtmf-relay`),
+    /// after the call's digits already queued, one INFO per digit, each
+    /// after the previous digit's duration and gap. The call must be confirmed.
+    pub fn send_dtmf_info(
+        &mut self,
+        key: CallKey,
+        digits: &str,
+        duration_ms: Option<u32>,
+        gap_ms: Option<u32>,
+        now: Instant,
+    ) -> Result<(), CallError> {
+        let steps = crate::dtmf::parse_digits(digits, duration_ms, gap_ms).map_err(CallError::InvalidDigits)?;
+        self.with_call(key, now, |call, ctx| call.send_dtmf_info(ctx, steps, now)).unwrap_or(Err(CallError::NoSuchCall))
+    }
+
     /// Input: the media side's SDP for `key` (the offer or answer asked
     /// for by a [`super::MediaRequest`]), or why it could not make one.
     pub fn handle_local_sdp(&mut self, key: CallKey, sdp: Result<Bytes, String>, now: Instant) {

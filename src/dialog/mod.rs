@@ -137,6 +137,22 @@ pub enum CallEvent {
         /// Why.
         reason: String,
     },
+    /// The peer sent a DTMF digit by SIP INFO (answered 200).
+    DtmfReceived {
+        /// The call.
+        call: CallSnapshot,
+        /// One of the 16 symbols (upper case).
+        digit: char,
+        /// Its duration as the INFO said (250 ms when it did not).
+        duration_ms: u32,
+    },
+    /// A DTMF digit we sent by SIP INFO was accepted (2xx).
+    DtmfSent {
+        /// The call.
+        call: CallSnapshot,
+        /// The symbol.
+        digit: char,
+    },
 }
 
 /// Events of the SIP core (the driver adds connection events).
@@ -204,9 +220,10 @@ impl UserAgent {
                     Method::Cancel,
                     Method::Options,
                     Method::Update,
+                    Method::Info,
                 ],
                 extensions: vec!["timer"],
-                content_types: vec!["application/sdp"],
+                content_types: vec!["application/sdp", crate::dtmf::info::DTMF_RELAY, crate::dtmf::info::DTMF],
             },
             auth,
             aor,

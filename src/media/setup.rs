@@ -132,12 +132,21 @@ pub struct AudioSetup {
     /// Frequencies whose presence in the received audio is tracked
     /// (reported in [`CallStats::tracked`]); for call tests.
     pub track_frequencies: Vec<f64>,
+    /// Detect DTMF tones in the received audio (a Goertzel detector on the
+    /// decoded frames; its digits come as `DtmfReceived` with method
+    /// `inband`). `None`: only when the peer negotiated no telephone-event.
+    pub detect_inband_dtmf: Option<bool>,
 }
 
 impl AudioSetup {
     /// Builds the source and sink (opening files).
     pub(crate) fn build(self) -> Result<BuiltAudio, String> {
-        Ok(BuiltAudio { source: self.send.build()?, sink: self.receive.build()?, tracked: self.track_frequencies })
+        Ok(BuiltAudio {
+            source: self.send.build()?,
+            sink: self.receive.build()?,
+            tracked: self.track_frequencies,
+            detect_dtmf: self.detect_inband_dtmf,
+        })
     }
 }
 
@@ -185,6 +194,7 @@ pub(crate) struct BuiltAudio {
     pub(crate) source: Box<dyn AudioSource>,
     pub(crate) sink: Box<dyn AudioSink>,
     pub(crate) tracked: Vec<f64>,
+    pub(crate) detect_dtmf: Option<bool>,
 }
 
 /// Media settings of a phone.

@@ -21,6 +21,7 @@
 //! - `hold`: hold and resume, the application's wish apart from what was
 //!   agreed.
 
+mod dtmf_info;
 mod hold;
 mod session;
 mod session_timer;
@@ -82,6 +83,9 @@ pub enum CallError {
     /// An extra header is malformed (name not a token, CR/LF in the value).
     #[error("invalid header {0:?}")]
     InvalidHeader(String),
+    /// A DTMF digit string holds something else than `0-9 * # A-D ,`.
+    #[error("invalid DTMF digits: {0}")]
+    InvalidDigits(String),
 }
 
 /// Call behaviour of the core.
@@ -231,6 +235,8 @@ pub(crate) enum Purpose {
     ReInvite,
     /// An UPDATE (a session refresh without SDP).
     Update,
+    /// An INFO carrying a DTMF digit.
+    Info,
 }
 
 /// Something the agent must do for a call.
@@ -472,6 +478,8 @@ pub(crate) struct Call {
     /// Outgoing, being cancelled: why (reported when the INVITE's final
     /// response comes).
     cancel_cause: Option<EndCause>,
+    /// DTMF digits sent by INFO (queue and pacing).
+    info_dtmf: dtmf_info::InfoDtmf,
     snapshot: CallSnapshot,
 }
 
@@ -505,7 +513,10 @@ impl Call {
 
     /// When this call needs [`Call::handle_timeout`].
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        [self.timers.next(), self.session_timer.as_ref().map(|t| t.deadline)].into_iter().flatten().min()
+        [self.timers.next(), self.session_timer.as_ref().map(|t| t.deadline), self.info_dtmf_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Input: time passed.
@@ -527,6 +538,7 @@ impl Call {
         if self.session_timer.as_ref().is_some_and(|t| now >= t.deadline) {
             self.handle_session_timer(ctx, now);
         }
+        self.handle_info_dtmf_timeout(ctx, now);
     }
 
     /// Input: a request in this call's dialog (or a new INVITE's CANCEL).
@@ -538,6 +550,7 @@ impl Call {
             }
             Method::Cancel => self.handle_cancel(ctx, req, tx, now),
             Method::Invite | Method::Update => self.handle_remote_offer(ctx, req, tx, now),
+            Method::Info => self.handle_info(ctx, req, tx),
             _ => {
                 let mut resp = response_to(req, StatusCode::new(501).unwrap_or(StatusCode::BAD_REQUEST));
                 resp.headers.push(HeaderName::Allow, ctx.allow.to_string());
@@ -561,6 +574,7 @@ impl Call {
             Purpose::Invite => self.handle_invite_response(ctx, resp, now),
             Purpose::Cancel | Purpose::Bye => {}
             Purpose::ReInvite | Purpose::Update => self.handle_offer_response(ctx, purpose, resp, now),
+            Purpose::Info => self.handle_info_response(ctx, resp, now),
         }
     }
 
@@ -579,6 +593,7 @@ impl Call {
             Purpose::ReInvite | Purpose::Update => {
                 self.bye(ctx, Originator::System, "in-dialog request timed out", now)
             }
+            Purpose::Info => self.handle_info_timeout(ctx, now),
         }
     }
 

@@ -78,6 +78,7 @@ impl Call {
             timers: CallTimers::default(),
             last_ack: None,
             cancel_cause: None,
+            info_dtmf: Default::default(),
             snapshot,
         };
         call.emit_snapshot(ctx, CallEvent::Outgoing);
@@ -158,6 +159,7 @@ impl Call {
             timers: CallTimers { auto_answer: ctx.settings.auto_answer.map(|d| now + d), ..CallTimers::default() },
             last_ack: None,
             cancel_cause: None,
+            info_dtmf: Default::default(),
             snapshot,
         };
         ctx.respond(tx, response_to(req, StatusCode::TRYING));

@@ -36,10 +36,13 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::contract::MediaDirection;
+use crate::dtmf::rfc4733::{self, PAYLOAD_LEN};
+use crate::dtmf::tone::{DEFAULT_LEVEL_DBFS, DtmfTone};
+use crate::dtmf::{DtmfMethod, DtmfStep, event_code, symbol};
 use crate::media::codec::common::CodecError;
 use crate::media::dsp::meter::{DBFS_FLOOR, FrameAnalysis};
 use crate::media::engine::pipeline::{ReceivePipeline, RtpOut, SendPipeline};
-use crate::media::frame::FrameDuration;
+use crate::media::frame::{FrameDuration, SAMPLE_RATE};
 use crate::media::io::sink::AudioSink;
 use crate::media::io::source::AudioSource;
 use crate::media::receive::impairment::ImpairmentStage;
@@ -79,6 +82,9 @@ pub(crate) enum AudioControl {
     Source(Box<dyn AudioSource>),
     /// Play into this sink from now on.
     Sink(Box<dyn AudioSink>),
+    /// Send these DTMF steps after those queued: RFC 4733 events, or tones
+    /// in the audio (`inband`).
+    Dtmf { steps: Vec<DtmfStep>, inband: bool },
 }
 
 impl std::fmt::Debug for AudioControl {
@@ -89,6 +95,9 @@ impl std::fmt::Debug for AudioControl {
             AudioControl::Volume(v) => f.debug_tuple("Volume").field(v).finish(),
             AudioControl::Source(_) => f.write_str("Source(..)"),
             AudioControl::Sink(_) => f.write_str("Sink(..)"),
+            AudioControl::Dtmf { steps, inband } => {
+                f.debug_struct("Dtmf").field("steps", steps).field("inband", inband).finish()
+            }
         }
     }
 }
@@ -101,6 +110,116 @@ pub(crate) enum AudioEvent {
     /// The send source ran out (a non-looping file played to its end);
     /// raised once per source.
     SourceEnded,
+    /// A DTMF digit was received (RFC 4733 or heard in-band), when it ended.
+    DtmfReceived { digit: char, duration_ms: u32, method: DtmfMethod },
+    /// A DTMF digit was sent (its last end packet, or its last tone sample).
+    DtmfSent { digit: char, method: DtmfMethod },
+}
+
+/// The digit being sent.
+struct SendingDigit {
+    digit: char,
+    gap: Duration,
+    /// In-band: its tone; RFC 4733 otherwise.
+    tone: Option<DtmfTone>,
+}
+
+/// A call's DTMF: the telephone-events negotiated, the RFC 4733 sender and
+/// receivers, and the queue of digits to send.
+struct Dtmf {
+    /// Payload type and clock we send events with.
+    send_te: Option<(u8, u32)>,
+    sender: Option<rfc4733::Sender>,
+    /// One receiver per telephone-event payload type the peer may use.
+    receivers: Vec<(u8, rfc4733::Receiver)>,
+    queue: VecDeque<(DtmfStep, bool)>,
+    current: Option<SendingDigit>,
+    /// No new digit before this (the last digit's gap, or a pause).
+    idle_until: Option<Instant>,
+    /// What the setup asked for in-band detection (`None`: when no telephone-event).
+    detect: Option<bool>,
+}
+
+impl Dtmf {
+    fn new(negotiated: &Negotiated, detect: Option<bool>) -> Dtmf {
+        let mut d = Dtmf {
+            send_te: None,
+            sender: None,
+            receivers: Vec::new(),
+            queue: VecDeque::new(),
+            current: None,
+            idle_until: None,
+            detect,
+        };
+        d.negotiated(negotiated);
+        d
+    }
+
+    /// Takes the telephone-events of a (re)negotiation.
+    fn negotiated(&mut self, n: &Negotiated) {
+        let send = n.telephone_event_pt.zip(n.telephone_event_rate);
+        if send != self.send_te {
+            self.send_te = send;
+            self.sender = send.map(|(_, rate)| rfc4733::Sender::new(rate, n.codec.clock_rate));
+        }
+        for (pt, rate) in n.telephone_events_received.iter().flatten() {
+            if !self.receivers.iter().any(|(p, _)| p == pt) {
+                self.receivers.push((*pt, rfc4733::Receiver::new(*rate)));
+            }
+        }
+        self.receivers.retain(|(p, _)| n.telephone_events_received.iter().flatten().any(|(pt, _)| pt == p));
+    }
+
+    /// Whether in-band detection runs.
+    fn detecting(&self) -> bool {
+        self.detect.unwrap_or(self.receivers.is_empty())
+    }
+
+    fn receiver(&mut self, pt: u8) -> Option<&mut rfc4733::Receiver> {
+        self.receivers.iter_mut().find(|(p, _)| *p == pt).map(|(_, r)| r)
+    }
+
+    fn next_timeout(&self) -> Option<Instant> {
+        self.receivers.iter().filter_map(|(_, r)| r.poll_timeout()).min().map(Instant::from_std)
+    }
+
+    /// Moves the receivers' finished events into `events`.
+    fn drain_received(&mut self, events: &mut VecDeque<AudioEvent>) {
+        for (_, r) in &mut self.receivers {
+            while let Some(e) = r.poll_event() {
+                if let Some(digit) = symbol(e.event) {
+                    events.push_back(AudioEvent::DtmfReceived {
+                        digit,
+                        duration_ms: e.duration_ms,
+                        method: DtmfMethod::Rfc4733,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Starts the next queued digit if none is playing and the gap is over;
+    /// `timestamp` is the RTP timestamp of the frame about to be sent.
+    fn start_next(&mut self, now: Instant, timestamp: u32) {
+        while self.current.is_none() && self.idle_until.is_none_or(|t| now >= t) {
+            let Some((step, inband)) = self.queue.pop_front() else { return };
+            match step {
+                DtmfStep::Pause { ms } => self.idle_until = Some(now + Duration::from_millis(u64::from(ms))),
+                DtmfStep::Digit { digit, duration_ms, gap_ms } => {
+                    let gap = Duration::from_millis(u64::from(gap_ms));
+                    if inband {
+                        let tone = DtmfTone::new(digit, duration_ms, DEFAULT_LEVEL_DBFS, SAMPLE_RATE);
+                        self.current = Some(SendingDigit { digit, gap, tone });
+                    } else if let (Some(sender), Some(code)) = (self.sender.as_mut(), event_code(digit)) {
+                        sender.start(code, Duration::from_millis(u64::from(duration_ms)), timestamp);
+                        self.current = Some(SendingDigit { digit, gap, tone: None });
+                    } else {
+                        tracing::warn!(%digit, "no telephone-event negotiated: DTMF digit dropped");
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// A packet waiting in [`CallAudio::poll_transmit`].
@@ -147,6 +266,7 @@ pub(crate) struct CallAudio {
     payload: Vec<u8>,
     events: VecDeque<AudioEvent>,
     stats_due: bool,
+    dtmf: Dtmf,
 }
 
 impl CallAudio {
@@ -167,7 +287,8 @@ impl CallAudio {
             initial_delay: cfg.jitter_initial,
             ..JitterConfig::new(frame, codec.clock_rate)
         };
-        let BuiltAudio { source, sink, tracked } = audio;
+        let BuiltAudio { source, sink, tracked, detect_dtmf } = audio;
+        let dtmf = Dtmf::new(&negotiated, detect_dtmf);
         let send = SendPipeline::new(source, codec.kind, codec.payload_type, frame, first_timestamp)?;
         let mut recv = ReceivePipeline::new(
             sink,
@@ -179,6 +300,7 @@ impl CallAudio {
         for hz in &tracked {
             recv.track(*hz);
         }
+        recv.set_dtmf_detection(dtmf.detecting());
         Ok(CallAudio {
             frame,
             jitter,
@@ -205,6 +327,7 @@ impl CallAudio {
             payload: vec![0; MAX_PAYLOAD],
             events: VecDeque::with_capacity(8),
             stats_due: true,
+            dtmf,
         })
     }
 
@@ -224,7 +347,7 @@ impl CallAudio {
         if let Some(stage) = self.impairment.as_mut() {
             let mut delivered = false;
             while let Some((p, at)) = stage.pop_due(now.into_std()) {
-                deliver(&mut self.recv, &mut self.clock, self.codec.payload_type, &p, at);
+                deliver(&mut self.recv, &mut self.clock, &mut self.dtmf, self.codec.payload_type, &p, at);
                 delivered = true;
             }
             if delivered {
@@ -234,6 +357,12 @@ impl CallAudio {
         if self.playout_due.is_some_and(|due| now >= due) {
             self.playout_tick(now);
         }
+        if self.dtmf.next_timeout().is_some_and(|t| now >= t) {
+            for (_, r) in &mut self.dtmf.receivers {
+                r.handle_timeout(now.into_std());
+            }
+            self.dtmf.drain_received(&mut self.events);
+        }
     }
 
     /// A received RTP packet that arrived at `arrival` (through the
@@ -242,15 +371,23 @@ impl CallAudio {
         match self.impairment.as_mut() {
             Some(stage) => {
                 if let Some((p, at)) = stage.push(packet, arrival.into_std()) {
-                    deliver(&mut self.recv, &mut self.clock, self.codec.payload_type, &p, at);
+                    deliver(&mut self.recv, &mut self.clock, &mut self.dtmf, self.codec.payload_type, &p, at);
                     self.after_delivery(arrival);
                 }
             }
             None => {
-                deliver(&mut self.recv, &mut self.clock, self.codec.payload_type, &packet, arrival.into_std());
+                deliver(
+                    &mut self.recv,
+                    &mut self.clock,
+                    &mut self.dtmf,
+                    self.codec.payload_type,
+                    &packet,
+                    arrival.into_std(),
+                );
                 self.after_delivery(arrival);
             }
         }
+        self.dtmf.drain_received(&mut self.events);
     }
 
     /// A change of mute, volume, source or sink: it applies from the next frame on.
@@ -264,6 +401,7 @@ impl CallAudio {
                 self.source_end_reported = false;
             }
             AudioControl::Sink(s) => self.recv.set_sink(s),
+            AudioControl::Dtmf { steps, inband } => self.dtmf.queue.extend(steps.into_iter().map(|s| (s, inband))),
         }
     }
 
@@ -281,6 +419,8 @@ impl CallAudio {
             // Nothing was expected while on hold: judge silence from now on.
             self.quality = QualityMonitor::new(*self.quality.thresholds(), now.into_std());
         }
+        self.dtmf.negotiated(&negotiated);
+        self.recv.set_dtmf_detection(self.dtmf.detecting());
         let c = negotiated.codec;
         if c != self.codec {
             let jitter = JitterConfig { clock_rate: c.clock_rate, ..self.jitter };
@@ -303,6 +443,9 @@ impl CallAudio {
         }
         if let Some(due) = self.impairment.as_ref().and_then(|s| s.next_due()) {
             at = at.min(Instant::from_std(due));
+        }
+        if let Some(due) = self.dtmf.next_timeout() {
+            at = at.min(due);
         }
         at
     }
@@ -355,12 +498,64 @@ impl CallAudio {
             self.late_ticks += 1;
         }
         if self.direction.has_send() {
-            // Encoder failures are counted in SendStats, not logged per frame.
-            if let Ok(p) = self.send.next_packet() {
-                let len = p.payload.len().min(self.payload.len());
-                self.payload[..len].copy_from_slice(&p.payload[..len]);
-                self.pending =
-                    Some(PendingPacket { payload_type: p.payload_type, timestamp: p.timestamp, marker: p.marker, len });
+            self.dtmf.start_next(now, self.send.next_timestamp());
+            let frame = self.frame.duration();
+            let mut finished = None;
+            match self.dtmf.current.as_mut() {
+                Some(SendingDigit { digit, tone: None, .. }) => {
+                    // RFC 4733: the event replaces the audio; the audio still runs
+                    // (source position, timestamps) but is not sent.
+                    let _ = self.send.next_packet();
+                    let sender = self.dtmf.sender.as_mut();
+                    if let (Some(packet), Some((pt, _))) = (sender.and_then(|s| s.tick(frame)), self.dtmf.send_te) {
+                        self.payload[..PAYLOAD_LEN].copy_from_slice(&packet.payload.encode());
+                        self.pending = Some(PendingPacket {
+                            payload_type: pt,
+                            timestamp: packet.timestamp,
+                            marker: packet.marker,
+                            len: PAYLOAD_LEN,
+                        });
+                    }
+                    if !self.dtmf.sender.as_ref().is_some_and(rfc4733::Sender::is_busy) {
+                        finished = Some((*digit, DtmfMethod::Rfc4733));
+                    }
+                }
+                Some(SendingDigit { digit, tone: Some(tone), .. }) => {
+                    // In-band: the tone replaces the source for the frame.
+                    if let Ok(p) = self.send.next_packet_with(|pcm| {
+                        tone.fill(pcm);
+                    }) {
+                        let len = p.payload.len().min(self.payload.len());
+                        self.payload[..len].copy_from_slice(&p.payload[..len]);
+                        self.pending = Some(PendingPacket {
+                            payload_type: p.payload_type,
+                            timestamp: p.timestamp,
+                            marker: p.marker,
+                            len,
+                        });
+                    }
+                    if tone.is_done() {
+                        finished = Some((*digit, DtmfMethod::Inband));
+                    }
+                }
+                // Encoder failures are counted in SendStats, not logged per frame.
+                None => {
+                    if let Ok(p) = self.send.next_packet() {
+                        let len = p.payload.len().min(self.payload.len());
+                        self.payload[..len].copy_from_slice(&p.payload[..len]);
+                        self.pending = Some(PendingPacket {
+                            payload_type: p.payload_type,
+                            timestamp: p.timestamp,
+                            marker: p.marker,
+                            len,
+                        });
+                    }
+                }
+            }
+            if let Some((digit, method)) = finished {
+                let gap = self.dtmf.current.take().map_or(Duration::ZERO, |c| c.gap);
+                self.dtmf.idle_until = Some(now + gap);
+                self.events.push_back(AudioEvent::DtmfSent { digit, method });
             }
             if self.send.stats().source_ended && !self.source_end_reported {
                 self.source_end_reported = true;
@@ -401,6 +596,13 @@ impl CallAudio {
             self.late_ticks += 1;
         }
         let a = self.recv.tick(now.into_std());
+        while let Some(d) = self.recv.poll_dtmf() {
+            self.events.push_back(AudioEvent::DtmfReceived {
+                digit: d.digit,
+                duration_ms: d.duration_ms,
+                method: DtmfMethod::Inband,
+            });
+        }
         if a.dominant_hz.is_some() {
             self.dominant_hz = a.dominant_hz;
         }
@@ -428,8 +630,24 @@ impl CallAudio {
     }
 }
 
-/// Hands a received packet to the jitter buffer and its arrival to the playout clock.
-fn deliver(recv: &mut ReceivePipeline, clock: &mut PlayoutClock, audio_pt: u8, p: &RtpIn, arrival: std::time::Instant) {
+/// Hands a received packet to the jitter buffer and its arrival to the
+/// playout clock; a telephone-event goes to its RFC 4733 receiver instead
+/// (never into the jitter buffer or its loss counters).
+fn deliver(
+    recv: &mut ReceivePipeline,
+    clock: &mut PlayoutClock,
+    dtmf: &mut Dtmf,
+    audio_pt: u8,
+    p: &RtpIn,
+    arrival: std::time::Instant,
+) {
+    if p.payload_type != audio_pt
+        && let Some(r) = dtmf.receiver(p.payload_type)
+    {
+        r.handle_packet(p.timestamp, p.marker, &p.payload, arrival);
+        recv.skip_sequence();
+        return;
+    }
     recv.push_packet(p.payload_type, p.sequence, p.timestamp, &p.payload, arrival);
     if p.payload_type == audio_pt {
         clock.on_packet(arrival);
@@ -450,12 +668,33 @@ mod tests {
     const FRAME: Duration = Duration::from_millis(20);
 
     fn negotiated(codec: Codec) -> Negotiated {
-        Negotiated { codec, telephone_event_pt: None, direction: MediaDirection::SendRecv }
+        Negotiated {
+            codec,
+            telephone_event_pt: None,
+            telephone_event_rate: None,
+            telephone_events_received: [None; 2],
+            direction: MediaDirection::SendRecv,
+        }
     }
 
     fn machine(source: Box<dyn AudioSource>, codec: Codec, now: Instant) -> CallAudio {
-        let audio = BuiltAudio { source, sink: Box::new(NullSink::new()), tracked: vec![] };
-        CallAudio::new(&MediaConfig::default(), negotiated(codec), audio, 1234, now).expect("codecs build")
+        machine_with(source, negotiated(codec), FrameDuration::Ms20, now)
+    }
+
+    fn machine_with(source: Box<dyn AudioSource>, n: Negotiated, frame: FrameDuration, now: Instant) -> CallAudio {
+        let audio = BuiltAudio { source, sink: Box::new(NullSink::new()), tracked: vec![], detect_dtmf: None };
+        let cfg = MediaConfig { frame, ..MediaConfig::default() };
+        CallAudio::new(&cfg, n, audio, 1234, now).expect("codecs build")
+    }
+
+    /// Chromium's answer: Opus with telephone-event/48000 (110) and /8000 (126).
+    fn with_telephone_events(codec: Codec, send: (u8, u32)) -> Negotiated {
+        Negotiated {
+            telephone_event_pt: Some(send.0),
+            telephone_event_rate: Some(send.1),
+            telephone_events_received: [Some((110, 48_000)), Some((126, 8000))],
+            ..negotiated(codec)
+        }
     }
 
     /// Ends after `frames` frames of a tone.
@@ -552,9 +791,13 @@ mod tests {
 
     impl Pair {
         fn new(codec: Codec) -> Pair {
+            Pair::with(negotiated(codec), FrameDuration::Ms20)
+        }
+
+        fn with(n: Negotiated, frame: FrameDuration) -> Pair {
             let now = Instant::now();
-            let a = machine(Box::new(Tone::new(1000.0, -12.0)), codec, now);
-            let b = machine(Box::new(Silence), codec, now);
+            let a = machine_with(Box::new(Tone::new(1000.0, -12.0)), n, frame, now);
+            let b = machine_with(Box::new(Silence), n, frame, now);
             Pair { a, b, now, seq: 0, in_flight: VecDeque::new() }
         }
 
@@ -652,5 +895,58 @@ mod tests {
         pair.run(Duration::from_secs(10));
         assert_eq!(pair.b_stats().rx_packets, sent);
         assert!(events(&mut pair.b).is_empty());
+    }
+
+    fn received(events: &[AudioEvent]) -> Vec<(char, u32, DtmfMethod)> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                AudioEvent::DtmfReceived { digit, duration_ms, method } => Some((*digit, *duration_ms, *method)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn sent(events: &[AudioEvent]) -> String {
+        events
+            .iter()
+            .filter_map(|e| if let AudioEvent::DtmfSent { digit, .. } = e { Some(*digit) } else { None })
+            .collect()
+    }
+
+    /// Every symbol as RFC 4733 events on either telephone-event, with 20
+    /// and 10 ms frames: each arrives once, with its duration, and none of
+    /// the events' sequence numbers counts as lost audio.
+    #[test]
+    fn rfc4733_digits_reach_the_receiver_and_are_not_audio_loss() {
+        for (send, frame) in [((126, 8000), FrameDuration::Ms20), ((110, 48_000), FrameDuration::Ms10)] {
+            let mut pair = Pair::with(with_telephone_events(OPUS, send), frame);
+            pair.run(Duration::from_secs(1));
+            let steps = crate::dtmf::parse_digits("0123456789*#ABCD", None, None).unwrap();
+            pair.a.handle_control(AudioControl::Dtmf { steps, inband: false });
+            pair.run(Duration::from_secs(5));
+            let got = received(&events(&mut pair.b));
+            let digits: String = got.iter().map(|g| g.0).collect();
+            assert_eq!(digits, "0123456789*#ABCD", "{send:?}");
+            assert!(got.iter().all(|g| g.1 == 100 && g.2 == DtmfMethod::Rfc4733), "{got:?}");
+            assert_eq!(sent(&events(&mut pair.a)), "0123456789*#ABCD");
+            let s = pair.b_stats();
+            assert_eq!((s.rx_lost, s.concealed_frames > 0), (0, true), "{s:?}");
+        }
+    }
+
+    /// In-band tones through Opus, detected because no telephone-event was negotiated.
+    #[test]
+    fn inband_digits_are_heard_when_no_telephone_event_was_negotiated() {
+        let mut pair = Pair::new(OPUS);
+        pair.run(Duration::from_millis(500));
+        let steps = crate::dtmf::parse_digits("0123456789*#ABCD", None, None).unwrap();
+        pair.a.handle_control(AudioControl::Dtmf { steps, inband: true });
+        pair.run(Duration::from_secs(4));
+        let got = received(&events(&mut pair.b));
+        let digits: String = got.iter().map(|g| g.0).collect();
+        assert_eq!(digits, "0123456789*#ABCD");
+        assert!(got.iter().all(|g| g.2 == DtmfMethod::Inband && (70..=120).contains(&g.1)), "{got:?}");
+        assert_eq!(sent(&events(&mut pair.a)), "0123456789*#ABCD");
     }
 }

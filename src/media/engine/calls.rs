@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::contract::{CallKey, MediaRequest};
+use crate::dtmf::{DtmfMethod, DtmfStep};
 use crate::media::engine::runtime::spawn;
 use crate::media::engine::shell::{AudioInput, AudioStart, run_audio};
 use crate::media::receive::quality::QualityAlert;
@@ -29,6 +30,10 @@ pub(crate) enum MediaResult {
     /// The call's send source ran out (a WAV file played to its end); the
     /// call goes on sending silence. Once per source.
     SourceEnded { call: CallKey },
+    /// A DTMF digit was received in the call's media (RFC 4733 or in-band).
+    Dtmf { call: CallKey, digit: char, duration_ms: u32, method: DtmfMethod },
+    /// A DTMF digit went out in the call's media (its last packet or sample).
+    DtmfSent { call: CallKey, digit: char, method: DtmfMethod },
 }
 
 /// A change of a call's running audio, applied from its next frame on.
@@ -43,6 +48,9 @@ pub(crate) enum MediaControl {
     SendAudio(SendAudio),
     /// Play what arrives into this from now on (opened off the audio task).
     ReceiveAudio(ReceiveAudio),
+    /// Send these DTMF steps after those queued, as RFC 4733 events
+    /// (`inband` false) or tones in the audio.
+    Dtmf { steps: Vec<DtmfStep>, inband: bool },
 }
 
 struct CallMedia {
@@ -276,6 +284,13 @@ impl MediaEngine {
         true
     }
 
+    /// The telephone-event a call sends DTMF with (payload type, clock
+    /// rate), once its media is negotiated; `None` when the peer offered none.
+    pub(crate) fn telephone_event(&self, call: CallKey) -> Option<(u8, u32)> {
+        let n = self.calls.get(&call)?.peer.as_ref()?.negotiated()?;
+        Some((n.telephone_event_pt?, n.telephone_event_rate?))
+    }
+
     /// The latest figures of a call, with the peer's own counters.
     pub(crate) fn stats(&self, call: CallKey) -> Option<(CallStats, Option<Arc<Peer>>)> {
         let entry = self.calls.get(&call)?;
@@ -326,6 +341,7 @@ mod tests {
             send: SendAudio::Tone { frequency_hz: hz, level_dbfs: -12.0 },
             receive: ReceiveAudio::App(sink),
             track_frequencies: vec![],
+            detect_inband_dtmf: None,
         };
         (setup, reader)
     }
@@ -343,6 +359,7 @@ mod tests {
             MediaResult::Failed { reason, .. } => panic!("media failed: {reason}"),
             MediaResult::Quality { alert, .. } => panic!("unexpected quality alert {alert:?}"),
             MediaResult::SourceEnded { .. } => panic!("unexpected end of source"),
+            MediaResult::Dtmf { .. } | MediaResult::DtmfSent { .. } => panic!("unexpected DTMF"),
         }
     }
 

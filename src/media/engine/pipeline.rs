@@ -118,14 +118,31 @@ impl SendPipeline {
         self.stats
     }
 
+    /// The RTP timestamp the next packet will carry.
+    pub fn next_timestamp(&self) -> u32 {
+        self.timestamp
+    }
+
+    /// The RTP clock rate's timestamp step per frame.
+    pub fn timestamp_step(&self) -> u32 {
+        self.timestamp_step
+    }
+
     /// Produces the next frame's packet. On an encoder error the frame is
     /// skipped (its timestamp still advances, as for silence suppression).
     pub fn next_packet(&mut self) -> Result<RtpOut<'_>, CodecError> {
+        self.next_packet_with(|_| {})
+    }
+
+    /// As [`next_packet`](Self::next_packet), with `overlay` applied to the
+    /// frame's samples (after mute) before it is encoded: in-band DTMF.
+    pub fn next_packet_with(&mut self, overlay: impl FnOnce(&mut [i16])) -> Result<RtpOut<'_>, CodecError> {
         let more = self.source.read(&mut self.pcm);
         self.stats.source_ended |= !more;
         if self.muted {
             self.pcm.fill(0);
         }
+        overlay(&mut self.pcm);
         self.stats.frames += 1;
         let timestamp = self.timestamp;
         self.timestamp = self.timestamp.wrapping_add(self.timestamp_step);
@@ -179,6 +196,12 @@ pub struct ReceivePipeline {
     gain: i32,
     stats: ReceiveStats,
     first_audio: Option<Instant>,
+    /// Sequence numbers taken by packets that are not audio (telephone-events
+    /// on the same SSRC): audio packets are renumbered past them, so the
+    /// jitter buffer never counts them as lost.
+    seq_offset: u16,
+    /// In-band DTMF detection on the decoded audio, when asked for.
+    dtmf: Option<crate::dtmf::goertzel::Detector>,
 }
 
 impl ReceivePipeline {
@@ -204,6 +227,8 @@ impl ReceivePipeline {
             gain: 1024,
             stats: ReceiveStats::default(),
             first_audio: None,
+            seq_offset: 0,
+            dtmf: None,
         })
     }
 
@@ -269,12 +294,35 @@ impl ReceivePipeline {
         self.meter.tracked_ratio(hz)
     }
 
+    /// A packet of the audio's SSRC that is not audio (a telephone-event)
+    /// took a sequence number: the audio packets after it are numbered as if
+    /// it had not been sent, so its number is not a lost audio packet.
+    pub fn skip_sequence(&mut self) {
+        self.stats.other_payload_types += 1;
+        self.seq_offset = self.seq_offset.wrapping_add(1);
+    }
+
+    /// Turns in-band DTMF detection on the decoded audio on or off.
+    pub fn set_dtmf_detection(&mut self, on: bool) {
+        match (on, self.dtmf.is_some()) {
+            (true, false) => self.dtmf = Some(crate::dtmf::goertzel::Detector::new(crate::media::frame::SAMPLE_RATE)),
+            (false, true) => self.dtmf = None,
+            _ => {}
+        }
+    }
+
+    /// The next digit the in-band detector heard end.
+    pub fn poll_dtmf(&mut self) -> Option<crate::dtmf::goertzel::Detected> {
+        self.dtmf.as_mut()?.poll_digit()
+    }
+
     /// A received RTP packet.
     pub fn push_packet(&mut self, payload_type: u8, sequence: u16, timestamp: u32, payload: &[u8], arrival: Instant) {
         if payload_type != self.payload_type {
             self.stats.other_payload_types += 1;
             return;
         }
+        let sequence = sequence.wrapping_sub(self.seq_offset);
         self.stats.packets += 1;
         self.stats.bytes += payload.len() as u64;
         // Whatever the buffer does with it is counted in its stats.
@@ -315,6 +363,9 @@ impl ReceivePipeline {
             None => self.pcm.fill(0),
         }
         let analysis = self.meter.process(&self.pcm);
+        if let Some(d) = self.dtmf.as_mut() {
+            d.handle_samples(&self.pcm);
+        }
         if !analysis.silent && self.first_audio.is_none() {
             self.first_audio = Some(now);
         }

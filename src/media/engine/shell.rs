@@ -81,6 +81,10 @@ pub(crate) async fn run_audio(
             let result = match event {
                 AudioEvent::Quality(alert) => MediaResult::Quality { call, alert },
                 AudioEvent::SourceEnded => MediaResult::SourceEnded { call },
+                AudioEvent::DtmfReceived { digit, duration_ms, method } => {
+                    MediaResult::Dtmf { call, digit, duration_ms, method }
+                }
+                AudioEvent::DtmfSent { digit, method } => MediaResult::DtmfSent { call, digit, method },
             };
             let _ = tx.send(result);
         }
@@ -116,6 +120,7 @@ pub(crate) async fn run_audio(
                     MediaControl::ReceiveAudio(receive) => {
                         opening.spawn_blocking(move || receive.build().map(AudioControl::Sink));
                     }
+                    MediaControl::Dtmf { steps, inband } => audio.handle_control(AudioControl::Dtmf { steps, inband }),
                 },
                 // The engine dropped the call.
                 None => return,

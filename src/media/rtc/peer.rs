@@ -116,6 +116,13 @@ pub struct Negotiated {
     /// The telephone-event payload type to send DTMF with: the one at the
     /// codec's clock rate, else the 8000 Hz one, else none.
     pub telephone_event_pt: Option<u8>,
+    /// The clock rate of `telephone_event_pt` (durations of the events we
+    /// send count in it).
+    pub telephone_event_rate: Option<u32>,
+    /// Every telephone-event of the answer (payload type, clock rate): the
+    /// peer may send on any of them (Chromium sends on 126/8000 even when
+    /// 110/48000 was negotiated too).
+    pub telephone_events_received: [Option<(u8, u32)>; 2],
     /// The direction from our side: our direction ∩ reverse(theirs).
     pub direction: MediaDirection,
 }
@@ -1018,15 +1025,28 @@ fn negotiated_from(
         .filter(|m| m.name.eq_ignore_ascii_case("telephone-event"))
         .map(|m| (m.pt, m.clock_rate))
         .collect();
-    let telephone_event_pt = if codecs.telephone_event {
+    let send_te = if codecs.telephone_event {
         te.iter()
             .find(|(_, rate)| *rate == codec.clock_rate)
             .or_else(|| te.iter().find(|(_, rate)| *rate == 8000))
-            .map(|(pt, _)| *pt)
+            .or_else(|| te.first())
+            .copied()
     } else {
         None
     };
-    Ok(Negotiated { codec, telephone_event_pt, direction: l.direction.intersect(r.direction.reverse()) })
+    let mut received = [None; 2];
+    if codecs.telephone_event {
+        for (slot, te) in received.iter_mut().zip(&te) {
+            *slot = Some(*te);
+        }
+    }
+    Ok(Negotiated {
+        codec,
+        telephone_event_pt: send_te.map(|(pt, _)| pt),
+        telephone_event_rate: send_te.map(|(_, rate)| rate),
+        telephone_events_received: received,
+        direction: l.direction.intersect(r.direction.reverse()),
+    })
 }
 
 /// webrtc 0.21 ignores the candidates of an `a=inactive` m= line (so an

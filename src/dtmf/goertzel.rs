@@ -1,0 +1,349 @@
+//! An in-band DTMF detector: the signal is brought to 8 kHz (a box-car
+//! average of the input rate's samples), cut into blocks of
+//! [`BLOCK`] samples (13.25 ms, bins about 75 Hz wide) and each block's
+//! power at the eight Q.23 frequencies is measured with the Goertzel
+//! recurrence. A block holds a symbol when, in the style of ITU-T Q.24:
+//! - the strongest row and column tone are each above a minimum level;
+//! - together they carry most of the block's energy (speech and music
+//!   spread theirs over many frequencies);
+//! - each is clearly stronger than the other tones of its group (a
+//!   frequency off by more than a few percent falls between bins);
+//! - the twist (column vs row power) is within −8 dB (normal) to +4 dB
+//!   (reverse).
+//!
+//! A digit is accepted once it held for [`MIN_BLOCKS`] blocks in a row
+//! (about 40 ms with the block alignment), and ends after [`PAUSE_BLOCKS`]
+//! blocks without it; a repeat of the same symbol needs that pause first.
+
+use crate::dtmf::tone::{COLUMNS, KEYPAD, ROWS};
+
+/// The rate the detector works at.
+pub const RATE: u32 = 8000;
+
+/// Samples per analysis block at [`RATE`].
+pub const BLOCK: usize = 106;
+
+/// Blocks analysed together: their recurrences are independent, so the CPU
+/// overlaps them (one block's 8 chains alone wait on their own latency).
+/// Digits are reported up to this many blocks (53 ms) later.
+pub const GROUP: usize = 4;
+
+/// Consecutive blocks a symbol must hold to be accepted.
+pub const MIN_BLOCKS: u32 = 2;
+
+/// Consecutive blocks without it that end a digit.
+pub const PAUSE_BLOCKS: u32 = 2;
+
+/// Minimum power of each tone, relative to a full-scale sine (−36 dBFS).
+const MIN_TONE_POWER: f64 = 2.5e-4;
+
+/// Share of the block's energy the two tones must carry.
+const MIN_ENERGY_SHARE: f64 = 0.6;
+
+/// How much stronger (power ratio) the chosen tone must be than the others of its group.
+const GROUP_MARGIN: f64 = 6.3; // 8 dB
+
+/// Allowed twist: column power / row power within these.
+const TWIST: (f64, f64) = (0.158, 2.51); // −8 dB .. +4 dB
+
+/// A detected digit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Detected {
+    /// The symbol.
+    pub digit: char,
+    /// How long it was heard, in ms (a multiple of the block length).
+    pub duration_ms: u32,
+}
+
+/// The detector (see the module docs). Feed decoded audio with
+/// [`handle_samples`](Self::handle_samples); digits come out of
+/// [`poll_digit`](Self::poll_digit) when they end.
+#[derive(Clone, Debug)]
+pub struct Detector {
+    decimation: usize,
+    acc: i32,
+    acc_n: usize,
+    block: [f32; BLOCK * GROUP],
+    fill: usize,
+    coeffs: [f32; 8],
+    candidate: Option<char>,
+    candidate_blocks: u32,
+    current: Option<char>,
+    current_blocks: u32,
+    missing_blocks: u32,
+    out: std::collections::VecDeque<Detected>,
+    blocks: u64,
+}
+
+impl Detector {
+    /// A detector for audio at `input_rate` (a multiple of 8000: 8000, 16 000, 48 000).
+    #[must_use]
+    pub fn new(input_rate: u32) -> Detector {
+        let mut coeffs = [0f32; 8];
+        for (i, f) in ROWS.iter().chain(COLUMNS.iter()).enumerate() {
+            coeffs[i] = (2.0 * (2.0 * std::f64::consts::PI * f / f64::from(RATE)).cos()) as f32;
+        }
+        Detector {
+            decimation: (input_rate / RATE).max(1) as usize,
+            acc: 0,
+            acc_n: 0,
+            block: [0.0; BLOCK * GROUP],
+            fill: 0,
+            coeffs,
+            candidate: None,
+            candidate_blocks: 0,
+            current: None,
+            current_blocks: 0,
+            missing_blocks: 0,
+            out: std::collections::VecDeque::with_capacity(4),
+            blocks: 0,
+        }
+    }
+
+    /// Blocks analysed so far.
+    #[must_use]
+    pub fn blocks(&self) -> u64 {
+        self.blocks
+    }
+
+    /// Decoded samples, in order.
+    pub fn handle_samples(&mut self, samples: &[i16]) {
+        let scale = 1.0 / (self.decimation as f32 * 32768.0);
+        for s in samples {
+            self.acc += i32::from(*s);
+            self.acc_n += 1;
+            if self.acc_n == self.decimation {
+                self.block[self.fill] = self.acc as f32 * scale;
+                self.acc = 0;
+                self.acc_n = 0;
+                self.fill += 1;
+                if self.fill == BLOCK * GROUP {
+                    self.fill = 0;
+                    let powers = self.powers();
+                    for (power, energy) in &powers {
+                        let d = self.classify(power, *energy);
+                        self.on_block(d);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next digit that ended, oldest first.
+    pub fn poll_digit(&mut self) -> Option<Detected> {
+        self.out.pop_front()
+    }
+
+    /// Each buffered block's power at the eight frequencies, and its energy.
+    fn powers(&self) -> [([f32; 8], f32); GROUP] {
+        let c = self.coeffs;
+        // All recurrences side by side: GROUP × 8 independent chains.
+        let (mut s1, mut s2) = ([[0f32; 8]; GROUP], [[0f32; 8]; GROUP]);
+        for i in 0..BLOCK {
+            for g in 0..GROUP {
+                let x = self.block[g * BLOCK + i];
+                for k in 0..8 {
+                    let s0 = x + c[k] * s1[g][k] - s2[g][k];
+                    s2[g][k] = s1[g][k];
+                    s1[g][k] = s0;
+                }
+            }
+        }
+        let mut out = [([0f32; 8], 0f32); GROUP];
+        for (g, o) in out.iter_mut().enumerate() {
+            for k in 0..8 {
+                o.0[k] = s1[g][k] * s1[g][k] + s2[g][k] * s2[g][k] - c[k] * s1[g][k] * s2[g][k];
+            }
+            o.1 = self.block[g * BLOCK..(g + 1) * BLOCK].iter().map(|x| x * x).sum();
+        }
+        out
+    }
+
+    /// The symbol a block holds, if any, from its powers and energy.
+    fn classify(&mut self, power: &[f32; 8], energy: f32) -> Option<char> {
+        self.blocks += 1;
+        if energy <= 0.0 {
+            return None;
+        }
+        // A sine of amplitude a gives |X|² ≈ (aN/2)² and energy ≈ a²N/2.
+        let n = BLOCK as f32;
+        let scale = |p: f32| f64::from(p / (n * n / 4.0)); // power relative to a full-scale sine
+        let share = |p: f32| f64::from(p / (energy * n / 2.0));
+        let best = |ps: &[f32]| {
+            let (i, top) = ps.iter().enumerate().fold((0, 0f32), |b, (i, p)| if *p > b.1 { (i, *p) } else { b });
+            let others_ok =
+                ps.iter().enumerate().all(|(j, p)| j == i || f64::from(top) >= GROUP_MARGIN * f64::from(*p));
+            (i, top, others_ok)
+        };
+        let (r, rp, r_ok) = best(&power[..4]);
+        let (c, cp, c_ok) = best(&power[4..]);
+        if !r_ok || !c_ok || scale(rp) < MIN_TONE_POWER || scale(cp) < MIN_TONE_POWER {
+            return None;
+        }
+        if share(rp) + share(cp) < MIN_ENERGY_SHARE {
+            return None;
+        }
+        let twist = f64::from(cp / rp);
+        if !(TWIST.0..=TWIST.1).contains(&twist) {
+            return None;
+        }
+        Some(KEYPAD[r][c])
+    }
+
+    fn on_block(&mut self, d: Option<char>) {
+        let block_ms = (BLOCK as u32 * 1000) / RATE;
+        if let Some(cur) = self.current {
+            if d == Some(cur) {
+                self.current_blocks += 1 + self.missing_blocks;
+                self.missing_blocks = 0;
+                return;
+            }
+            self.missing_blocks += 1;
+            if self.missing_blocks >= PAUSE_BLOCKS {
+                self.out.push_back(Detected { digit: cur, duration_ms: self.current_blocks * block_ms });
+                self.current = None;
+                self.candidate = None;
+                self.candidate_blocks = 0;
+            } else {
+                return;
+            }
+        }
+        match d {
+            Some(c) if self.candidate == Some(c) => {
+                self.candidate_blocks += 1;
+                if self.candidate_blocks >= MIN_BLOCKS {
+                    self.current = Some(c);
+                    self.current_blocks = self.candidate_blocks;
+                    self.missing_blocks = 0;
+                    self.candidate = None;
+                    self.candidate_blocks = 0;
+                }
+            }
+            Some(c) => {
+                self.candidate = Some(c);
+                self.candidate_blocks = 1;
+            }
+            None => {
+                self.candidate = None;
+                self.candidate_blocks = 0;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dtmf::SYMBOLS;
+    use crate::dtmf::tone::DtmfTone;
+    use crate::media::io::source::{AudioSource, SyntheticVoice};
+
+    fn tone(digit: char, ms: u32, level: f64, rate: u32) -> Vec<i16> {
+        let mut t = DtmfTone::new(digit, ms, level, rate).unwrap();
+        let mut v = vec![0; (ms * rate / 1000) as usize];
+        t.fill(&mut v);
+        v
+    }
+
+    fn silence(ms: u32, rate: u32) -> Vec<i16> {
+        vec![0; (ms * rate / 1000) as usize]
+    }
+
+    fn detect(d: &mut Detector, samples: &[i16]) -> Vec<char> {
+        let mut out = vec![];
+        for chunk in samples.chunks(960) {
+            d.handle_samples(chunk);
+            out.extend(std::iter::from_fn(|| d.poll_digit()).map(|x| x.digit));
+        }
+        out
+    }
+
+    #[test]
+    fn every_symbol_at_48_and_8_khz() {
+        for rate in [48_000, 8000] {
+            let mut signal = vec![];
+            for s in SYMBOLS {
+                signal.extend(tone(s, 60, -20.0, rate));
+                signal.extend(silence(50, rate));
+            }
+            signal.extend(silence(100, rate));
+            let mut d = Detector::new(rate);
+            assert_eq!(detect(&mut d, &signal), SYMBOLS.to_vec(), "at {rate} Hz");
+        }
+    }
+
+    #[test]
+    fn too_short_tones_and_off_frequencies_are_rejected() {
+        let mut signal = tone('5', 20, -10.0, 8000);
+        signal.extend(silence(100, 8000));
+        assert!(detect(&mut Detector::new(8000), &signal).is_empty());
+        // 770 Hz and 1336 Hz shifted by 6 %: not a 5.
+        let shifted: Vec<i16> = (0..1600)
+            .map(|n| {
+                let t = f64::from(n) / 8000.0;
+                let tau = 2.0 * std::f64::consts::PI;
+                (6000.0 * ((tau * 770.0 * 1.06 * t).sin() + (tau * 1336.0 * 1.06 * t).sin())) as i16
+            })
+            .collect();
+        assert!(detect(&mut Detector::new(8000), &shifted).is_empty());
+    }
+
+    #[test]
+    fn a_held_digit_is_reported_once_with_its_duration() {
+        let mut signal = tone('#', 500, -10.0, 48_000);
+        signal.extend(silence(100, 48_000));
+        let mut d = Detector::new(48_000);
+        let mut got = vec![];
+        for chunk in signal.chunks(480) {
+            d.handle_samples(chunk);
+            got.extend(d.poll_digit());
+        }
+        assert_eq!(got.len(), 1);
+        assert!((450..=520).contains(&got[0].duration_ms), "{got:?}");
+    }
+
+    #[test]
+    fn no_false_digits_on_synthetic_speech() {
+        let mut voice = SyntheticVoice::new();
+        let mut d = Detector::new(48_000);
+        let mut buf = vec![0i16; 960];
+        for _ in 0..(60 * 50) {
+            voice.read(&mut buf);
+            d.handle_samples(&buf);
+            assert_eq!(d.poll_digit(), None);
+        }
+    }
+
+    /// Generator → Opus (20 ms) → decoder → detector, every symbol at
+    /// −20 dBFS with noise 20 dB below (peaks), and the same through PCMU.
+    #[test]
+    fn every_symbol_through_opus_and_pcmu_with_noise() {
+        use crate::media::codec::common::{CodecKind, decoder, encoder};
+        use crate::media::frame::FrameDuration;
+        for kind in [CodecKind::Opus, CodecKind::Pcmu] {
+            let frame = FrameDuration::Ms20;
+            let mut enc = encoder(kind, frame).unwrap();
+            let mut dec = decoder(kind, frame).unwrap();
+            let mut signal = silence(100, 48_000);
+            for s in SYMBOLS {
+                signal.extend(tone(s, 100, -20.0, 48_000));
+                signal.extend(silence(70, 48_000));
+            }
+            signal.extend(silence(200, 48_000));
+            let mut rng = 1u32;
+            for x in &mut signal {
+                rng = rng.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                *x = x.saturating_add(((rng >> 16) as i16 as i32 * 100 / 32768 * 3) as i16);
+            }
+            let mut d = Detector::new(48_000);
+            let (mut payload, mut pcm, mut got) = (vec![0u8; 1500], vec![0i16; 960], vec![]);
+            for chunk in signal.chunks_exact(960) {
+                let n = enc.encode(chunk, &mut payload).unwrap();
+                let m = dec.decode(&payload[..n], &mut pcm).unwrap();
+                d.handle_samples(&pcm[..m]);
+                got.extend(std::iter::from_fn(|| d.poll_digit()).map(|x| x.digit));
+            }
+            assert_eq!(got, SYMBOLS.to_vec(), "{kind:?}");
+        }
+    }
+}
