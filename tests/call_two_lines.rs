@@ -17,7 +17,11 @@ const DAVE_PASSWORD: &str = "dave-Secret-4e8b";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_lines_busy_third_call_and_busy_callee() {
     let kamailio = start_kamailio_with_users(&[("carol", CAROL_PASSWORD), ("dave", DAVE_PASSWORD)]);
-    let (alice, mut alice_log) = registered_phone_with(&kamailio, "alice", ALICE_PASSWORD, |b| b.max_calls(2)).await;
+    // Two independent lines, as a bot has them: no hold of line 1 when line 2
+    // is placed (the softphone policy is tests/lines_policy.rs's and
+    // tests/call_hold_resume.rs's).
+    let (alice, mut alice_log) =
+        registered_phone_with(&kamailio, "alice", ALICE_PASSWORD, |b| b.max_calls(2).hold_other_lines(false)).await;
     let (bob, mut bob_log) = registered_phone_with(&kamailio, "bob", BOB_PASSWORD, |b| b.max_calls(1)).await;
     let (carol, mut carol_log) = registered_phone(&kamailio, "carol", CAROL_PASSWORD).await;
     let (dave, mut dave_log) = registered_phone(&kamailio, "dave", DAVE_PASSWORD).await;
