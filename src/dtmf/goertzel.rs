@@ -109,22 +109,44 @@ impl Detector {
     /// Decoded samples, in order.
     pub fn handle_samples(&mut self, samples: &[i16]) {
         let scale = 1.0 / (self.decimation as f32 * 32768.0);
-        for s in samples {
-            self.acc += i32::from(*s);
-            self.acc_n += 1;
-            if self.acc_n == self.decimation {
-                self.block[self.fill] = self.acc as f32 * scale;
-                self.acc = 0;
-                self.acc_n = 0;
-                self.fill += 1;
-                if self.fill == BLOCK * GROUP {
-                    self.fill = 0;
-                    let powers = self.powers();
-                    for (power, energy) in &powers {
-                        let d = self.classify(power, *energy);
-                        self.on_block(d);
-                    }
-                }
+        let mut rest = samples;
+        // Finish a group of input samples begun by the last call.
+        while self.acc_n != 0 && !rest.is_empty() {
+            self.add_sample(rest[0], scale);
+            rest = &rest[1..];
+        }
+        // Whole groups: summed without a branch per sample.
+        let chunks = rest.chunks_exact(self.decimation);
+        let tail = chunks.remainder();
+        for group in chunks {
+            let sum: i32 = group.iter().map(|s| i32::from(*s)).sum();
+            self.push_decimated(sum as f32 * scale);
+        }
+        for s in tail {
+            self.add_sample(*s, scale);
+        }
+    }
+
+    fn add_sample(&mut self, s: i16, scale: f32) {
+        self.acc += i32::from(s);
+        self.acc_n += 1;
+        if self.acc_n == self.decimation {
+            let x = self.acc as f32 * scale;
+            self.acc = 0;
+            self.acc_n = 0;
+            self.push_decimated(x);
+        }
+    }
+
+    fn push_decimated(&mut self, x: f32) {
+        self.block[self.fill] = x;
+        self.fill += 1;
+        if self.fill == BLOCK * GROUP {
+            self.fill = 0;
+            let powers = self.powers();
+            for (power, energy) in &powers {
+                let d = self.classify(power, *energy);
+                self.on_block(d);
             }
         }
     }
@@ -345,5 +367,33 @@ mod tests {
             }
             assert_eq!(got, SYMBOLS.to_vec(), "{kind:?}");
         }
+    }
+
+    #[test]
+    fn how_the_samples_are_cut_does_not_matter() {
+        let mut signal = vec![];
+        for c in ['3', '#', 'B'] {
+            signal.extend(tone(c, 70, -15.0, 48_000));
+            signal.extend(silence(60, 48_000));
+        }
+        signal.extend(silence(200, 48_000));
+        let mut reference = Detector::new(48_000);
+        let want = detect(&mut reference, &signal);
+        assert_eq!(want, ['3', '#', 'B']);
+        for size in [1, 7, 480, 961] {
+            let mut d = Detector::new(48_000);
+            let mut got = vec![];
+            for chunk in signal.chunks(size) {
+                d.handle_samples(chunk);
+                got.extend(std::iter::from_fn(|| d.poll_digit()));
+            }
+            assert_eq!(got, reference_digits(&signal), "chunks of {size}");
+        }
+    }
+
+    fn reference_digits(signal: &[i16]) -> Vec<Detected> {
+        let mut d = Detector::new(48_000);
+        d.handle_samples(signal);
+        std::iter::from_fn(|| d.poll_digit()).collect()
     }
 }
