@@ -11,13 +11,12 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use support::raw_ws::{RawSip, SipMsg, response, token};
 use support::*;
 use webphone::dtmf::rfc4733::{EventPayload, Receiver, Sender};
-use webphone::media::rtc::peer::{IceConfig, MediaDirection as SdpDirection, Peer, PeerConfig, RtpIn};
+use webphone::media::rtc::peer::{MediaDirection as SdpDirection, RtpIn};
 use webphone::media::{AudioSetup, SendAudio};
 use webphone::{CallOptions, DtmfMethod, DtmfOptions, Event};
 
@@ -66,14 +65,7 @@ async fn one_clock(clock: u32) {
     let invite = bob.recv_until("INVITE from Alice", |m| m.method() == Some("INVITE")).await;
     let (offer, dropped_pt) = without_telephone_event(&invite.body, if clock == 8000 { 48_000 } else { 8000 });
 
-    let peer = Arc::new(
-        Peer::new(&PeerConfig {
-            ice: IceConfig { allow_loopback: true, check_interval: Duration::from_millis(20), ..Default::default() },
-            ..Default::default()
-        })
-        .await
-        .expect("test peer"),
-    );
+    let peer = loopback_peer().await;
     let mut from_alice = peer.take_rtp_receiver().expect("rtp receiver");
     let (answer, negotiated) = peer.answer(&offer, SdpDirection::SendRecv).await.expect("answer");
     let te = negotiated.telephone_event_pt.expect("a telephone-event is left");

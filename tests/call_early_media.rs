@@ -13,12 +13,11 @@ mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use support::raw_ws::{RawSip, SipMsg, request, response, token};
 use support::*;
 use webphone::media::codec::CodecKind;
-use webphone::media::rtc::peer::{IceConfig, MediaDirection as SdpDirection, Peer, PeerConfig};
+use webphone::media::rtc::peer::MediaDirection as SdpDirection;
 use webphone::media::{AudioSetup, CallStats, SendAudio};
 use webphone::{CallOptions, Event, Originator};
 
@@ -69,14 +68,7 @@ async fn early_media_from_183_is_heard_before_the_200() {
     assert!(!invite.record_routes().is_empty(), "Kamailio record-routes the INVITE:\n{}", invite.start);
 
     // --- bob's peer answers; the answer goes out in a 183
-    let peer = Arc::new(
-        Peer::new(&PeerConfig {
-            ice: IceConfig { allow_loopback: true, check_interval: Duration::from_millis(20), ..Default::default() },
-            ..Default::default()
-        })
-        .await
-        .expect("test peer"),
-    );
+    let peer = loopback_peer().await;
     let mut from_alice = peer.take_rtp_receiver().expect("rtp receiver");
     let (answer, negotiated) = peer.answer(&offer, SdpDirection::SendRecv).await.expect("answer to Alice's offer");
     assert_eq!(negotiated.codec.kind, CodecKind::Opus, "{negotiated:?}");

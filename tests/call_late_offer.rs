@@ -13,12 +13,11 @@ mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use support::raw_ws::{RawSip, request, token};
 use support::*;
 use webphone::media::codec::CodecKind;
-use webphone::media::rtc::peer::{IceConfig, MediaDirection as SdpDirection, Peer, PeerConfig};
+use webphone::media::rtc::peer::MediaDirection as SdpDirection;
 use webphone::media::{AudioSetup, SendAudio};
 use webphone::{CallDirection, Event, Originator};
 
@@ -123,14 +122,7 @@ async fn invite_without_sdp_gets_the_offer_in_200_and_the_answer_in_ack() {
     let route = route_set.join(", ");
 
     // --- the test's own peer answers the offer; the ACK carries the answer
-    let peer = Arc::new(
-        Peer::new(&PeerConfig {
-            ice: IceConfig { allow_loopback: true, check_interval: Duration::from_millis(20), ..Default::default() },
-            ..Default::default()
-        })
-        .await
-        .expect("test peer"),
-    );
+    let peer = loopback_peer().await;
     let mut from_alice = peer.take_rtp_receiver().expect("rtp receiver");
     let (answer, negotiated) = peer.answer(&offer, SdpDirection::SendRecv).await.expect("answer to Alice's offer");
     assert_eq!(negotiated.codec.kind, CodecKind::Opus, "{negotiated:?}");

@@ -182,3 +182,14 @@ pub fn cli() -> std::path::PathBuf {
     assert!(cli.exists(), "{} not built (cargo test builds examples)", cli.display());
     cli
 }
+
+/// A raw webrtc peer on loopback, for tests that play the far end's media
+/// themselves (editing offers, checking packets).
+pub async fn loopback_peer() -> std::sync::Arc<webphone::media::rtc::peer::Peer> {
+    use webphone::media::rtc::peer::{IceConfig, Peer, PeerConfig};
+    let config = PeerConfig {
+        ice: IceConfig { allow_loopback: true, check_interval: Duration::from_millis(20), ..Default::default() },
+        ..Default::default()
+    };
+    std::sync::Arc::new(Peer::new(&config).await.expect("test peer"))
+}

@@ -231,6 +231,16 @@ struct PendingPacket {
     len: usize,
 }
 
+impl PendingPacket {
+    /// Copies an encoded packet's payload into `buffer` (it outlives the
+    /// pipeline's borrow) and describes it.
+    fn stage(p: &RtpOut<'_>, buffer: &mut [u8]) -> PendingPacket {
+        let len = p.payload.len().min(buffer.len());
+        buffer[..len].copy_from_slice(&p.payload[..len]);
+        PendingPacket { payload_type: p.payload_type, timestamp: p.timestamp, marker: p.marker, len }
+    }
+}
+
 /// One call's audio (see the module docs).
 pub(crate) struct CallAudio {
     frame: FrameDuration,
@@ -525,14 +535,7 @@ impl CallAudio {
                     if let Ok(p) = self.send.next_packet_with(|pcm| {
                         tone.fill(pcm);
                     }) {
-                        let len = p.payload.len().min(self.payload.len());
-                        self.payload[..len].copy_from_slice(&p.payload[..len]);
-                        self.pending = Some(PendingPacket {
-                            payload_type: p.payload_type,
-                            timestamp: p.timestamp,
-                            marker: p.marker,
-                            len,
-                        });
+                        self.pending = Some(PendingPacket::stage(&p, &mut self.payload));
                     }
                     if tone.is_done() {
                         finished = Some((*digit, DtmfMethod::Inband));
@@ -541,14 +544,7 @@ impl CallAudio {
                 // Encoder failures are counted in SendStats, not logged per frame.
                 None => {
                     if let Ok(p) = self.send.next_packet() {
-                        let len = p.payload.len().min(self.payload.len());
-                        self.payload[..len].copy_from_slice(&p.payload[..len]);
-                        self.pending = Some(PendingPacket {
-                            payload_type: p.payload_type,
-                            timestamp: p.timestamp,
-                            marker: p.marker,
-                            len,
-                        });
+                        self.pending = Some(PendingPacket::stage(&p, &mut self.payload));
                     }
                 }
             }
