@@ -359,6 +359,13 @@ fn describe(event: &Event) -> String {
             format!("{} DTMF {digit} received ({} ms, {})", call.key, duration_ms, method.name())
         }
         Event::DtmfSent { call, digit, method } => format!("{} DTMF {digit} sent ({})", call.key, method.name()),
+        Event::CallHeld { call, by } => format!("{} held by {by:?}", call.key),
+        Event::CallResumed { call, by } => format!("{} resumed by {by:?}", call.key),
+        Event::HoldFailed { call, status, reason } => {
+            format!("{} hold failed: {}{reason}", call.key, status.map_or(String::new(), |s| format!("{s} ")))
+        }
+        Event::SendAudioEnded { call } => format!("{} what it sends ran out", call.key),
+        Event::StatusChanged { state, code, last } => format!("status {code} ({state:?}, was {last})"),
         Event::MalformedMessage { why } => format!("malformed message: {why}"),
         Event::Stopped => "stopped".to_string(),
         other => format!("{other:?}"),
