@@ -219,8 +219,30 @@ struct DemoArgs {
     output: Output,
 }
 
+/// Resolves once Ctrl-C was pressed. The signal is listened for once, for
+/// the process's life, and remembered: a Ctrl-C that arrives between two
+/// passes of a loop is not lost (a fresh `ctrl_c()` in each pass would
+/// miss it: tokio drops a signal nobody is listening for).
+async fn interrupted() {
+    static INTERRUPTED: std::sync::OnceLock<tokio::sync::watch::Receiver<bool>> = std::sync::OnceLock::new();
+    let mut rx = INTERRUPTED
+        .get_or_init(|| {
+            let (tx, rx) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                while tokio::signal::ctrl_c().await.is_ok() {
+                    tx.send_replace(true);
+                }
+            });
+            rx
+        })
+        .clone();
+    let _ = rx.wait_for(|pressed| *pressed).await;
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Start listening for Ctrl-C before anything else.
+    tokio::spawn(interrupted());
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Register(args) => register(args).await,
@@ -284,7 +306,7 @@ async fn start_registered(phone: &Phone, rec: &mut Recorder, timeout: f64) -> Re
                 Some(_) => {}
             },
             _ = &mut deadline => return Err(format!("not registered within {timeout} s ({last_problem})")),
-            _ = tokio::signal::ctrl_c() => return Err("interrupted".into()),
+            _ = interrupted() => return Err("interrupted".into()),
         }
     }
 }
@@ -320,7 +342,7 @@ async fn register(args: RegisterArgs) -> Result<(), String> {
             tokio::select! {
                 ev = rec.next() => if ev.is_none() { return Ok(()) },
                 _ = &mut stay => return Ok(()),
-                _ = tokio::signal::ctrl_c() => return Ok(()),
+                _ = interrupted() => return Ok(()),
             }
         }
     }
@@ -441,7 +463,7 @@ async fn run_calls(
                 }
             }
             _ = status.tick() => rec.refresh_all_stats().await,
-            _ = tokio::signal::ctrl_c() => {
+            _ = interrupted() => {
                 for key in rec.active_calls() {
                     rec.refresh_stats(key).await;
                     let _ = phone.hangup(key).await;

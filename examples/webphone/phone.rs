@@ -44,9 +44,6 @@ pub async fn run(args: PhoneArgs) -> Result<(), String> {
         let mut lines = BufReader::new(tokio::io::stdin()).lines();
         let (answer_tx, mut answer_rx) = tokio::sync::mpsc::unbounded_channel::<CallKey>();
         let mut calls_audio = 0usize;
-        // One listener for the process's life: a Ctrl-C is never lost between loop passes.
-        let ctrl_c = tokio::signal::ctrl_c();
-        tokio::pin!(ctrl_c);
         loop {
             tokio::select! {
                 line = lines.next_line() => {
@@ -97,7 +94,7 @@ pub async fn run(args: PhoneArgs) -> Result<(), String> {
                         rec.print_json(failure(None, Some("answer"), e.kind(), &e.to_string()));
                     }
                 }
-                _ = &mut ctrl_c => return Ok(()),
+                _ = crate::interrupted() => return Ok(()),
             }
         }
     }
