@@ -278,7 +278,7 @@ impl UserAgent {
     /// Input: the transport connected; `via_transport` is `WS` or `WSS`.
     pub fn handle_connected(&mut self, now: Instant, via_transport: &'static str) {
         self.connected = true;
-        self.cfg.via_transport = via_transport;
+        // Requests are stamped from here on; `cfg` keeps what was configured.
         self.stamp.via_transport = via_transport;
         if let Some(req) = self.registration.handle_connected(&mut self.auth) {
             self.send_request(req, Owner::Registration, now);

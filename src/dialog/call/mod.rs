@@ -405,7 +405,6 @@ impl Dialog {
         req.headers.push(HeaderName::From, from.to_string());
         req.headers.push(HeaderName::To, to.to_string());
         req.headers.push(HeaderName::CallId, self.call_id.clone());
-        let method = if method == Method::Ack { Method::Ack } else { method };
         req.headers.push_typed(&CSeq { seq, method });
         req
     }
@@ -564,7 +563,7 @@ impl Call {
         if self.state == CallState::WaitingAck {
             self.confirm_by_ack(ctx, req, now);
         } else {
-            self.handle_reinvite_ack(ctx, req, now);
+            self.handle_reinvite_ack(ctx);
         }
     }
 

@@ -106,7 +106,7 @@ impl Call {
         match state {
             OfferAnswer::MakingOffer(OfferCarrier::Invite) => {
                 self.local_sdp = Some(sdp.clone());
-                self.send_invite(ctx, sdp, now);
+                self.send_invite(ctx, sdp);
             }
             OfferAnswer::MakingOffer(OfferCarrier::Ok200) => {
                 self.local_sdp = Some(sdp.clone());
@@ -239,11 +239,11 @@ impl Call {
     }
 
     /// The ACK for our 2xx to a re-INVITE.
-    pub(super) fn handle_reinvite_ack(&mut self, _ctx: &mut CallCtx<'_>, _req: &Request, _now: Instant) {
+    pub(super) fn handle_reinvite_ack(&mut self, ctx: &mut CallCtx<'_>) {
         if matches!(self.offer_answer, OfferAnswer::OfferSent(OfferCarrier::Ok200ToReInvite)) {
             // We offered our current SDP unchanged: its answer changes nothing here.
             self.offer_answer = OfferAnswer::Idle;
-            self.sync_hold(_ctx);
+            self.sync_hold(ctx);
         }
     }
 

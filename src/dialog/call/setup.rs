@@ -229,8 +229,7 @@ impl Call {
         self.end(ctx, Originator::System, None, reason, now);
     }
 
-    pub(super) fn send_invite(&mut self, ctx: &mut CallCtx<'_>, sdp: Bytes, now: Instant) {
-        let _ = now;
+    pub(super) fn send_invite(&mut self, ctx: &mut CallCtx<'_>, sdp: Bytes) {
         self.dialog.local_cseq += 1;
         self.invite_cseq = self.dialog.local_cseq;
         let d = &self.dialog;
