@@ -133,7 +133,7 @@ pub use action::{Action, ActionOutcome, AudioDirection, LineInfo, PhoneStatus};
 pub use config::{PhoneConfig, PhoneConfigBuilder};
 pub use contract::{CallKey, MediaDirection};
 pub use dialog::call::{CallDirection, EndCause, Originator, Party};
-pub use dialog::{CallError, CallRequest, Mode, PhoneState};
+pub use dialog::{CallError, CallRequest, Mode, PhoneState, TransferPolicy};
 pub use dtmf::{DtmfMethod, DtmfOptions};
 pub use error::Error;
 pub use event::{CallInfo, Event};

@@ -17,6 +17,10 @@ use crate::dialog::auth::{Challenge, preferred};
 use crate::sip::validate::response_to;
 use crate::sip::{CSeq, HeaderName, Method, MinSe, NameAddr, Request, Response, SessionExpires, StatusCode, Uri};
 
+/// The option tags our INVITEs and their 2xx announce: session timers
+/// (RFC 4028), Replaces (RFC 3891) and `Refer-Sub` (RFC 4488).
+pub(crate) const SUPPORTED: &str = "timer, replaces, norefersub";
+
 impl Call {
     /// A call we place to `target`. It exists at once (a
     /// [`CallEvent::Outgoing`] is reported) and asks the media side for the
@@ -28,6 +32,7 @@ impl Call {
         aor: &NameAddr,
         target: Uri,
         request: CallRequest,
+        transferred_from: Option<CallKey>,
         now: Instant,
     ) -> Call {
         let mut local = aor.clone();
@@ -48,6 +53,7 @@ impl Call {
             connected: None,
             ended: None,
             end: None,
+            transferred_from,
         };
         let call = Call {
             key,
@@ -79,6 +85,8 @@ impl Call {
             last_ack: None,
             cancel_cause: None,
             info_dtmf: Default::default(),
+            transfer: None,
+            referred: None,
             snapshot,
         };
         call.emit_snapshot(ctx, CallEvent::Outgoing);
@@ -122,6 +130,7 @@ impl Call {
             connected: None,
             ended: None,
             end: None,
+            transferred_from: None,
         };
         let offer_answer = if req.body.is_empty() {
             // Late offer: our 200 will carry the offer, the ACK the answer.
@@ -160,6 +169,8 @@ impl Call {
             last_ack: None,
             cancel_cause: None,
             info_dtmf: Default::default(),
+            transfer: None,
+            referred: None,
             snapshot,
         };
         ctx.respond(tx, response_to(req, StatusCode::TRYING));
@@ -242,7 +253,7 @@ impl Call {
         req.headers.push_typed(&CSeq { seq: self.invite_cseq, method: Method::Invite });
         req.headers.push(HeaderName::Contact, ctx.contact.to_string());
         req.headers.push(HeaderName::Allow, ctx.allow.to_string());
-        req.headers.push(HeaderName::Supported, "timer");
+        req.headers.push(HeaderName::Supported, SUPPORTED);
         if let Some(se) = ctx.settings.session_expires {
             req.headers.push(HeaderName::SessionExpires, se.max(ctx.settings.min_se).to_string());
             req.headers.push_typed(&MinSe(ctx.settings.min_se));
@@ -315,7 +326,7 @@ impl Call {
         }
         if status.is_success() {
             resp.headers.push(HeaderName::Allow, ctx.allow.to_string());
-            resp.headers.push(HeaderName::Supported, "timer");
+            resp.headers.push(HeaderName::Supported, SUPPORTED);
             if let Some(answer) = SessionTimer::for_answer(req, ctx.settings.min_se, now) {
                 if answer.require {
                     resp.headers.push(HeaderName::Require, "timer");
@@ -506,6 +517,7 @@ impl Call {
         self.timers.clear();
         self.snapshot.ended = Some(now);
         self.snapshot.end = Some(EndCause { by, status, reason: reason.to_string() });
+        self.transfer_call_ended(ctx);
         // A re-INVITE / UPDATE still waiting for our answer is refused (RFC 3261 §15.1.2).
         if let OfferAnswer::RemoteOffer(offer) = std::mem::replace(&mut self.offer_answer, OfferAnswer::Idle)
             && offer.is_in_dialog()
