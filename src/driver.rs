@@ -318,9 +318,9 @@ impl Core {
             Action::Resume { call } => {
                 self.current_call(call).and_then(|call| done(self.ua.resume(call, t).map_err(Error::Call)))
             }
-            Action::Transfer { call, target } => self
-                .current_call(call)
-                .and_then(|call| done(self.ua.transfer(call, &target, t).map_err(Error::Call))),
+            Action::Transfer { call, target } => {
+                self.current_call(call).and_then(|call| done(self.ua.transfer(call, &target, t).map_err(Error::Call)))
+            }
             Action::Consult { call, target, headers, audio } => self.current_call(call).and_then(|call| {
                 let request = CallRequest { target, display_name: None, headers };
                 let consult = self.ua.consult(call, request, t).map_err(Error::Call)?;

@@ -189,9 +189,10 @@ fn no_final_notify_fails_after_the_timeout_and_keeps_the_call() {
     let bob = CallSettings { transfer_timeout: Duration::from_secs(30), ..settings() };
     let (mut net, _a, b) = call_with(settings(), bob);
     // alice's NOTIFYs after the first are lost.
-    net.drop_from = Some((ALICE, |m| {
-        matches!(m, Message::Request(r) if r.method == Method::Notify && !r.body.starts_with(b"SIP/2.0 100"))
-    }));
+    net.drop_from = Some((
+        ALICE,
+        |m| matches!(m, Message::Request(r) if r.method == Method::Notify && !r.body.starts_with(b"SIP/2.0 100")),
+    ));
     transfer(&mut net, BOB, b, "carol");
     net.run_for(Duration::from_secs(29));
     assert_eq!(transfer_events(&net, BOB), ["progress 100"]);

@@ -102,7 +102,11 @@ impl UserAgent {
     /// call it consulted about (Aliyun's `thirdCallRetrieve`). Returns that call.
     pub fn retrieve(&mut self, consult: CallKey, now: Instant) -> Result<CallKey, CallError> {
         let Some(original) = self.transfers.consulted_from(consult) else {
-            return Err(if self.calls.contains_key(&consult) { CallError::InvalidState } else { CallError::NoSuchCall });
+            return Err(if self.calls.contains_key(&consult) {
+                CallError::InvalidState
+            } else {
+                CallError::NoSuchCall
+            });
         };
         self.hangup(consult, now)?;
         self.transfers.consultations.retain(|(c, _)| *c != consult);
@@ -253,11 +257,12 @@ impl UserAgent {
         };
         let found = self.calls.values().find(|c| !c.is_ended() && c.replaced_by(&replaces)).map(|c| (c.key(), c));
         let Some((old, call)) = found else {
-            let ended = self.transfers.ended.iter().any(|(id, local, remote)| {
-                *id == replaces.call_id
-                    && ((*local == replaces.to_tag && *remote == replaces.from_tag)
-                        || (*local == replaces.from_tag && *remote == replaces.to_tag))
-            });
+            let ended = self.calls.values().any(|c| c.is_ended() && c.replaced_by(&replaces))
+                || self.transfers.ended.iter().any(|(id, local, remote)| {
+                    *id == replaces.call_id
+                        && ((*local == replaces.to_tag && *remote == replaces.from_tag)
+                            || (*local == replaces.from_tag && *remote == replaces.to_tag))
+                });
             let status = if ended { StatusCode::DECLINE } else { StatusCode::CALL_DOES_NOT_EXIST };
             return self.reply(req, tx, status, now);
         };
@@ -272,7 +277,8 @@ impl UserAgent {
             return self.reply(req, tx, status, now);
         }
         let Some(new) = self.accept_new_invite(req, tx, now) else { return };
-        let (Some(old_snapshot), Some(new_snapshot)) = (self.call_snapshot(old).cloned(), self.call_snapshot(new).cloned())
+        let (Some(old_snapshot), Some(new_snapshot)) =
+            (self.call_snapshot(old).cloned(), self.call_snapshot(new).cloned())
         else {
             return;
         };
@@ -284,12 +290,8 @@ impl UserAgent {
     /// Remembers the dialogs of calls about to be forgotten, and forgets
     /// the bookkeeping of calls that ended.
     pub(super) fn forget_transfers_of_ended(&mut self) {
-        let ended: Vec<_> = self
-            .calls
-            .values()
-            .filter(|c| c.is_ended() && !c.lingers())
-            .filter_map(|c| c.dialog_id())
-            .collect();
+        let ended: Vec<_> =
+            self.calls.values().filter(|c| c.is_ended() && !c.lingers()).filter_map(|c| c.dialog_id()).collect();
         for dialog in ended {
             {
                 self.transfers.ended.push_back(dialog);

@@ -555,9 +555,9 @@ impl Call {
             self.info_dtmf_deadline(),
             self.transfer_deadline(),
         ]
-            .into_iter()
-            .flatten()
-            .min()
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Input: time passed.

@@ -119,7 +119,8 @@ impl Call {
         req.headers.push(HeaderName::ReferredBy, NameAddr::new(self.dialog.local.uri.clone()).to_string());
         let cseq = self.dialog.local_cseq;
         ctx.send(req, Purpose::Refer);
-        self.transfer = Some(Transfer { cseq, accepted: false, deadline: now + ctx.settings.transfer_timeout, consult });
+        self.transfer =
+            Some(Transfer { cseq, accepted: false, deadline: now + ctx.settings.transfer_timeout, consult });
         Ok(())
     }
 
@@ -209,7 +210,10 @@ impl Call {
             Some((code, reason)) => {
                 ctx.emit(CallEvent::TransferProgress { call: self.snapshot.clone(), status: code, reason });
                 if terminated {
-                    let why = format!("the subscription ended at {code} ({})", state.params.value("reason").unwrap_or_default());
+                    let why = format!(
+                        "the subscription ended at {code} ({})",
+                        state.params.value("reason").unwrap_or_default()
+                    );
                     self.finish_transfer(ctx, Outcome::Failed(None, why), now);
                 }
             }
