@@ -282,10 +282,13 @@ impl PhoneConfigBuilder {
         self
     }
 
-    /// Chooses the audio of a call this phone places because a peer asked
-    /// it to transfer (the call that came with the REFER is `transferred_from`
-    /// in the [`CallInfo`]); without it such calls send silence. A bot passes
-    /// the same choice as for its other calls.
+    /// Chooses the audio of the calls a transfer gives this phone: the call
+    /// it places because a peer asked it to transfer (`transferred_from` in
+    /// the [`CallInfo`] names the call the REFER came in), and the call that
+    /// takes the place of one of ours in an attended transfer
+    /// ([`crate::Event::CallReplaced`]). Without it such calls send silence;
+    /// a softphone passes its devices, a bot the same choice as for its
+    /// other calls.
     pub fn transfer_audio(mut self, choose: impl Fn(&CallInfo) -> AudioSetup + Send + Sync + 'static) -> Self {
         self.transfer_audio = Some(AudioChooser(Arc::new(choose)));
         self

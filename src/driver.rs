@@ -592,6 +592,12 @@ impl Core {
                     // The audio the configuration chooses for a ringing call.
                     self.media.set_audio(s.key, (choose.0)(&shared.clock.call_info(s)));
                 }
+                if let (AgentEvent::Call(CallEvent::CallReplaced { new, .. }), Some(choose)) =
+                    (&ev, &shared.config.transfer_audio)
+                {
+                    // A call taking the place of ours (attended transfer): answered next.
+                    self.media.set_audio(new.key, (choose.0)(&shared.clock.call_info(new)));
+                }
                 if let AgentEvent::Call(CallEvent::Outgoing(s)) = &ev
                     && let Some(from) = s.transferred_from
                 {
