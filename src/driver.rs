@@ -592,6 +592,16 @@ impl Core {
                     // The audio the configuration chooses for a ringing call.
                     self.media.set_audio(s.key, (choose.0)(&shared.clock.call_info(s)));
                 }
+                match &ev {
+                    // The media side plays the hold source (or silence) while we hold.
+                    AgentEvent::Call(CallEvent::Held { call, by: crate::Originator::Local }) => {
+                        self.media.control(call.key, MediaControl::LocalHold(true));
+                    }
+                    AgentEvent::Call(CallEvent::Resumed { call, by: crate::Originator::Local }) => {
+                        self.media.control(call.key, MediaControl::LocalHold(false));
+                    }
+                    _ => {}
+                }
                 if let (AgentEvent::Call(CallEvent::CallReplaced { new, .. }), Some(choose)) =
                     (&ev, &shared.config.transfer_audio)
                 {

@@ -13,8 +13,6 @@
 
 mod support;
 
-use std::time::Duration;
-
 use support::*;
 use webphone::{AudioSetup, CallKey, CallOptions, CallStats, Event, Phone, PhoneConfigBuilder, SendAudio};
 
