@@ -330,4 +330,22 @@ mod tests {
         let a: Action = serde_json::from_str(r#"{"action":"dtmf","digits":"5"}"#).unwrap();
         assert!(matches!(a, Action::Dtmf { method: DtmfMethod::Auto, call: None, .. }));
     }
+
+    #[test]
+    fn transfer_actions_read_as_the_issue_writes_them() {
+        let a: Action =
+            serde_json::from_str(r#"{"action":"transfer","call":1,"target":"sip:carol@example.com"}"#).unwrap();
+        assert!(matches!(&a, Action::Transfer { call: Some(CallKey(1)), target } if target == "sip:carol@example.com"));
+        let a: Action = serde_json::from_str(r#"{"action":"complete","call":1,"with":2}"#).unwrap();
+        assert!(matches!(a, Action::Complete { call: Some(CallKey(1)), with: CallKey(2) }));
+        let a: Action = serde_json::from_str(r#"{"action":"complete","with":2}"#).unwrap();
+        assert!(matches!(a, Action::Complete { call: None, with: CallKey(2) }));
+        let a: Action = serde_json::from_str(r#"{"action":"consult","call":1,"target":"1003"}"#).unwrap();
+        assert_eq!(a.name(), "consult");
+        let a: Action = serde_json::from_str(r#"{"action":"retrieve","call":2}"#).unwrap();
+        assert!(matches!(a, Action::Retrieve { call: Some(CallKey(2)) }));
+        let a: Action = serde_json::from_str(r#"{"action":"accept_transfer"}"#).unwrap();
+        assert!(matches!(a, Action::AcceptTransfer { call: None, .. }));
+        assert!(serde_json::from_str::<Action>(r#"{"action":"complete","call":1}"#).is_err(), "`with` is required");
+    }
 }
