@@ -682,6 +682,13 @@ impl Core {
                     CallEvent::TransferRequested { call, target, referred_by, replaces } => {
                         Event::TransferRequested { call: clock.call_info(&call), target, referred_by, replaces }
                     }
+                    CallEvent::TargetRefreshed { call } => Event::TargetRefreshed { call: clock.call_info(&call) },
+                    CallEvent::TargetRefreshFailed { call, status, reason, retry_in } => Event::TargetRefreshFailed {
+                        call: clock.call_info(&call),
+                        status,
+                        reason,
+                        retry_in_ms: retry_in.as_millis() as u64,
+                    },
                     CallEvent::CallReplaced { old, new } => {
                         Event::CallReplaced { old: clock.call_info(&old), new: clock.call_info(&new) }
                     }

@@ -79,6 +79,9 @@ impl WallClock {
 }
 
 /// Something that happened to the phone.
+// Moved once each from the core to the application; CallReplaced carries
+// two calls, and boxing it would allocate per event for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 #[non_exhaustive]
@@ -223,6 +226,25 @@ pub enum Event {
         /// The new call replaces a call of the target's (attended transfer).
         replaces: bool,
     },
+    /// After a reconnection, the peer learned how to reach us over the new
+    /// connection (our target refresh was answered 2xx): its BYE will arrive.
+    TargetRefreshed {
+        /// The call.
+        call: CallInfo,
+    },
+    /// After a reconnection, the call could not tell the peer how to reach
+    /// us now (the target refresh failed); it is tried again after
+    /// `retry_in_ms` and the call goes on.
+    TargetRefreshFailed {
+        /// The call.
+        call: CallInfo,
+        /// The final response, if one came.
+        status: Option<u16>,
+        /// Why.
+        reason: String,
+        /// When the next attempt goes out.
+        retry_in_ms: u64,
+    },
     /// A call that came in with `Replaces` took the place of one of ours
     /// (we were the target of an attended transfer): `new` is answered,
     /// `old` ends.
@@ -310,6 +332,8 @@ impl Event {
             | Event::TransferFailed { call, .. }
             | Event::TransferRequested { call, .. }
             | Event::CallReplaced { new: call, .. }
+            | Event::TargetRefreshFailed { call, .. }
+            | Event::TargetRefreshed { call }
             | Event::CallEnded { call, .. }
             | Event::CallQuality { call, .. }
             | Event::SendAudioEnded { call }

@@ -111,6 +111,15 @@
 //! - transfer target: an INVITE with `Replaces` takes the place of the call
 //!   it names ([`Event::CallReplaced`]).
 //!
+//! A dropped WebSocket does not end a confirmed call (its media is peer to
+//! peer): once reconnected, the call refreshes its target so the peer's
+//! requests reach us again ([`Event::TargetRefreshed`], or
+//! [`Event::TargetRefreshFailed`] and a retry with backoff), and our dialogs'
+//! Contact is the registrar's GRUU when it gives one. Calls still being set
+//! up end with a cause that says so (an orphaned INVITE is cancelled once
+//! reconnected). A BYE that fails is reported on [`Event::CallEnded`]
+//! ([`EndCause::bye_status`]): the far end may not know.
+//!
 //! ## Status
 //! [`Phone::status`] says what the phone is doing, one value with the seeds'
 //! status codes ([`PhoneState`], Aliyun's table); [`Event::StatusChanged`]
@@ -150,9 +159,10 @@
 //! The seeds' compatibility facades and the control server are the next
 //! milestones. A call a transfer gives us takes its audio from
 //! [`PhoneConfigBuilder::transfer_audio`], not from the call it replaces
-//! (the running source is not moved from one call to the other). No GRUU
-//! (RFC 5627): an attended transfer names the consulted party's Contact,
-//! which a proxy must be able to route (Kamailio: see the README). DTMF is not sent as RFC 2198
+//! (the running source is not moved from one call to the other). An
+//! attended transfer names the consulted party's Contact: a GRUU when its
+//! registrar gave one, else a Contact the proxy must be able to route
+//! (Kamailio: see the README). DTMF is not sent as RFC 2198
 //! redundant events, and INFO digits are not re-sent after a failure.
 
 pub mod dialog;

@@ -392,11 +392,12 @@ fn describe(event: &Event) -> String {
         Event::CallConfirmed { call } => format!("{} confirmed", call.key),
         Event::CallEnded { call, .. } => match &call.end {
             Some(end) => format!(
-                "{} ended by {:?}: {}{}",
+                "{} ended by {:?}: {}{}{}",
                 call.key,
                 end.by,
                 end.status.map_or(String::new(), |s| format!("{s} ")),
-                end.reason
+                end.reason,
+                end.bye_status.map_or(String::new(), |s| format!(" (our BYE got {s}: the far end may not know)"))
             ),
             None => format!("{} ended", call.key),
         },
@@ -430,6 +431,12 @@ fn describe(event: &Event) -> String {
             if *replaces { " (attended)" } else { "" }
         ),
         Event::CallReplaced { old, new } => format!("{} replaced by {}", old.key, new.key),
+        Event::TargetRefreshed { call } => format!("{} reachable again after reconnecting", call.key),
+        Event::TargetRefreshFailed { call, status, reason, retry_in_ms } => format!(
+            "{} could not refresh its target after reconnecting: {}{reason} (again in {retry_in_ms} ms)",
+            call.key,
+            status.map_or(String::new(), |s| format!("{s} "))
+        ),
         Event::StatusChanged { state, code, last } => format!("status {code} ({state:?}, was {last})"),
         Event::MalformedMessage { why } => format!("malformed message: {why}"),
         Event::Stopped => "stopped".to_string(),

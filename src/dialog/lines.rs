@@ -198,8 +198,9 @@ impl UserAgent {
     ) -> R {
         let mut out = VecDeque::new();
         let allow = self.allow_header();
+        let contact = self.dialog_contact();
         let mut ctx = CallCtx {
-            contact: &self.contact,
+            contact: &contact,
             allow: &allow,
             settings: &self.cfg.calls,
             timers: &self.cfg.timers,
@@ -235,6 +236,17 @@ impl UserAgent {
                     let _ = self.hangup(other, now);
                 }
             }
+        }
+    }
+
+    /// The Contact of our dialogs: the public GRUU the registrar gave us
+    /// (RFC 5627), which reaches this device through the registrar whatever
+    /// connection it is on (so in-dialog requests survive a reconnection on
+    /// both sides, and an attended transfer can name it), else our Contact.
+    fn dialog_contact(&self) -> crate::sip::NameAddr {
+        match self.registration.gruu() {
+            Some(gruu) => crate::sip::NameAddr::new(gruu.clone()),
+            None => self.contact.clone(),
         }
     }
 

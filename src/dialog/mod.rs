@@ -92,6 +92,9 @@ pub enum Output {
 }
 
 /// What happened to a call.
+// Moved once each from the core to the application; CallReplaced carries
+// two calls, and boxing it would allocate per event for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CallEvent {
@@ -189,6 +192,24 @@ pub enum CallEvent {
         referred_by: Option<String>,
         /// The new call is to replace a dialog of the target (attended transfer).
         replaces: bool,
+    },
+    /// After a reconnection, the peer took our target refresh: its requests
+    /// reach us again over the new connection.
+    TargetRefreshed {
+        /// The call.
+        call: CallSnapshot,
+    },
+    /// The target refresh after a reconnection failed; it is tried again
+    /// after `retry_in` (the call goes on).
+    TargetRefreshFailed {
+        /// The call.
+        call: CallSnapshot,
+        /// The final response, if one came.
+        status: Option<u16>,
+        /// Why.
+        reason: String,
+        /// When the next attempt goes out.
+        retry_in: std::time::Duration,
     },
     /// An INVITE with Replaces took the place of one of our calls: `new` is
     /// being answered and `old` is ending.
@@ -337,6 +358,15 @@ impl UserAgent {
         if let Some(req) = self.registration.handle_connected(&mut self.auth) {
             self.send_request(req, Owner::Registration, now);
         }
+        // Calls that outlived the old connection: the peer must learn the new way to us.
+        let keys: Vec<CallKey> = self.calls.keys().copied().collect();
+        for key in keys {
+            self.with_call(key, now, |call, ctx| {
+                call.cancel_orphaned_invite(ctx, now);
+                call.handle_reconnected(ctx, now);
+            });
+        }
+        self.prune_calls();
     }
 
     /// Input: the transport is gone. Transactions on it end; the binding,
@@ -345,9 +375,12 @@ impl UserAgent {
         self.connected = false;
         self.clients.clear();
         self.servers.clear();
-        for key in self.call_keys() {
+        // Ended calls too: a BYE of theirs may wait for its answer.
+        let keys: Vec<CallKey> = self.calls.keys().copied().collect();
+        for key in keys {
             self.with_call(key, now, |call, ctx| call.handle_disconnected(ctx, now));
         }
+        self.prune_calls();
         if let Some(ev) = self.registration.handle_disconnected() {
             self.emit(AgentEvent::Registration(ev));
         }

@@ -21,6 +21,7 @@
 //! - `hold`: hold and resume, the application's wish apart from what was
 //!   agreed;
 //! - `transfer`: REFER and its NOTIFYs, as transferor and transferee;
+//! - `target_refresh`: a WebSocket drop, and the target refresh after it;
 //! - `dtmf_info`: DTMF digits by SIP INFO.
 
 mod dtmf_info;
@@ -28,6 +29,7 @@ mod hold;
 mod session;
 mod session_timer;
 mod setup;
+mod target_refresh;
 mod transfer;
 
 use std::collections::VecDeque;
@@ -166,6 +168,10 @@ pub struct EndCause {
     pub status: Option<u16>,
     /// A reason phrase or description.
     pub reason: String,
+    /// Our BYE failed with this status (408: no answer, 503: the connection
+    /// was lost): the call ended here, but the far end may not know.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bye_status: Option<u16>,
 }
 
 /// A party of a call.
@@ -261,9 +267,18 @@ pub(crate) enum Purpose {
     Refer,
     /// A NOTIFY about a call we placed on the peer's REFER.
     Notify,
+    /// An UPDATE (or a re-INVITE: `reinvite`) refreshing the dialog's
+    /// target after the connection came back.
+    TargetRefresh {
+        /// It is a re-INVITE (the peer does not allow UPDATE).
+        reinvite: bool,
+    },
 }
 
 /// Something the agent must do for a call.
+// Moved once each from the core to the application; CallReplaced carries
+// two calls, and boxing it would allocate per event for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum CallOutput {
     /// Start a client transaction for this request (already stamped with
@@ -510,6 +525,12 @@ pub(crate) struct Call {
     transfer: Option<transfer::Transfer>,
     /// The peer's REFER we accepted (we owe it NOTIFYs).
     referred: Option<transfer::Referred>,
+    /// A target refresh to make after reconnecting.
+    target_refresh: Option<target_refresh::TargetRefresh>,
+    /// Our BYE waits for its answer: the call's end is reported then.
+    bye_pending: bool,
+    /// Ended by a connection drop while calling out: CANCEL once reconnected.
+    cancel_on_reconnect: bool,
     snapshot: CallSnapshot,
 }
 
@@ -554,6 +575,7 @@ impl Call {
             self.session_timer.as_ref().map(|t| t.deadline),
             self.info_dtmf_deadline(),
             self.transfer_deadline(),
+            self.target_refresh_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -581,6 +603,7 @@ impl Call {
         }
         self.handle_info_dtmf_timeout(ctx, now);
         self.handle_transfer_timeout(ctx, now);
+        self.handle_target_refresh_timer(ctx, now);
     }
 
     /// Input: a request in this call's dialog (or a new INVITE's CANCEL).
@@ -615,8 +638,10 @@ impl Call {
     pub(crate) fn handle_response(&mut self, ctx: &mut CallCtx<'_>, purpose: Purpose, resp: &Response, now: Instant) {
         match purpose {
             Purpose::Invite => self.handle_invite_response(ctx, resp, now),
-            Purpose::Cancel | Purpose::Bye => {}
+            Purpose::Cancel => {}
+            Purpose::Bye => self.handle_bye_response(ctx, resp),
             Purpose::ReInvite | Purpose::Update => self.handle_offer_response(ctx, purpose, resp, now),
+            Purpose::TargetRefresh { reinvite } => self.handle_target_refresh_response(ctx, reinvite, resp, now),
             Purpose::Info => self.handle_info_response(ctx, resp, now),
             Purpose::Refer => self.handle_refer_response(ctx, resp, now),
             Purpose::Notify => {}
@@ -627,7 +652,9 @@ impl Call {
     pub(crate) fn handle_transaction_timeout(&mut self, ctx: &mut CallCtx<'_>, purpose: Purpose, now: Instant) {
         match purpose {
             Purpose::Invite => self.end(ctx, Originator::System, Some(408), "no answer (timeout)", now),
-            Purpose::Cancel | Purpose::Bye => {}
+            Purpose::Cancel => {}
+            Purpose::Bye => self.finish_bye(ctx, Some(408), "the BYE got no answer"),
+            Purpose::TargetRefresh { reinvite } => self.handle_target_refresh_timeout(ctx, reinvite, now),
             Purpose::ReInvite
                 if matches!(self.offer_answer, OfferAnswer::OfferSent(OfferCarrier::ReInvite { refresh: false })) =>
             {

@@ -124,14 +124,17 @@ impl Call {
         Ok(())
     }
 
-    /// Whether this call, ended, still has a transfer's subscription to
-    /// finish (RFC 5057: the dialog lives while a usage does): our REFER's
-    /// outcome has not come, or we owe the peer the final NOTIFY about the
-    /// call it asked for.
+    /// Whether this call, ended, still has something to finish, so the agent
+    /// keeps it: a transfer's subscription (RFC 5057: the dialog lives while
+    /// a usage does: our REFER's outcome has not come, or we owe the peer the
+    /// final NOTIFY about the call it asked for), our BYE's answer, or a
+    /// CANCEL to send once reconnected.
     pub(crate) fn lingers(&self) -> bool {
         self.is_ended()
             && (self.transfer.as_ref().is_some_and(|t| t.accepted)
-                || self.referred.is_some_and(|r| r.subscribed && !r.done))
+                || self.referred.is_some_and(|r| r.subscribed && !r.done)
+                || self.bye_pending()
+                || self.wants_cancel_on_reconnect())
     }
 
     /// When the transfer in progress gives up waiting.
