@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::Error;
 use crate::dialog::CallSettings;
+use crate::error::PermanentFailurePolicy;
 use crate::event::CallInfo;
 use crate::media::receive::impairment::Impairment;
 use crate::media::receive::quality::QualityThresholds;
@@ -29,6 +30,7 @@ pub struct PhoneConfig {
     pub(crate) register_expires: u32,
     pub(crate) reconnect_min: Duration,
     pub(crate) reconnect_max: Duration,
+    pub(crate) on_permanent_failure: PermanentFailurePolicy,
     pub(crate) connect_timeout: Duration,
     pub(crate) keepalive: KeepAliveConfig,
     pub(crate) tls: TlsConfig,
@@ -86,6 +88,7 @@ pub struct PhoneConfigBuilder {
     register_expires: u32,
     reconnect_min: Duration,
     reconnect_max: Duration,
+    on_permanent_failure: PermanentFailurePolicy,
     connect_timeout: Duration,
     keepalive: KeepAliveConfig,
     tls: TlsConfig,
@@ -111,6 +114,7 @@ impl Default for PhoneConfigBuilder {
             register_expires: 600,
             reconnect_min: Duration::from_secs(2),
             reconnect_max: Duration::from_secs(30),
+            on_permanent_failure: PermanentFailurePolicy::Stop,
             connect_timeout: Duration::from_secs(10),
             keepalive: KeepAliveConfig::default(),
             tls: TlsConfig::default(),
@@ -179,6 +183,15 @@ impl PhoneConfigBuilder {
     pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Self {
         self.reconnect_min = min;
         self.reconnect_max = max;
+        self
+    }
+
+    /// What to do after a failure that retrying will not heal (a
+    /// certificate that fails verification, a refused `sip` subprotocol, a
+    /// 403 or refused credentials; see [`crate::FailureKind::is_permanent`]).
+    /// Default: [`PermanentFailurePolicy::Stop`], report it and stop trying.
+    pub fn on_permanent_failure(mut self, policy: PermanentFailurePolicy) -> Self {
+        self.on_permanent_failure = policy;
         self
     }
 
@@ -360,6 +373,7 @@ impl PhoneConfigBuilder {
             register_expires: self.register_expires,
             reconnect_min: self.reconnect_min,
             reconnect_max: self.reconnect_max,
+            on_permanent_failure: self.on_permanent_failure,
             connect_timeout: self.connect_timeout,
             keepalive: self.keepalive,
             tls: self.tls,

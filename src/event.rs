@@ -98,10 +98,16 @@ pub enum Event {
         server: String,
         /// Why.
         reason: String,
-        /// When the next attempt happens (ms), possibly to another server.
-        retry_in_ms: u64,
+        /// The kind of failure; a [permanent](crate::FailureKind::is_permanent)
+        /// one is not retried by default
+        /// ([`crate::PhoneConfigBuilder::on_permanent_failure`]).
+        kind: crate::FailureKind,
+        /// When the next attempt happens (ms), possibly to another server;
+        /// `None`: no more attempts (every server failed permanently) until
+        /// [`crate::Phone::register`] is called again.
+        retry_in_ms: Option<u64>,
         /// The server of the next attempt.
-        next_server: String,
+        next_server: Option<String>,
     },
     /// The registrar accepted our binding.
     Registered {
@@ -125,6 +131,9 @@ pub enum Event {
         status: Option<u16>,
         /// Reason phrase or description.
         reason: String,
+        /// The kind of failure; a [permanent](crate::FailureKind::is_permanent)
+        /// one is not retried by default.
+        kind: crate::FailureKind,
         /// When it is retried automatically (ms); `None`: not retried.
         retry_in_ms: Option<u64>,
     },

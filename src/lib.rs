@@ -135,7 +135,7 @@ pub use contract::{CallKey, MediaDirection};
 pub use dialog::call::{CallDirection, EndCause, Originator, Party};
 pub use dialog::{CallError, CallRequest, Mode, PhoneState};
 pub use dtmf::{DtmfMethod, DtmfOptions};
-pub use error::Error;
+pub use error::{Error, FailureKind, PermanentFailurePolicy};
 pub use event::{CallInfo, Event};
 pub use media::{
     AppSink, AppSinkReader, AppSource, AppSourceWriter, AudioSetup, CallStats, ReceiveAudio, SendAudio,

@@ -19,6 +19,7 @@ use webphone::dialog::{AgentConfig, AgentEvent, Output, UserAgent};
 use webphone::sip::{
     CSeq, Contact, Expires, HeaderName, Host, Message, Method, NameAddr, Request, Response, StatusCode, Uri, Via,
 };
+use webphone::{FailureKind, PermanentFailurePolicy};
 
 const REALM: &str = "example.com";
 const USER: &str = "alice";
@@ -34,6 +35,10 @@ const HOUR: Duration = Duration::from_secs(3600);
 // ------------------------------------------------------------------ setup
 
 fn registration_config(expires: u32) -> RegistrationConfig {
+    registration_config_with(expires, PermanentFailurePolicy::Stop)
+}
+
+fn registration_config_with(expires: u32, on_permanent_failure: PermanentFailurePolicy) -> RegistrationConfig {
     RegistrationConfig {
         registrar: Uri::parse("sip:example.com").expect("registrar URI"),
         aor: Uri::parse("sip:alice@example.com").expect("AOR"),
@@ -42,10 +47,15 @@ fn registration_config(expires: u32) -> RegistrationConfig {
         expires,
         retry_min: RETRY_MIN,
         retry_max: RETRY_MAX,
+        on_permanent_failure,
     }
 }
 
 fn new_agent(expires: u32) -> UserAgent {
+    new_agent_with(registration_config(expires))
+}
+
+fn new_agent_with(registration: RegistrationConfig) -> UserAgent {
     UserAgent::new(
         AgentConfig {
             via_transport: "WS",
@@ -55,7 +65,7 @@ fn new_agent(expires: u32) -> UserAgent {
             seed: Some(1),
             calls: Default::default(),
         },
-        registration_config(expires),
+        registration,
         DigestClient::new(USER, PASSWORD),
     )
 }
@@ -406,9 +416,14 @@ struct Pair {
 impl Pair {
     /// The UA is told to register, then connects; messages flow until quiet.
     fn start(expires: u32, reg: Registrar) -> Pair {
+        Pair::start_agent(new_agent(expires), reg)
+    }
+
+    /// Like [`Pair::start`] with this agent.
+    fn start_agent(ua: UserAgent, reg: Registrar) -> Pair {
         let t0 = Instant::now();
         let mut p = Pair {
-            ua: new_agent(expires),
+            ua,
             reg,
             t0,
             now: t0,
@@ -816,7 +831,7 @@ fn forbidden_is_permanent() {
     assert_eq!(p.sent.len(), 2);
     let events = p.reg_events();
     assert!(
-        matches!(events.as_slice(), [RegistrationEvent::Failed { status: Some(403), retry_in: None, reason }] if reason == "Forbidden auth ID"),
+        matches!(events.as_slice(), [RegistrationEvent::Failed { status: Some(403), retry_in: None, reason, kind: FailureKind::Forbidden }] if reason == "Forbidden auth ID"),
         "{events:?}"
     );
     assert_eq!(p.ua.poll_timeout(), None);
@@ -826,6 +841,25 @@ fn forbidden_is_permanent() {
     p.idle_hours(1);
     assert_eq!(p.sent.len(), 2);
     assert_eq!(p.reg_events().len(), 1);
+}
+
+#[test]
+fn forbidden_is_retried_after_the_policy_delay_when_asked() {
+    let mut reg = Registrar::kamailio();
+    reg.script.push_back(Answer::Kamailio);
+    reg.script.push_back(Answer::Status(403, "Forbidden", vec![]));
+    let policy = PermanentFailurePolicy::RetryAfter(Duration::from_secs(600));
+    let mut p = Pair::start_agent(new_agent_with(registration_config_with(600, policy)), reg);
+    assert_eq!(p.sent.len(), 2);
+    let events = p.reg_events();
+    assert!(
+        matches!(events.as_slice(), [RegistrationEvent::Failed { status: Some(403), retry_in: Some(d), kind: FailureKind::Forbidden, .. }] if *d == Duration::from_secs(600)),
+        "{events:?}"
+    );
+    assert_eq!(p.ua.poll_timeout(), Some(p.t0 + Duration::from_secs(600)));
+    p.jump_to_timeout();
+    assert_eq!(p.sent[2].0, p.t0 + Duration::from_secs(600), "one retry, after the policy's delay");
+    assert_eq!(p.events.last().map(|(_, e)| e.clone()), Some(registered(600)), "the account was fixed meanwhile");
 }
 
 #[test]

@@ -72,8 +72,12 @@ struct Account {
     #[arg(long, default_value_t = 600)]
     expires: u32,
     /// Accept any TLS certificate on wss:// (lab servers only: no authentication).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "ca_file")]
     insecure_skip_tls_verify: bool,
+    /// Verify wss:// servers against the CA certificates in this PEM file
+    /// (a lab's or a PBX's own CA) instead of the public roots.
+    #[arg(long, value_name = "PEM")]
+    ca_file: Option<PathBuf>,
     /// Give up when not registered within this many seconds.
     #[arg(long, default_value_t = 30.0)]
     timeout: f64,
@@ -275,6 +279,12 @@ fn config(account: &Account, audio: Option<&Audio>) -> Result<PhoneConfig, Strin
     if account.insecure_skip_tls_verify {
         b = b.tls(TlsConfig::dangerous_accept_any_certificate());
     }
+    if let Some(path) = &account.ca_file {
+        let pem = std::fs::read(path).map_err(|e| format!("--ca-file {}: {e}", path.display()))?;
+        b = b.tls(
+            TlsConfig::with_root_certificates_pem(&pem).map_err(|e| format!("--ca-file {}: {e}", path.display()))?,
+        );
+    }
     if audio.is_some_and(|a| a.allow_loopback) {
         b = loopback_media(b);
     }
@@ -295,19 +305,39 @@ async fn start_registered(phone: &Phone, rec: &mut Recorder, timeout: f64) -> Re
                     rec.registered = true;
                     return Ok(());
                 }
-                Some(Event::RegistrationFailed { status, reason, retry_in_ms: None, .. }) => {
-                    let status = status.map_or(String::new(), |s| format!("{s} "));
-                    return Err(format!("registration failed: {status}{reason}"));
+                Some(ev) => {
+                    if let Some(why) = given_up(&ev) {
+                        return Err(why);
+                    }
+                    match ev {
+                        Event::RegistrationFailed { status, reason, .. } => {
+                            last_problem = format!("{} {reason}", status.map_or(String::new(), |s| s.to_string()));
+                        }
+                        Event::ConnectFailed { server, reason, .. } => last_problem = format!("{server}: {reason}"),
+                        _ => {}
+                    }
                 }
-                Some(Event::RegistrationFailed { status, reason, .. }) => {
-                    last_problem = format!("{} {reason}", status.map_or(String::new(), |s| s.to_string()));
-                }
-                Some(Event::ConnectFailed { server, reason, .. }) => last_problem = format!("{server}: {reason}"),
-                Some(_) => {}
             },
             _ = &mut deadline => return Err(format!("not registered within {timeout} s ({last_problem})")),
             _ = interrupted() => return Err("interrupted".into()),
         }
+    }
+}
+
+/// The reason to exit at once when `ev` says the phone stopped trying:
+/// every server failed permanently (a certificate that fails verification,
+/// a refused subprotocol), or the registrar refused us for good (403,
+/// wrong credentials).
+fn given_up(ev: &Event) -> Option<String> {
+    match ev {
+        Event::ConnectFailed { server, reason, kind, retry_in_ms: None, .. } => {
+            Some(format!("cannot connect to {server} ({kind}): {reason}"))
+        }
+        Event::RegistrationFailed { status, reason, kind, retry_in_ms: None, .. } => {
+            let status = status.map_or(String::new(), |s| format!("{s} "));
+            Some(format!("registration failed ({kind}): {status}{reason}"))
+        }
+        _ => None,
     }
 }
 
@@ -340,7 +370,10 @@ async fn register(args: RegisterArgs) -> Result<(), String> {
         tokio::pin!(stay);
         loop {
             tokio::select! {
-                ev = rec.next() => if ev.is_none() { return Ok(()) },
+                ev = rec.next() => match ev {
+                    None => return Ok(()),
+                    Some(ev) => if let Some(why) = given_up(&ev) { return Err(why) },
+                },
                 _ = &mut stay => return Ok(()),
                 _ = interrupted() => return Ok(()),
             }
@@ -408,38 +441,43 @@ async fn run_calls(
             return Ok(());
         }
         tokio::select! {
-            ev = rec.next() => match ev {
-                None => return Ok(()),
-                Some(Event::CallIncoming { call }) => {
-                    if let Some(a) = &answering {
-                        rec.expect_call(call.key);
-                        let tx = due_tx.clone();
-                        let after = a.after;
-                        tokio::spawn(async move {
-                            tokio::time::sleep(after).await;
-                            let _ = tx.send((call.key, true));
-                        });
-                    }
+            ev = rec.next() => {
+                let Some(ev) = ev else { return Ok(()) };
+                if let Some(why) = given_up(&ev) {
+                    return Err(why);
                 }
-                Some(Event::CallConfirmed { call }) => {
-                    if dtmf.dtmf.is_some() {
-                        let tx = dtmf_tx.clone();
-                        let at = Duration::from_secs_f64(dtmf.dtmf_at.max(0.0));
-                        tokio::spawn(async move {
-                            tokio::time::sleep(at).await;
-                            let _ = tx.send(call.key);
-                        });
+                match ev {
+                    Event::CallIncoming { call } => {
+                        if let Some(a) = &answering {
+                            rec.expect_call(call.key);
+                            let tx = due_tx.clone();
+                            let after = a.after;
+                            tokio::spawn(async move {
+                                tokio::time::sleep(after).await;
+                                let _ = tx.send((call.key, true));
+                            });
+                        }
                     }
-                    if let Some(secs) = duration {
-                        let tx = due_tx.clone();
-                        tokio::spawn(async move {
-                            tokio::time::sleep(Duration::from_secs_f64(secs.max(0.0))).await;
-                            let _ = tx.send((call.key, false));
-                        });
+                    Event::CallConfirmed { call } => {
+                        if dtmf.dtmf.is_some() {
+                            let tx = dtmf_tx.clone();
+                            let at = Duration::from_secs_f64(dtmf.dtmf_at.max(0.0));
+                            tokio::spawn(async move {
+                                tokio::time::sleep(at).await;
+                                let _ = tx.send(call.key);
+                            });
+                        }
+                        if let Some(secs) = duration {
+                            let tx = due_tx.clone();
+                            tokio::spawn(async move {
+                                tokio::time::sleep(Duration::from_secs_f64(secs.max(0.0))).await;
+                                let _ = tx.send((call.key, false));
+                            });
+                        }
                     }
+                    _ => {}
                 }
-                Some(_) => {}
-            },
+            }
             Some((key, answer_now)) = due_rx.recv() => {
                 if answer_now {
                     if let Some(a) = &answering {

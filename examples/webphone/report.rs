@@ -319,16 +319,17 @@ fn describe(event: &Event) -> String {
             Some(ms) => format!("disconnected from {server}: {reason} (reconnecting in {ms} ms)"),
             None => format!("disconnected from {server}: {reason}"),
         },
-        Event::ConnectFailed { server, reason, retry_in_ms, next_server } => {
-            format!("cannot connect to {server}: {reason} (next: {next_server} in {retry_in_ms} ms)")
-        }
+        Event::ConnectFailed { server, reason, kind, retry_in_ms, next_server } => match (retry_in_ms, next_server) {
+            (Some(ms), Some(next)) => format!("cannot connect to {server}: {reason} ({kind}; next: {next} in {ms} ms)"),
+            _ => format!("cannot connect to {server}: {reason} ({kind}; not retrying)"),
+        },
         Event::Registered { server, expires } => format!("registered via {server} for {expires} s"),
         Event::Unregistered { reason, .. } => format!("unregistered ({reason})"),
-        Event::RegistrationFailed { status, reason, retry_in_ms, .. } => {
+        Event::RegistrationFailed { status, reason, kind, retry_in_ms, .. } => {
             let status = status.map_or("-".to_string(), |s| s.to_string());
             match retry_in_ms {
-                Some(ms) => format!("registration failed: {status} {reason} (retrying in {ms} ms)"),
-                None => format!("registration failed: {status} {reason}"),
+                Some(ms) => format!("registration failed: {status} {reason} ({kind}; retrying in {ms} ms)"),
+                None => format!("registration failed: {status} {reason} ({kind}; not retrying)"),
             }
         }
         Event::CallOutgoing { call } => format!("{} calling {}", call.key, call.remote.uri),
