@@ -41,6 +41,7 @@ pub struct PhoneConfig {
     pub(crate) calls: CallSettings,
     pub(crate) media: MediaConfig,
     pub(crate) incoming_audio: Option<IncomingAudio>,
+    pub(crate) event_queue_capacity: usize,
 }
 
 /// Chooses the audio of an incoming call when it rings.
@@ -99,6 +100,7 @@ pub struct PhoneConfigBuilder {
     calls: CallSettings,
     media: MediaConfig,
     incoming_audio: Option<IncomingAudio>,
+    event_queue_capacity: usize,
 }
 
 impl Default for PhoneConfigBuilder {
@@ -125,6 +127,7 @@ impl Default for PhoneConfigBuilder {
             calls: CallSettings::default(),
             media: MediaConfig::default(),
             incoming_audio: None,
+            event_queue_capacity: 1024,
         }
     }
 }
@@ -348,6 +351,14 @@ impl PhoneConfigBuilder {
         self
     }
 
+    /// How many events each subscriber's queue holds before it starts
+    /// dropping them, each gap reported by an [`crate::Event::Lagged`]
+    /// (default 1024; see [`crate::Phone::events`]).
+    pub fn event_queue_capacity(mut self, events: usize) -> Self {
+        self.event_queue_capacity = events.max(2);
+        self
+    }
+
     /// Checks and builds the configuration.
     pub fn build(self) -> Result<PhoneConfig, Error> {
         if self.servers.is_empty() {
@@ -384,6 +395,7 @@ impl PhoneConfigBuilder {
             calls: self.calls,
             media: self.media,
             incoming_audio: self.incoming_audio,
+            event_queue_capacity: self.event_queue_capacity,
         })
     }
 }

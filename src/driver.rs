@@ -653,7 +653,7 @@ impl Core {
                     }
                 }
             }
-            AgentEvent::MalformedMessage { why } => Event::MalformedMessage { why },
+            AgentEvent::MalformedMessage { why, count } => Event::MalformedMessage { why, count },
         }
     }
 }

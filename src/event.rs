@@ -231,10 +231,22 @@ pub enum Event {
         /// `rfc4733`, `info` or `inband`.
         method: crate::dtmf::DtmfMethod,
     },
-    /// A malformed message was received and dropped or rejected.
+    /// Malformed messages were received and dropped or rejected. A burst
+    /// is reported in one event per second at most: the first at once,
+    /// the rest counted.
     MalformedMessage {
-        /// What was wrong.
+        /// What was wrong with the last of them.
         why: String,
+        /// How many this event stands for (1 for a lone one).
+        count: u64,
+    },
+    /// This subscriber fell behind: its queue was full and `missed` events
+    /// (of any kind, call events included) were not queued in this place.
+    /// Re-read what matters ([`crate::Phone::status`], [`crate::Action::Lines`]).
+    /// See [`crate::Phone::events`] for the policy.
+    Lagged {
+        /// How many events were lost.
+        missed: u64,
     },
     /// The phone's state changed (Aliyun `onStatusChange`).
     StatusChanged {

@@ -126,6 +126,7 @@ mod contract;
 mod driver;
 mod error;
 mod event;
+mod event_queue;
 mod phone;
 mod secret;
 

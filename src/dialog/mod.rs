@@ -35,6 +35,7 @@
 pub mod auth;
 pub mod call;
 mod lines;
+mod malformed;
 pub mod register;
 mod status;
 pub mod transaction;
@@ -164,10 +165,14 @@ pub enum AgentEvent {
     Registration(RegistrationEvent),
     /// Call progress.
     Call(CallEvent),
-    /// A received message was malformed and dropped or rejected.
+    /// Received messages were malformed and dropped or rejected; a burst
+    /// is reported once per second at most (the first at once, the rest
+    /// counted).
     MalformedMessage {
-        /// What was wrong (never message content).
+        /// What was wrong with the last of them (never message content).
         why: String,
+        /// How many messages this report stands for.
+        count: u64,
     },
 }
 
@@ -196,6 +201,7 @@ pub struct UserAgent {
     clients: HashMap<TransactionKey, (ClientTransaction, Owner)>,
     servers: HashMap<TransactionKey, ServerTransaction>,
     outputs: VecDeque<Output>,
+    malformed: malformed::MalformedReports,
     connected: bool,
     mode: Mode,
     rng: StdRng,
@@ -239,6 +245,7 @@ impl UserAgent {
             clients: HashMap::new(),
             servers: HashMap::new(),
             outputs: VecDeque::new(),
+            malformed: Default::default(),
             connected: false,
             mode: Mode::Active,
             rng,
@@ -306,7 +313,7 @@ impl UserAgent {
             Ok(Message::Response(resp)) => self.handle_response(resp, now),
             Err(e) => {
                 tracing::warn!(error = %e, "dropping unparseable SIP message");
-                self.emit(AgentEvent::MalformedMessage { why: e.to_string() });
+                self.report_malformed(&e.to_string(), now);
             }
         }
     }
@@ -348,6 +355,9 @@ impl UserAgent {
         if let Some(req) = self.registration.handle_timeout(now, self.connected, &mut self.auth) {
             self.send_request(req, Owner::Registration, now);
         }
+        if let Some(r) = self.malformed.handle_timeout(now) {
+            self.emit(AgentEvent::MalformedMessage { why: r.why, count: r.count });
+        }
     }
 
     /// Output: the next thing to do, if any.
@@ -360,11 +370,23 @@ impl UserAgent {
         let clients = self.clients.values().filter_map(|(tx, _)| tx.poll_timeout());
         let servers = self.servers.values().filter_map(ServerTransaction::poll_timeout);
         let calls = self.calls.values().filter_map(Call::poll_timeout);
-        clients.chain(servers).chain(calls).chain(self.registration.poll_timeout()).min()
+        clients
+            .chain(servers)
+            .chain(calls)
+            .chain(self.registration.poll_timeout())
+            .chain(self.malformed.poll_timeout())
+            .min()
     }
 
     fn emit(&mut self, ev: AgentEvent) {
         self.outputs.push_back(Output::Event(ev));
+    }
+
+    /// A malformed message: reported now, or counted into a later report.
+    fn report_malformed(&mut self, why: &str, now: Instant) {
+        if let Some(r) = self.malformed.handle_malformed(why, now) {
+            self.emit(AgentEvent::MalformedMessage { why: r.why, count: r.count });
+        }
     }
 
     fn transmit(&mut self, bytes: Bytes) {
@@ -430,7 +452,7 @@ impl UserAgent {
     fn handle_response(&mut self, resp: Response, now: Instant) {
         if let Err(defect) = check_response(&resp) {
             tracing::warn!(%defect, status = resp.status.as_u16(), "dropping response");
-            self.emit(AgentEvent::MalformedMessage { why: defect.to_string() });
+            self.report_malformed(&defect.to_string(), now);
             return;
         }
         let Some(key) = TransactionKey::of_response(&resp) else {
@@ -493,7 +515,7 @@ impl UserAgent {
         self.servers.insert(key.clone(), tx);
         if let Err(rejection) = check_request(&req, &self.caps) {
             tracing::warn!(method = %req.method, why = rejection.why, status = rejection.status.as_u16(), "rejecting request");
-            self.emit(AgentEvent::MalformedMessage { why: rejection.why.to_string() });
+            self.report_malformed(rejection.why, now);
             let mut resp = rejection_response(&req, &rejection);
             self.add_to_tag(&mut resp);
             self.send_response(&key, resp, now);
