@@ -146,6 +146,8 @@ impl StatusCode {
     pub const CALL_DOES_NOT_EXIST: StatusCode = StatusCode(481);
     /// 486 Busy Here
     pub const BUSY_HERE: StatusCode = StatusCode(486);
+    /// 488 Not Acceptable Here
+    pub const NOT_ACCEPTABLE_HERE: StatusCode = StatusCode(488);
     /// 487 Request Terminated
     pub const REQUEST_TERMINATED: StatusCode = StatusCode(487);
     /// 500 Server Internal Error
@@ -156,6 +158,8 @@ impl StatusCode {
     pub const SERVICE_UNAVAILABLE: StatusCode = StatusCode(503);
     /// 505 Version Not Supported
     pub const VERSION_NOT_SUPPORTED: StatusCode = StatusCode(505);
+    /// 513 Message Too Large
+    pub const MESSAGE_TOO_LARGE: StatusCode = StatusCode(513);
     /// 603 Decline
     pub const DECLINE: StatusCode = StatusCode(603);
 
@@ -219,6 +223,7 @@ impl StatusCode {
             503 => "Service Unavailable",
             504 => "Server Time-out",
             505 => "Version Not Supported",
+            513 => "Message Too Large",
             600 => "Busy Everywhere",
             603 => "Decline",
             c if c < 200 => "Session Progress",
