@@ -17,7 +17,8 @@ use webphone::dialog::register::{RegistrationConfig, RegistrationEvent, refresh_
 use webphone::dialog::transaction::Timers;
 use webphone::dialog::{AgentConfig, AgentEvent, Output, UserAgent};
 use webphone::sip::{
-    CSeq, Contact, Expires, HeaderName, Host, Message, Method, NameAddr, Request, Response, StatusCode, Uri, Via,
+    CSeq, Contact, Expires, HeaderName, Host, MAX_MESSAGE_SIZE, Message, Method, NameAddr, Request, Response,
+    StatusCode, Uri, Via,
 };
 use webphone::{FailureKind, PermanentFailurePolicy};
 
@@ -1038,6 +1039,84 @@ fn malformed_request_gets_400() {
     assert_eq!(r.headers.get(&HeaderName::Via), Some("SIP/2.0/WS 127.0.0.1:8080;branch=z9hG4bK7462189"));
     assert!(matches!(p.other_events.as_slice(), [AgentEvent::MalformedMessage { .. }]), "{:?}", p.other_events);
     assert_eq!(p.sent.len(), 2);
+}
+
+#[test]
+fn a_request_without_via_gets_a_400_with_what_can_be_copied() {
+    let mut p = Pair::start(600, Registrar::kamailio());
+    let no_via = KAMAILIO_OPTIONS.replace("Via: SIP/2.0/WS 127.0.0.1:8080;branch=z9hG4bK7462189\r\n", "");
+    p.feed(no_via.as_bytes());
+    let [r] = p.replies.as_slice() else { panic!("one reply: {:?}", p.replies) };
+    assert_eq!(r.status.as_u16(), 400);
+    assert_eq!(r.headers.get(&HeaderName::Via), None);
+    assert_eq!(
+        r.headers.get(&HeaderName::From),
+        Some("<sip:pinger@example.com>;tag=uloc-1-65f0a1b2-4c3d-1-0-e4f5a6b7")
+    );
+    assert!(
+        r.headers.get(&HeaderName::To).is_some_and(|to| to.starts_with("<sip:k4x9q2md@abc.invalid;transport=ws>;tag="))
+    );
+    assert_eq!(r.headers.get(&HeaderName::CallId), Some("7c4e2a1b-19f3-4b6d-8e0a-2f5c9d1e3b7a"));
+    assert_eq!(r.headers.get(&HeaderName::CSeq), Some("1 OPTIONS"));
+}
+
+#[test]
+fn a_broken_content_length_gets_400_when_the_head_can_be_read() {
+    let mut p = Pair::start(600, Registrar::kamailio());
+    let bad = [
+        KAMAILIO_OPTIONS.replace("Content-Length: 0", "Content-Length: ten"),
+        KAMAILIO_OPTIONS.replace("Content-Length: 0", "Content-Length: 0\r\nContent-Length: 0"),
+        KAMAILIO_OPTIONS.replace("Content-Length: 0", "Content-Length: 500"),
+        KAMAILIO_OPTIONS.replace("Content-Length: 0", "Content-Length: 99999999999"),
+    ];
+    for (i, raw) in bad.iter().enumerate() {
+        p.feed(raw.as_bytes());
+        assert_eq!(p.replies.len(), i + 1, "input {i} answered");
+        let r = &p.replies[i];
+        assert_eq!(r.status.as_u16(), 400, "input {i}");
+        assert_eq!(r.headers.get(&HeaderName::Via), Some("SIP/2.0/WS 127.0.0.1:8080;branch=z9hG4bK7462189"));
+        assert_eq!(r.headers.get(&HeaderName::CSeq), Some("1 OPTIONS"));
+    }
+    // A response with a broken Content-Length is only dropped; so is a
+    // request whose head cannot be read.
+    p.feed(b"SIP/2.0 200 OK\r\nContent-Length: 9\r\n\r\n");
+    p.feed(b"OPTIONS sip:x SIP/2.0\r\nno colon here\r\nContent-Length: 9\r\n\r\n");
+    assert_eq!(p.replies.len(), bad.len());
+}
+
+#[test]
+fn a_request_over_the_size_limit_gets_513_when_its_head_can_be_read() {
+    let mut p = Pair::start(600, Registrar::kamailio());
+    let pad = "a".repeat(MAX_MESSAGE_SIZE);
+    let big =
+        KAMAILIO_OPTIONS.replace("Content-Length: 0\r\n\r\n", &format!("Content-Length: {}\r\n\r\n{pad}", pad.len()));
+    p.feed(big.as_bytes());
+    let [r] = p.replies.as_slice() else { panic!("one reply: {:?}", p.replies) };
+    assert_eq!(r.status.as_u16(), 513);
+    assert_eq!(r.headers.get(&HeaderName::CallId), Some("7c4e2a1b-19f3-4b6d-8e0a-2f5c9d1e3b7a"));
+    // 1 MB of headers: no end of head within the limit, nothing to answer.
+    let huge_head = KAMAILIO_OPTIONS.replace("Max-Forwards: 69", &format!("X-Pad: {}", "b".repeat(1 << 20)));
+    p.feed(huge_head.as_bytes());
+    assert_eq!(p.replies.len(), 1);
+    assert!(p.ua.is_registered());
+}
+
+#[test]
+fn a_response_that_would_exceed_the_size_limit_is_never_sent() {
+    let mut p = Pair::start(600, Registrar::kamailio());
+    // An OPTIONS just under the limit, nearly all of it Via: its 200 (Via
+    // copied, Allow and Accept added) would be over the limit.
+    let target = MAX_MESSAGE_SIZE - 40;
+    let short = KAMAILIO_OPTIONS.replace("branch=z9hG4bK7462189", "branch=z9hG4bK7462189;x=");
+    let via_pad = "v".repeat(target - short.len());
+    let options = short.replace(";x=", &format!(";x={via_pad}"));
+    assert_eq!(options.len(), target);
+    p.feed(options.as_bytes());
+    // Every reply the UA sent parsed, so none was over the limit; this one
+    // is a 500 in place of the 200 that would not fit.
+    let [r] = p.replies.as_slice() else { panic!("one reply: {:?}", p.replies) };
+    assert_eq!(r.status.as_u16(), 500);
+    assert!(r.to_bytes().len() <= MAX_MESSAGE_SIZE);
 }
 
 #[test]

@@ -49,7 +49,7 @@ use rand::rngs::StdRng;
 
 pub use crate::contract::MediaRequest;
 use crate::sip::validate::{Capabilities, check_request, check_response, rejection_response, response_to};
-use crate::sip::{HeaderName, Message, Method, NameAddr, Request, Response, StatusCode};
+use crate::sip::{HeaderName, MAX_MESSAGE_SIZE, Message, Method, NameAddr, Request, Response, StatusCode};
 use auth::DigestClient;
 pub(crate) use call::CallState;
 use call::{Call, Purpose, Stamp};
@@ -307,12 +307,22 @@ impl UserAgent {
     }
 
     /// Input: one received WebSocket message.
+    /// A request whose framing is broken (a bad Content-Length, over the
+    /// size limit) is answered 400 or 513 when its head can be read; other
+    /// unparseable input, and responses, are dropped. Either way it is
+    /// reported as malformed.
     pub fn handle_message(&mut self, bytes: Bytes, now: Instant) {
-        match Message::parse(bytes) {
+        match Message::parse(bytes.clone()) {
             Ok(Message::Request(req)) => self.handle_request(req, now),
             Ok(Message::Response(resp)) => self.handle_response(resp, now),
             Err(e) => {
-                tracing::warn!(error = %e, "dropping unparseable SIP message");
+                match e.answer_status().zip(Message::request_head(&bytes)) {
+                    Some((status, req)) => {
+                        tracing::warn!(error = %e, status = status.as_u16(), "refusing a request");
+                        self.respond_stateless(&req, status);
+                    }
+                    _ => tracing::warn!(error = %e, "dropping unparseable SIP message"),
+                }
                 self.report_malformed(&e.to_string(), now);
             }
         }
@@ -389,7 +399,14 @@ impl UserAgent {
         }
     }
 
+    /// Queues `bytes` for sending, unless they exceed the size we refuse
+    /// from others ([`MAX_MESSAGE_SIZE`]): a peer would refuse them too
+    /// (responses are cut down before they get here, see `send_response`).
     fn transmit(&mut self, bytes: Bytes) {
+        if bytes.len() > MAX_MESSAGE_SIZE {
+            tracing::error!(size = bytes.len(), "not sending a message over the size limit");
+            return;
+        }
         self.outputs.push_back(Output::Transmit(bytes));
     }
 
@@ -424,8 +441,24 @@ impl UserAgent {
         }
     }
 
-    /// Sends `resp` through the server transaction `key`.
-    fn send_response(&mut self, key: &TransactionKey, resp: Response, now: Instant) {
+    /// Sends `resp` through the server transaction `key`; a response that
+    /// would exceed [`MAX_MESSAGE_SIZE`] becomes a 500 (a request must not
+    /// make us send more than we accept).
+    fn send_response(&mut self, key: &TransactionKey, mut resp: Response, now: Instant) {
+        let size = resp.to_bytes().len();
+        if size > MAX_MESSAGE_SIZE {
+            tracing::error!(size, status = resp.status.as_u16(), "response over the size limit: answering 500 instead");
+            let mut small = Response::new(StatusCode::SERVER_INTERNAL_ERROR);
+            for h in resp.headers.iter().filter(|h| {
+                matches!(
+                    h.name,
+                    HeaderName::Via | HeaderName::From | HeaderName::To | HeaderName::CallId | HeaderName::CSeq
+                )
+            }) {
+                small.headers.push(h.name.clone(), h.value.clone());
+            }
+            resp = small;
+        }
         let Some(tx) = self.servers.get_mut(key) else {
             tracing::debug!(status = resp.status.as_u16(), "no server transaction for the response: not sent");
             return;
@@ -557,9 +590,13 @@ impl UserAgent {
         }
     }
 
+    /// Answers `req` outside any transaction (it has no usable Via branch,
+    /// or could not be parsed whole), copying what can be copied.
     fn respond_stateless(&mut self, req: &Request, status: StatusCode) {
         if req.method != Method::Ack {
-            self.transmit(response_to(req, status).to_bytes());
+            let mut resp = response_to(req, status);
+            self.add_to_tag(&mut resp);
+            self.transmit(resp.to_bytes());
         }
     }
 }

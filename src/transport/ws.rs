@@ -123,7 +123,8 @@ impl Connection {
         self.stream.send(WsMessage::Text("\r\n\r\n".into())).await.map_err(|e| e.to_string())
     }
 
-    /// Waits for the next frame. Pings are answered by the library.
+    /// Waits for the next frame. Pings are answered by the library; a
+    /// Close is answered before `Closed` is returned.
     pub(crate) async fn recv(&mut self) -> Incoming {
         loop {
             return match self.stream.next().await {
@@ -138,9 +139,14 @@ impl Connection {
                 }
                 Some(Ok(WsMessage::Binary(b))) => Incoming::Sip(b),
                 Some(Ok(WsMessage::Pong(_))) | Some(Ok(WsMessage::Ping(_))) => Incoming::KeepAlive,
-                Some(Ok(WsMessage::Close(frame))) => Incoming::Closed(
-                    frame.map_or("closed by server".into(), |f| format!("closed by server: {}", f.reason)),
-                ),
+                Some(Ok(WsMessage::Close(frame))) => {
+                    // Echo the Close (RFC 6455 §5.5.1): tungstenite queued the
+                    // reply (1002 for a code not allowed on the wire); send it.
+                    self.close().await;
+                    Incoming::Closed(frame.map_or("closed by server".into(), |f| {
+                        format!("closed by server: {} {}", u16::from(f.code), f.reason)
+                    }))
+                }
                 Some(Ok(WsMessage::Frame(_))) => continue,
             };
         }
