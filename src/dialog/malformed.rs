@@ -69,6 +69,13 @@ impl MalformedReports {
         report
     }
 
+    /// The connection is gone: what was counted is reported now (the
+    /// next connection starts afresh).
+    pub(crate) fn take_pending(&mut self) -> Option<Report> {
+        self.window_end = None;
+        self.flush()
+    }
+
     fn flush(&mut self) -> Option<Report> {
         let count = std::mem::take(&mut self.pending);
         (count > 0).then(|| Report { why: std::mem::take(&mut self.last_why), count })
@@ -124,5 +131,9 @@ mod tests {
         assert_eq!(m.handle_malformed("b", t0 + Duration::from_millis(10)), None);
         let r = m.handle_malformed("c", t0 + Duration::from_secs(5));
         assert_eq!(r, Some(Report { why: "c".into(), count: 2 }));
+        assert_eq!(m.handle_malformed("d", t0 + Duration::from_secs(5)), None);
+        assert_eq!(m.take_pending(), Some(Report { why: "d".into(), count: 1 }), "reported when the connection goes");
+        assert_eq!(m.take_pending(), None);
+        assert_eq!(m.poll_timeout(), None);
     }
 }

@@ -304,6 +304,9 @@ impl UserAgent {
         if let Some(ev) = self.registration.handle_disconnected() {
             self.emit(AgentEvent::Registration(ev));
         }
+        if let Some(r) = self.malformed.take_pending() {
+            self.emit(AgentEvent::MalformedMessage { why: r.why, count: r.count });
+        }
     }
 
     /// Input: one received WebSocket message.

@@ -141,8 +141,9 @@ impl Connection {
                 Some(Ok(WsMessage::Pong(_))) | Some(Ok(WsMessage::Ping(_))) => Incoming::KeepAlive,
                 Some(Ok(WsMessage::Close(frame))) => {
                     // Echo the Close (RFC 6455 §5.5.1): tungstenite queued the
-                    // reply (1002 for a code not allowed on the wire); send it.
-                    self.close().await;
+                    // reply (1002 for a code not allowed on the wire); a flush
+                    // sends it (a send would be refused after a Close).
+                    let _ = tokio::time::timeout(Duration::from_secs(1), self.stream.flush()).await;
                     Incoming::Closed(frame.map_or("closed by server".into(), |f| {
                         format!("closed by server: {} {}", u16::from(f.code), f.reason)
                     }))
