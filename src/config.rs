@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::Error;
 use crate::dialog::CallSettings;
+use crate::error::PermanentFailurePolicy;
 use crate::event::CallInfo;
 use crate::media::receive::impairment::Impairment;
 use crate::media::receive::quality::QualityThresholds;
@@ -29,6 +30,7 @@ pub struct PhoneConfig {
     pub(crate) register_expires: u32,
     pub(crate) reconnect_min: Duration,
     pub(crate) reconnect_max: Duration,
+    pub(crate) on_permanent_failure: PermanentFailurePolicy,
     pub(crate) connect_timeout: Duration,
     pub(crate) keepalive: KeepAliveConfig,
     pub(crate) tls: TlsConfig,
@@ -40,6 +42,7 @@ pub struct PhoneConfig {
     pub(crate) media: MediaConfig,
     pub(crate) incoming_audio: Option<AudioChooser>,
     pub(crate) transfer_audio: Option<AudioChooser>,
+    pub(crate) event_queue_capacity: usize,
 }
 
 /// Chooses the audio of a call the application did not place or answer
@@ -88,6 +91,7 @@ pub struct PhoneConfigBuilder {
     register_expires: u32,
     reconnect_min: Duration,
     reconnect_max: Duration,
+    on_permanent_failure: PermanentFailurePolicy,
     connect_timeout: Duration,
     keepalive: KeepAliveConfig,
     tls: TlsConfig,
@@ -99,6 +103,7 @@ pub struct PhoneConfigBuilder {
     media: MediaConfig,
     incoming_audio: Option<AudioChooser>,
     transfer_audio: Option<AudioChooser>,
+    event_queue_capacity: usize,
 }
 
 impl Default for PhoneConfigBuilder {
@@ -114,6 +119,7 @@ impl Default for PhoneConfigBuilder {
             register_expires: 600,
             reconnect_min: Duration::from_secs(2),
             reconnect_max: Duration::from_secs(30),
+            on_permanent_failure: PermanentFailurePolicy::Stop,
             connect_timeout: Duration::from_secs(10),
             keepalive: KeepAliveConfig::default(),
             tls: TlsConfig::default(),
@@ -125,6 +131,7 @@ impl Default for PhoneConfigBuilder {
             media: MediaConfig::default(),
             incoming_audio: None,
             transfer_audio: None,
+            event_queue_capacity: 1024,
         }
     }
 }
@@ -183,6 +190,15 @@ impl PhoneConfigBuilder {
     pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Self {
         self.reconnect_min = min;
         self.reconnect_max = max;
+        self
+    }
+
+    /// What to do after a failure that retrying will not heal (a
+    /// certificate that fails verification, a refused `sip` subprotocol, a
+    /// 403 or refused credentials; see [`crate::FailureKind::is_permanent`]).
+    /// Default: [`PermanentFailurePolicy::Stop`], report it and stop trying.
+    pub fn on_permanent_failure(mut self, policy: PermanentFailurePolicy) -> Self {
+        self.on_permanent_failure = policy;
         self
     }
 
@@ -374,6 +390,14 @@ impl PhoneConfigBuilder {
         self
     }
 
+    /// How many events each subscriber's queue holds before it starts
+    /// dropping them, each gap reported by an [`crate::Event::Lagged`]
+    /// (default 1024; see [`crate::Phone::events`]).
+    pub fn event_queue_capacity(mut self, events: usize) -> Self {
+        self.event_queue_capacity = events.max(2);
+        self
+    }
+
     /// Checks and builds the configuration.
     pub fn build(self) -> Result<PhoneConfig, Error> {
         if self.servers.is_empty() {
@@ -399,6 +423,7 @@ impl PhoneConfigBuilder {
             register_expires: self.register_expires,
             reconnect_min: self.reconnect_min,
             reconnect_max: self.reconnect_max,
+            on_permanent_failure: self.on_permanent_failure,
             connect_timeout: self.connect_timeout,
             keepalive: self.keepalive,
             tls: self.tls,
@@ -410,6 +435,7 @@ impl PhoneConfigBuilder {
             media: self.media,
             incoming_audio: self.incoming_audio,
             transfer_audio: self.transfer_audio,
+            event_queue_capacity: self.event_queue_capacity,
         })
     }
 }

@@ -1,10 +1,13 @@
 //! What the SIP core and the media side share, so that neither imports the
-//! other: the key that names a call, the media direction, and the SDP work
-//! the core asks of the media side ([`MediaRequest`]).
+//! other: the key that names a call, the media direction, the SDP work
+//! the core asks of the media side ([`MediaRequest`]), and the first look
+//! both take at a remote SDP (the core refuses an INVITE whose offer fails
+//! [`check_remote_offer`] before it rings; the media side refuses any
+//! offer or answer beyond [`check_sdp_limits`]).
 //!
 //! The core emits `MediaRequest`s; the driver hands them to the media
 //! engine and feeds the engine's results (our SDP, or why there is none)
-//! back to the core. Everything here is plain data.
+//! back to the core. Everything here is plain data or a pure function.
 
 use std::fmt;
 
@@ -196,9 +199,144 @@ pub(crate) fn offered_direction(sdp: &[u8]) -> MediaDirection {
     if zero_address && !ice { MediaDirection::from_send_recv(d.has_send(), false) } else { d }
 }
 
+/// The most media sections a remote SDP may have. A phone uses one audio
+/// section and browsers offer three at most (audio, video, data); beyond
+/// that an offer only inflates our answer, which must answer every section
+/// if only to refuse it (882 sections made a 63 KB INVITE's answer 227 KB).
+pub(crate) const MAX_MEDIA_SECTIONS: usize = 8;
+
+/// The longest `a=fingerprint` hash accepted: SHA-512's 64 bytes.
+pub(crate) const MAX_FINGERPRINT_BYTES: usize = 64;
+
+/// The audio encodings the media side can use (`a=rtpmap` names; PCMU and
+/// PCMA also by their static payload types 0 and 8).
+pub(crate) const AUDIO_ENCODINGS: [&str; 3] = ["opus", "PCMU", "PCMA"];
+
+/// Why a remote SDP is refused (with 488 when it came in a request).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct SdpRefusal(pub(crate) &'static str);
+
+/// Checks a remote SDP against the limits every offer and answer is held
+/// to: UTF-8 text starting `v=`, at most [`MAX_MEDIA_SECTIONS`] `m=` lines,
+/// fingerprints of at most [`MAX_FINGERPRINT_BYTES`] hex pairs. Lines are
+/// read as the media side reads them (either line ending, blank lines
+/// ignored).
+pub(crate) fn check_sdp_limits(sdp: &[u8]) -> Result<(), SdpRefusal> {
+    scan(sdp).map(|_| ())
+}
+
+/// Checks a remote offer that would make a call ring: the limits of
+/// [`check_sdp_limits`], and an audio section with a port and an encoding
+/// of [`AUDIO_ENCODINGS`], so that whatever the media side would refuse
+/// is refused before the phone rings.
+pub(crate) fn check_remote_offer(sdp: &[u8]) -> Result<(), SdpRefusal> {
+    match scan(sdp)? {
+        Scan { sections: 0, .. } => Err(SdpRefusal("no media section")),
+        Scan { audio_usable: false, .. } => Err(SdpRefusal("no audio we can use")),
+        _ => Ok(()),
+    }
+}
+
+/// What one pass over an SDP within the limits found.
+struct Scan {
+    sections: usize,
+    audio_usable: bool,
+}
+
+fn scan(sdp: &[u8]) -> Result<Scan, SdpRefusal> {
+    let text = std::str::from_utf8(sdp).map_err(|_| SdpRefusal("SDP is not UTF-8"))?;
+    let mut lines = text.split(['\n', '\r']).map(str::trim).filter(|l| !l.is_empty());
+    if !lines.next().is_some_and(|l| l.starts_with("v=")) {
+        return Err(SdpRefusal("not an SDP body"));
+    }
+    let mut found = Scan { sections: 0, audio_usable: false };
+    // The current audio section's payload types, while in one.
+    let mut audio: Option<Vec<&str>> = None;
+    for line in lines {
+        if let Some(m) = line.strip_prefix("m=") {
+            found.sections += 1;
+            if found.sections > MAX_MEDIA_SECTIONS {
+                return Err(SdpRefusal("too many media sections"));
+            }
+            audio = usable_audio_formats(m);
+            found.audio_usable |= audio.as_ref().is_some_and(|f| f.iter().any(|pt| matches!(*pt, "0" | "8")));
+        } else if let Some(value) = line.strip_prefix("a=fingerprint:") {
+            if !fingerprint_is_sane(value) {
+                return Err(SdpRefusal("malformed fingerprint"));
+            }
+        } else if let (Some(formats), Some(rtpmap)) = (&audio, line.strip_prefix("a=rtpmap:")) {
+            let (pt, encoding) = rtpmap.split_once(' ').unwrap_or((rtpmap, ""));
+            let name = encoding.trim().split('/').next().unwrap_or("");
+            found.audio_usable |= formats.contains(&pt) && AUDIO_ENCODINGS.iter().any(|e| e.eq_ignore_ascii_case(name));
+        }
+    }
+    Ok(found)
+}
+
+/// The payload types of an `m=audio` line (after `m=`) that can carry
+/// media: a port other than 0 and an RTP profile. `None` for any other line.
+fn usable_audio_formats(mline: &str) -> Option<Vec<&str>> {
+    let mut it = mline.split_whitespace();
+    let (media, port, proto) = (it.next()?, it.next()?, it.next()?);
+    let port = port.split('/').next().and_then(|p| p.parse::<u16>().ok())?;
+    (media == "audio" && port != 0 && proto.contains("RTP")).then(|| it.collect())
+}
+
+/// `sha-256 AB:CD:...`: a token, then 1 to [`MAX_FINGERPRINT_BYTES`] pairs of
+/// hex digits separated by colons.
+fn fingerprint_is_sane(value: &str) -> bool {
+    let mut it = value.split_whitespace();
+    let (Some(alg), Some(hex), None) = (it.next(), it.next(), it.next()) else { return false };
+    let pairs = hex.split(':');
+    alg.len() <= 16
+        && hex.len() <= MAX_FINGERPRINT_BYTES * 3
+        && pairs.clone().count() <= MAX_FINGERPRINT_BYTES
+        && pairs.into_iter().all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const OFFER: &str = "v=0|o=- 1 1 IN IP4 127.0.0.1|s=-|t=0 0|a=fingerprint:sha-256 0A:1B:2C|\
+        m=audio 9 UDP/TLS/RTP/SAVPF 111 0|a=rtpmap:111 opus/48000/2|a=sendrecv|";
+
+    fn check(sdp: &str) -> Result<(), SdpRefusal> {
+        check_remote_offer(sdp.replace('|', "\r\n").as_bytes())
+    }
+
+    #[test]
+    fn a_browser_offer_passes() {
+        assert_eq!(check(OFFER), Ok(()));
+        assert_eq!(check(&OFFER.replace(" 111 0|", " 111|")), Ok(()), "opus by its rtpmap");
+        assert_eq!(check(&OFFER.replace(" 111 0|", " 8|").replace("a=rtpmap:111 opus/48000/2|", "")), Ok(()));
+        let three = format!("{OFFER}m=video 9 UDP/TLS/RTP/SAVPF 96|m=application 9 UDP/DTLS/SCTP webrtc-datachannel|");
+        assert_eq!(check(&three), Ok(()));
+    }
+
+    #[test]
+    fn what_a_phone_cannot_use_is_refused() {
+        let many = format!("{OFFER}{}", "m=video 0 RTP/AVP 96|".repeat(MAX_MEDIA_SECTIONS));
+        assert_eq!(check(&many), Err(SdpRefusal("too many media sections")));
+        let huge = OFFER.replace("0A:1B:2C", &vec!["ZZ"; 5000].join(":"));
+        assert_eq!(check(&huge), Err(SdpRefusal("malformed fingerprint")));
+        let long = OFFER.replace("0A:1B:2C", &vec!["AB"; 65].join(":"));
+        assert_eq!(check(&long), Err(SdpRefusal("malformed fingerprint")));
+        let sha512 = OFFER.replace("sha-256 0A:1B:2C", &format!("sha-512 {}", vec!["AB"; 64].join(":")));
+        assert_eq!(check(&sha512), Ok(()));
+        assert_eq!(check(&OFFER.replace("m=audio 9", "m=audio 0")), Err(SdpRefusal("no audio we can use")));
+        assert_eq!(
+            check(&OFFER.replace(" 111 0|", " 111 18|").replace("opus/", "G729/")),
+            Err(SdpRefusal("no audio we can use"))
+        );
+        assert_eq!(check("v=0|s=-|"), Err(SdpRefusal("no media section")));
+        assert_eq!(check("hello"), Err(SdpRefusal("not an SDP body")));
+        assert_eq!(check_remote_offer(b"v=0\r\n\xff"), Err(SdpRefusal("SDP is not UTF-8")));
+        // The limits alone let an answer that refuses audio through.
+        assert_eq!(check_sdp_limits(b"v=0\r\nm=audio 0 RTP/AVP 0\r\n"), Ok(()));
+        assert_eq!(check_sdp_limits(many.replace('|', "\n").as_bytes()), Err(SdpRefusal("too many media sections")));
+    }
 
     #[test]
     fn offered_direction_reads_the_audio_section_then_the_session() {

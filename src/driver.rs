@@ -29,6 +29,7 @@ use crate::dialog::register::{RegistrationConfig, RegistrationEvent, random_toke
 use crate::dialog::transaction::Timers;
 use crate::dialog::{AgentConfig, AgentEvent, CallError, CallEvent, CallRequest, CallState, Output, UserAgent};
 use crate::dtmf::DtmfMethod;
+use crate::error::FailureKind;
 use crate::event::Event;
 use crate::media::CallStats;
 use crate::media::engine::{MediaControl, MediaEngine, MediaResult};
@@ -57,6 +58,16 @@ enum Flow {
     Stop,
 }
 
+/// Why waiting offline ended.
+enum Wake {
+    /// The wait is over: time for the next connection attempt.
+    Due,
+    /// The user asked to register: try every server again, now.
+    RegisterAsked,
+    /// Told to stop.
+    Stop,
+}
+
 /// The state the driver works on: the SIP core, the calls' media, and the
 /// last figures of calls whose media closed (put on their `CallEnded`).
 struct Core {
@@ -68,6 +79,9 @@ struct Core {
     /// Per call a transfer request came in: the audio the application
     /// chose for the call that carries it out.
     transfer_audio: HashMap<CallKey, crate::media::AudioSetup>,
+    /// The user asked to register since the last connection attempt (an
+    /// idle phone that gave up on its servers tries them again).
+    register_asked: bool,
 }
 
 pub(crate) async fn drive(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>) {
@@ -82,18 +96,28 @@ pub(crate) async fn drive(shared: Arc<Shared>, mut commands: mpsc::UnboundedRece
         final_stats: HashMap::new(),
         mutes: HashMap::new(),
         transfer_audio: HashMap::new(),
+        register_asked: false,
     };
     if cfg.register_on_start {
         core.ua.register(now());
     }
-    let mut reconnect = Reconnect::new(cfg.servers.len(), cfg.reconnect_min, cfg.reconnect_max);
-    let mut attempt = Attempt { server: 0, delay: Duration::ZERO };
+    let mut reconnect =
+        Reconnect::new(cfg.servers.len(), cfg.reconnect_min, cfg.reconnect_max, cfg.on_permanent_failure);
+    // The next connection attempt; `None` after every server failed permanently.
+    let mut attempt = Some(Attempt { server: 0, delay: Duration::ZERO });
     let mut last_server = cfg.servers[0].clone();
     'run: loop {
-        if !core.wait_offline(attempt.delay, &mut commands, &last_server, &shared).await {
-            break;
+        core.register_asked = false;
+        match core.wait_offline(attempt.map(|a| a.delay), &mut commands, &last_server, &shared).await {
+            Wake::Stop => break,
+            Wake::Due => {}
+            Wake::RegisterAsked => {
+                reconnect.reset();
+                attempt = Some(Attempt { server: 0, delay: Duration::ZERO });
+            }
         }
-        let server = &cfg.servers[attempt.server];
+        let Some(next) = attempt else { continue };
+        let server = &cfg.servers[next.server];
         last_server = server.clone();
         let connect = Connection::connect(server, &cfg.tls, cfg.connect_timeout);
         tokio::pin!(connect);
@@ -110,16 +134,21 @@ pub(crate) async fn drive(shared: Arc<Shared>, mut commands: mpsc::UnboundedRece
         match connected {
             Err(e) => {
                 tracing::info!(server = server.as_str(), error = %e, "connection attempt failed");
-                attempt = reconnect.handle_failure(&mut rng);
+                let kind = e.failure_kind().unwrap_or(FailureKind::Network);
+                attempt = reconnect.handle_failure(kind.is_permanent(), &mut rng);
                 let reason = match e {
                     Error::Connect { reason, .. } => reason,
                     other => other.to_string(),
                 };
+                if attempt.is_none() {
+                    tracing::warn!(server = server.as_str(), %reason, %kind, "every server failed permanently: not retrying");
+                }
                 shared.emit(Event::ConnectFailed {
                     server: server.as_str().to_string(),
                     reason,
-                    retry_in_ms: attempt.delay.as_millis() as u64,
-                    next_server: cfg.servers[attempt.server].as_str().to_string(),
+                    kind,
+                    retry_in_ms: attempt.map(|a| a.delay.as_millis() as u64),
+                    next_server: attempt.map(|a| cfg.servers[a.server].as_str().to_string()),
                 });
             }
             Ok(conn) => {
@@ -129,8 +158,9 @@ pub(crate) async fn drive(shared: Arc<Shared>, mut commands: mpsc::UnboundedRece
                 let (reason, retry) = match &end {
                     SessionEnd::Stopped => ("stopped".to_string(), None),
                     SessionEnd::Lost(r) => {
-                        attempt = reconnect.handle_disconnected(&mut rng);
-                        (r.clone(), Some(attempt.delay))
+                        let next = reconnect.handle_disconnected(&mut rng);
+                        attempt = Some(next);
+                        (r.clone(), Some(next.delay))
                     }
                 };
                 tracing::info!(server = server.as_str(), %reason, "disconnected");
@@ -157,22 +187,31 @@ pub(crate) async fn drive(shared: Arc<Shared>, mut commands: mpsc::UnboundedRece
 }
 
 impl Core {
-    /// Waits `delay` while offline, handling commands and media results.
-    /// False when told to stop.
+    /// Waits `delay` while offline (`None`: until the user asks to
+    /// register), handling commands and media results.
     async fn wait_offline(
         &mut self,
-        delay: Duration,
+        delay: Option<Duration>,
         commands: &mut mpsc::UnboundedReceiver<Command>,
         server: &ServerUrl,
         shared: &Shared,
-    ) -> bool {
-        let deadline = tokio::time::Instant::now() + delay;
+    ) -> Wake {
+        let deadline = delay.map(|d| tokio::time::Instant::now() + d);
         loop {
             self.drain_offline(server, shared);
+            if deadline.is_none() && self.register_asked {
+                return Wake::RegisterAsked;
+            }
+            let due = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
-                _ = tokio::time::sleep_until(deadline) => return true,
+                _ = due => return Wake::Due,
                 cmd = commands.recv() => if let Flow::Stop = self.handle_command(cmd, shared) {
-                    return false;
+                    return Wake::Stop;
                 },
                 result = self.media.next_result() => self.handle_media_result(result, shared),
             }
@@ -280,6 +319,7 @@ impl Core {
         let done = |r: Result<(), Error>| r.map(|()| ActionOutcome::Done);
         let outcome = match action {
             Action::Register => {
+                self.register_asked = true;
                 self.ua.register(t);
                 Ok(ActionOutcome::Done)
             }
@@ -637,11 +677,12 @@ impl Core {
             AgentEvent::Registration(RegistrationEvent::Unregistered { reason }) => {
                 Event::Unregistered { server, reason }
             }
-            AgentEvent::Registration(RegistrationEvent::Failed { status, reason, retry_in }) => {
+            AgentEvent::Registration(RegistrationEvent::Failed { status, reason, kind, retry_in }) => {
                 Event::RegistrationFailed {
                     server,
                     status,
                     reason,
+                    kind,
                     retry_in_ms: retry_in.map(|d| d.as_millis() as u64),
                 }
             }
@@ -694,7 +735,7 @@ impl Core {
                     }
                 }
             }
-            AgentEvent::MalformedMessage { why } => Event::MalformedMessage { why },
+            AgentEvent::MalformedMessage { why, count } => Event::MalformedMessage { why, count },
         }
     }
 }
@@ -716,6 +757,7 @@ fn build_agent(cfg: &PhoneConfig, rng: &mut StdRng) -> UserAgent {
         expires: cfg.register_expires,
         retry_min: cfg.reconnect_min.max(Duration::from_secs(1)),
         retry_max: Duration::from_secs(300),
+        on_permanent_failure: cfg.on_permanent_failure,
     };
     let agent = AgentConfig {
         via_transport: "WS",

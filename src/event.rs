@@ -106,10 +106,16 @@ pub enum Event {
         server: String,
         /// Why.
         reason: String,
-        /// When the next attempt happens (ms), possibly to another server.
-        retry_in_ms: u64,
+        /// The kind of failure; a [permanent](crate::FailureKind::is_permanent)
+        /// one is not retried by default
+        /// ([`crate::PhoneConfigBuilder::on_permanent_failure`]).
+        kind: crate::FailureKind,
+        /// When the next attempt happens (ms), possibly to another server;
+        /// `None`: no more attempts (every server failed permanently) until
+        /// [`crate::Phone::register`] is called again.
+        retry_in_ms: Option<u64>,
         /// The server of the next attempt.
-        next_server: String,
+        next_server: Option<String>,
     },
     /// The registrar accepted our binding.
     Registered {
@@ -133,6 +139,9 @@ pub enum Event {
         status: Option<u16>,
         /// Reason phrase or description.
         reason: String,
+        /// The kind of failure; a [permanent](crate::FailureKind::is_permanent)
+        /// one is not retried by default.
+        kind: crate::FailureKind,
         /// When it is retried automatically (ms); `None`: not retried.
         retry_in_ms: Option<u64>,
     },
@@ -298,10 +307,22 @@ pub enum Event {
         /// `rfc4733`, `info` or `inband`.
         method: crate::dtmf::DtmfMethod,
     },
-    /// A malformed message was received and dropped or rejected.
+    /// Malformed messages were received and dropped or rejected. A burst
+    /// is reported in one event per second at most: the first at once,
+    /// the rest counted.
     MalformedMessage {
-        /// What was wrong.
+        /// What was wrong with the last of them.
         why: String,
+        /// How many this event stands for (1 for a lone one).
+        count: u64,
+    },
+    /// This subscriber fell behind: its queue was full and `missed` events
+    /// (of any kind, call events included) were not queued in this place.
+    /// Re-read what matters ([`crate::Phone::status`], [`crate::Action::Lines`]).
+    /// See [`crate::Phone::events`] for the policy.
+    Lagged {
+        /// How many events were lost.
+        missed: u64,
     },
     /// The phone's state changed (Aliyun `onStatusChange`).
     StatusChanged {

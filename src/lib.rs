@@ -177,6 +177,7 @@ mod contract;
 mod driver;
 mod error;
 mod event;
+mod event_queue;
 mod phone;
 mod secret;
 
@@ -186,7 +187,7 @@ pub use contract::{CallKey, MediaDirection};
 pub use dialog::call::{CallDirection, EndCause, Originator, Party};
 pub use dialog::{CallError, CallRequest, Mode, PhoneState, TransferPolicy};
 pub use dtmf::{DtmfMethod, DtmfOptions};
-pub use error::Error;
+pub use error::{Error, FailureKind, PermanentFailurePolicy};
 pub use event::{CallInfo, Event};
 pub use media::{
     AppSink, AppSinkReader, AppSource, AppSourceWriter, AudioSetup, CallStats, ReceiveAudio, SendAudio,

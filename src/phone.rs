@@ -3,7 +3,7 @@
 //! driver task (`crate::driver`), which owns the connection, the SIP core
 //! and the calls' media.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -14,6 +14,7 @@ use crate::config::PhoneConfig;
 use crate::contract::CallKey;
 use crate::dialog::{CallError, CallRequest};
 use crate::event::{Event, WallClock};
+use crate::event_queue::EventQueue;
 use crate::media::{AudioSetup, CallStats, ReceiveAudio, SendAudio};
 
 /// A phone: a cheap, clonable handle to one SIP user agent.
@@ -43,7 +44,9 @@ impl Drop for StopOnDrop {
 /// What the handles and the driver share.
 pub(crate) struct Shared {
     pub(crate) config: PhoneConfig,
-    subscribers: Mutex<Vec<mpsc::UnboundedSender<Event>>>,
+    /// Each subscriber's queue; a dropped [`Events`] leaves a dead entry,
+    /// removed at the next event.
+    subscribers: Mutex<Vec<Weak<EventQueue>>>,
     pub(crate) status: watch::Sender<PhoneStatus>,
     control: Mutex<Option<Control>>,
     pub(crate) clock: WallClock,
@@ -53,12 +56,22 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn emit(&self, event: Event) {
         tracing::debug!(?event, "event");
-        lock(&self.subscribers).retain(|s| s.send(event.clone()).is_ok());
+        lock(&self.subscribers).retain(|s| match s.upgrade() {
+            Some(queue) => {
+                queue.push(event.clone());
+                true
+            }
+            None => false,
+        });
     }
 
     /// Ends every subscription (after [`Event::Stopped`]).
     pub(crate) fn close_subscriptions(&self) {
-        lock(&self.subscribers).clear();
+        for queue in lock(&self.subscribers).drain(..) {
+            if let Some(queue) = queue.upgrade() {
+                queue.close();
+            }
+        }
     }
 }
 
@@ -88,8 +101,9 @@ pub(crate) enum Command {
     Stop,
 }
 
-/// A subscription to a phone's events, in the order they happened.
-pub struct Events(mpsc::UnboundedReceiver<Event>);
+/// A subscription to a phone's events, in the order they happened, held in
+/// a bounded queue (see [`Phone::events`]).
+pub struct Events(Arc<EventQueue>);
 
 impl Events {
     /// The next event; `None` after the phone stopped and all events were read.
@@ -99,7 +113,7 @@ impl Events {
 
     /// The next event if one is already waiting.
     pub fn try_recv(&mut self) -> Option<Event> {
-        self.0.try_recv().ok()
+        self.0.try_recv()
     }
 }
 
@@ -127,11 +141,17 @@ impl Phone {
         Phone { _last_handle: Arc::new(StopOnDrop(shared.clone())), shared }
     }
 
-    /// Subscribes to events from now on. Each subscriber gets every event.
+    /// Subscribes to events from now on. Each subscriber gets every event,
+    /// in a queue of its own that holds at most
+    /// [`event_queue_capacity`](crate::PhoneConfigBuilder::event_queue_capacity)
+    /// events (1024 by default). A subscriber that falls that far behind
+    /// loses the events that arrive while its queue is full and reads an
+    /// [`Event::Lagged`] with their count in their place: memory stays
+    /// bounded, and nothing is dropped without a word.
     pub fn events(&self) -> Events {
-        let (tx, rx) = mpsc::unbounded_channel();
-        lock(&self.shared.subscribers).push(tx);
-        Events(rx)
+        let queue = Arc::new(EventQueue::new(self.shared.config.event_queue_capacity));
+        lock(&self.shared.subscribers).push(Arc::downgrade(&queue));
+        Events(queue)
     }
 
     /// Starts the driver: connect (with failover and backoff), then register
@@ -558,11 +578,13 @@ pub struct CallEvents {
 }
 
 impl CallEvents {
-    /// The call's next event; `None` once the phone stopped.
+    /// The call's next event; `None` once the phone stopped. An
+    /// [`Event::Lagged`] comes through too: this subscription fell behind,
+    /// and some of the lost events may have been this call's.
     pub async fn recv(&mut self) -> Option<Event> {
         loop {
             let event = self.events.recv().await?;
-            if event.call().is_some_and(|c| c.key == self.key) {
+            if matches!(event, Event::Lagged { .. }) || event.call().is_some_and(|c| c.key == self.key) {
                 return Some(event);
             }
         }

@@ -16,8 +16,9 @@ async fn fails_over_to_the_second_server() {
     phone.start().unwrap();
 
     let ev = log.wait_for("ConnectFailed", |e| matches!(e, Event::ConnectFailed { .. })).await;
-    let Event::ConnectFailed { server, next_server, retry_in_ms, .. } = ev else { unreachable!() };
-    assert_eq!((server.as_str(), next_server.as_str(), retry_in_ms), (dead.as_str(), live.as_str(), 0));
+    let Event::ConnectFailed { server, next_server, retry_in_ms, kind, .. } = ev else { unreachable!() };
+    assert_eq!((server.as_str(), next_server.as_deref(), retry_in_ms), (dead.as_str(), Some(live.as_str()), Some(0)));
+    assert_eq!(kind, webphone::FailureKind::ConnectionRefused);
     assert_eq!(
         log.wait_for("Connected", |e| matches!(e, Event::Connected { .. })).await,
         Event::Connected { server: live.clone() }

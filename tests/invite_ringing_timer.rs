@@ -61,6 +61,7 @@ fn alice() -> UserAgent {
         expires: 600,
         retry_min: Duration::from_secs(1),
         retry_max: Duration::from_secs(60),
+        on_permanent_failure: webphone::PermanentFailurePolicy::Stop,
     };
     let cfg = AgentConfig {
         via_transport: "WS",

@@ -30,6 +30,7 @@ fn agent() -> UserAgent {
         expires: 600,
         retry_min: std::time::Duration::from_secs(1),
         retry_max: std::time::Duration::from_secs(60),
+        on_permanent_failure: webphone::PermanentFailurePolicy::Stop,
     };
     let cfg = AgentConfig {
         via_transport: "WS",

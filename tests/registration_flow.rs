@@ -17,8 +17,10 @@ use webphone::dialog::register::{RegistrationConfig, RegistrationEvent, refresh_
 use webphone::dialog::transaction::Timers;
 use webphone::dialog::{AgentConfig, AgentEvent, Output, UserAgent};
 use webphone::sip::{
-    CSeq, Contact, Expires, HeaderName, Host, Message, Method, NameAddr, Request, Response, StatusCode, Uri, Via,
+    CSeq, Contact, Expires, HeaderName, Host, MAX_MESSAGE_SIZE, Message, Method, NameAddr, Request, Response,
+    StatusCode, Uri, Via,
 };
+use webphone::{FailureKind, PermanentFailurePolicy};
 
 const REALM: &str = "example.com";
 const USER: &str = "alice";
@@ -34,6 +36,10 @@ const HOUR: Duration = Duration::from_secs(3600);
 // ------------------------------------------------------------------ setup
 
 fn registration_config(expires: u32) -> RegistrationConfig {
+    registration_config_with(expires, PermanentFailurePolicy::Stop)
+}
+
+fn registration_config_with(expires: u32, on_permanent_failure: PermanentFailurePolicy) -> RegistrationConfig {
     RegistrationConfig {
         registrar: Uri::parse("sip:example.com").expect("registrar URI"),
         aor: Uri::parse("sip:alice@example.com").expect("AOR"),
@@ -42,10 +48,15 @@ fn registration_config(expires: u32) -> RegistrationConfig {
         expires,
         retry_min: RETRY_MIN,
         retry_max: RETRY_MAX,
+        on_permanent_failure,
     }
 }
 
 fn new_agent(expires: u32) -> UserAgent {
+    new_agent_with(registration_config(expires))
+}
+
+fn new_agent_with(registration: RegistrationConfig) -> UserAgent {
     UserAgent::new(
         AgentConfig {
             via_transport: "WS",
@@ -55,7 +66,7 @@ fn new_agent(expires: u32) -> UserAgent {
             seed: Some(1),
             calls: Default::default(),
         },
-        registration_config(expires),
+        registration,
         DigestClient::new(USER, PASSWORD),
     )
 }
@@ -406,9 +417,14 @@ struct Pair {
 impl Pair {
     /// The UA is told to register, then connects; messages flow until quiet.
     fn start(expires: u32, reg: Registrar) -> Pair {
+        Pair::start_agent(new_agent(expires), reg)
+    }
+
+    /// Like [`Pair::start`] with this agent.
+    fn start_agent(ua: UserAgent, reg: Registrar) -> Pair {
         let t0 = Instant::now();
         let mut p = Pair {
-            ua: new_agent(expires),
+            ua,
             reg,
             t0,
             now: t0,
@@ -816,7 +832,7 @@ fn forbidden_is_permanent() {
     assert_eq!(p.sent.len(), 2);
     let events = p.reg_events();
     assert!(
-        matches!(events.as_slice(), [RegistrationEvent::Failed { status: Some(403), retry_in: None, reason }] if reason == "Forbidden auth ID"),
+        matches!(events.as_slice(), [RegistrationEvent::Failed { status: Some(403), retry_in: None, reason, kind: FailureKind::Forbidden }] if reason == "Forbidden auth ID"),
         "{events:?}"
     );
     assert_eq!(p.ua.poll_timeout(), None);
@@ -826,6 +842,25 @@ fn forbidden_is_permanent() {
     p.idle_hours(1);
     assert_eq!(p.sent.len(), 2);
     assert_eq!(p.reg_events().len(), 1);
+}
+
+#[test]
+fn forbidden_is_retried_after_the_policy_delay_when_asked() {
+    let mut reg = Registrar::kamailio();
+    reg.script.push_back(Answer::Kamailio);
+    reg.script.push_back(Answer::Status(403, "Forbidden", vec![]));
+    let policy = PermanentFailurePolicy::RetryAfter(Duration::from_secs(600));
+    let mut p = Pair::start_agent(new_agent_with(registration_config_with(600, policy)), reg);
+    assert_eq!(p.sent.len(), 2);
+    let events = p.reg_events();
+    assert!(
+        matches!(events.as_slice(), [RegistrationEvent::Failed { status: Some(403), retry_in: Some(d), kind: FailureKind::Forbidden, .. }] if *d == Duration::from_secs(600)),
+        "{events:?}"
+    );
+    assert_eq!(p.ua.poll_timeout(), Some(p.t0 + Duration::from_secs(600)));
+    p.jump_to_timeout();
+    assert_eq!(p.sent[2].0, p.t0 + Duration::from_secs(600), "one retry, after the policy's delay");
+    assert_eq!(p.events.last().map(|(_, e)| e.clone()), Some(registered(600)), "the account was fixed meanwhile");
 }
 
 #[test]
@@ -1007,6 +1042,84 @@ fn malformed_request_gets_400() {
 }
 
 #[test]
+fn a_request_without_via_gets_a_400_with_what_can_be_copied() {
+    let mut p = Pair::start(600, Registrar::kamailio());
+    let no_via = KAMAILIO_OPTIONS.replace("Via: SIP/2.0/WS 127.0.0.1:8080;branch=z9hG4bK7462189\r\n", "");
+    p.feed(no_via.as_bytes());
+    let [r] = p.replies.as_slice() else { panic!("one reply: {:?}", p.replies) };
+    assert_eq!(r.status.as_u16(), 400);
+    assert_eq!(r.headers.get(&HeaderName::Via), None);
+    assert_eq!(
+        r.headers.get(&HeaderName::From),
+        Some("<sip:pinger@example.com>;tag=uloc-1-65f0a1b2-4c3d-1-0-e4f5a6b7")
+    );
+    assert!(
+        r.headers.get(&HeaderName::To).is_some_and(|to| to.starts_with("<sip:k4x9q2md@abc.invalid;transport=ws>;tag="))
+    );
+    assert_eq!(r.headers.get(&HeaderName::CallId), Some("7c4e2a1b-19f3-4b6d-8e0a-2f5c9d1e3b7a"));
+    assert_eq!(r.headers.get(&HeaderName::CSeq), Some("1 OPTIONS"));
+}
+
+#[test]
+fn a_broken_content_length_gets_400_when_the_head_can_be_read() {
+    let mut p = Pair::start(600, Registrar::kamailio());
+    let bad = [
+        KAMAILIO_OPTIONS.replace("Content-Length: 0", "Content-Length: ten"),
+        KAMAILIO_OPTIONS.replace("Content-Length: 0", "Content-Length: 0\r\nContent-Length: 0"),
+        KAMAILIO_OPTIONS.replace("Content-Length: 0", "Content-Length: 500"),
+        KAMAILIO_OPTIONS.replace("Content-Length: 0", "Content-Length: 99999999999"),
+    ];
+    for (i, raw) in bad.iter().enumerate() {
+        p.feed(raw.as_bytes());
+        assert_eq!(p.replies.len(), i + 1, "input {i} answered");
+        let r = &p.replies[i];
+        assert_eq!(r.status.as_u16(), 400, "input {i}");
+        assert_eq!(r.headers.get(&HeaderName::Via), Some("SIP/2.0/WS 127.0.0.1:8080;branch=z9hG4bK7462189"));
+        assert_eq!(r.headers.get(&HeaderName::CSeq), Some("1 OPTIONS"));
+    }
+    // A response with a broken Content-Length is only dropped; so is a
+    // request whose head cannot be read.
+    p.feed(b"SIP/2.0 200 OK\r\nContent-Length: 9\r\n\r\n");
+    p.feed(b"OPTIONS sip:x SIP/2.0\r\nno colon here\r\nContent-Length: 9\r\n\r\n");
+    assert_eq!(p.replies.len(), bad.len());
+}
+
+#[test]
+fn a_request_over_the_size_limit_gets_513_when_its_head_can_be_read() {
+    let mut p = Pair::start(600, Registrar::kamailio());
+    let pad = "a".repeat(MAX_MESSAGE_SIZE);
+    let big =
+        KAMAILIO_OPTIONS.replace("Content-Length: 0\r\n\r\n", &format!("Content-Length: {}\r\n\r\n{pad}", pad.len()));
+    p.feed(big.as_bytes());
+    let [r] = p.replies.as_slice() else { panic!("one reply: {:?}", p.replies) };
+    assert_eq!(r.status.as_u16(), 513);
+    assert_eq!(r.headers.get(&HeaderName::CallId), Some("7c4e2a1b-19f3-4b6d-8e0a-2f5c9d1e3b7a"));
+    // 1 MB of headers: no end of head within the limit, nothing to answer.
+    let huge_head = KAMAILIO_OPTIONS.replace("Max-Forwards: 69", &format!("X-Pad: {}", "b".repeat(1 << 20)));
+    p.feed(huge_head.as_bytes());
+    assert_eq!(p.replies.len(), 1);
+    assert!(p.ua.is_registered());
+}
+
+#[test]
+fn a_response_that_would_exceed_the_size_limit_is_never_sent() {
+    let mut p = Pair::start(600, Registrar::kamailio());
+    // An OPTIONS just under the limit, nearly all of it Via: its 200 (Via
+    // copied, Allow and Accept added) would be over the limit.
+    let target = MAX_MESSAGE_SIZE - 40;
+    let short = KAMAILIO_OPTIONS.replace("branch=z9hG4bK7462189", "branch=z9hG4bK7462189;x=");
+    let via_pad = "v".repeat(target - short.len());
+    let options = short.replace(";x=", &format!(";x={via_pad}"));
+    assert_eq!(options.len(), target);
+    p.feed(options.as_bytes());
+    // Every reply the UA sent parsed, so none was over the limit; this one
+    // is a 500 in place of the 200 that would not fit.
+    let [r] = p.replies.as_slice() else { panic!("one reply: {:?}", p.replies) };
+    assert_eq!(r.status.as_u16(), 500);
+    assert!(r.to_bytes().len() <= MAX_MESSAGE_SIZE);
+}
+
+#[test]
 fn garbage_is_dropped() {
     let mut p = Pair::start(600, Registrar::kamailio());
     let before = p.ua.poll_timeout();
@@ -1036,9 +1149,20 @@ fn garbage_is_dropped() {
     for (i, input) in inputs.iter().enumerate() {
         p.feed(input);
         assert!(p.replies.is_empty(), "input {i} got a reply");
-        assert_eq!(p.other_events.len(), i + 1, "input {i}: one MalformedMessage each");
-        assert!(matches!(p.other_events[i], AgentEvent::MalformedMessage { .. }));
     }
+    // The first is reported at once, the rest counted into one report a
+    // second later.
+    assert!(matches!(p.other_events.as_slice(), [AgentEvent::MalformedMessage { count: 1, .. }]));
+    p.jump_to_timeout();
+    let counts: Vec<u64> = p
+        .other_events
+        .iter()
+        .map(|e| match e {
+            AgentEvent::MalformedMessage { count, .. } => *count,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(counts, [1, inputs.len() as u64 - 1]);
     assert_eq!(p.sent.len(), 2);
     assert_eq!(p.reg_events(), [registered(600)]);
     assert_eq!(p.ua.poll_timeout(), before);

@@ -24,8 +24,8 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
 use webphone::sip::{
-    CSeq, Contact, HeaderName, Headers, Host, MaxForwards, Message, Method, NameAddr, Param, Params, Request, Response,
-    SipUri, StatusCode, TelUri, TypedHeader, Uri, Version, Via,
+    CSeq, Contact, HeaderName, Headers, Host, MAX_MESSAGE_SIZE, MaxForwards, Message, Method, NameAddr, Param, Params,
+    Request, Response, SipUri, StatusCode, TelUri, TypedHeader, Uri, Version, Via,
 };
 
 #[path = "support/sip_exercise.rs"]
@@ -517,6 +517,33 @@ proptest! {
         let mut raw = format!("{start}\r\n{}\r\n\r\n", lines.join("\r\n")).into_bytes();
         raw.extend_from_slice(&body);
         exercise(Bytes::from(raw));
+    }
+
+    #[test]
+    fn requests_with_broken_framing_are_answerable_from_their_head(bytes in valid_bytes(), extra in 1usize..100_000) {
+        let Ok(Message::Request(req)) = Message::parse(Bytes::from(bytes)) else { return Ok(()) };
+        let wire = req.to_bytes();
+        let split = wire.windows(4).position(|w| w == b"\r\n\r\n").expect("a head and a body");
+        let head = std::str::from_utf8(&wire[..split]).expect("a UTF-8 head");
+        let body = &wire[split + 4..];
+        let declared = format!("Content-Length: {}", body.len());
+        prop_assert!(head.contains(&declared), "{}", head);
+        // Declares more than there is, or carries more than the size limit.
+        let longer = head.replace(&declared, &format!("Content-Length: {}", body.len() + extra));
+        let frame = |head: &str, pad: usize| {
+            let mut raw = format!("{head}\r\n\r\n").into_bytes();
+            raw.extend_from_slice(body);
+            raw.resize(raw.len() + pad, b' ');
+            Bytes::from(raw)
+        };
+        for raw in [frame(&longer, 0), frame(head, MAX_MESSAGE_SIZE)] {
+            let e = Message::parse(raw.clone()).expect_err("refused for its framing");
+            prop_assert!(e.answer_status().is_some(), "{:?}", e);
+            let again = Message::request_head(&raw).expect("the head is readable");
+            prop_assert_eq!(&again.headers.get(&HeaderName::CallId), &req.headers.get(&HeaderName::CallId));
+            prop_assert_eq!(&again.method, &req.method);
+            exercise(raw);
+        }
     }
 
     #[test]

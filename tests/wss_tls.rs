@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use support::*;
-use webphone::{Event, Phone, TlsConfig};
+use webphone::{Event, FailureKind, Phone, TlsConfig};
 
 struct TestServer {
     url: String,
@@ -119,10 +119,15 @@ async fn default_roots_reject_a_self_signed_server() {
     phone.start().unwrap();
     let ev = log.wait_for("ConnectFailed", |e| matches!(e, Event::ConnectFailed { .. })).await;
     assert!(
-        matches!(&ev, Event::ConnectFailed { reason, .. } if reason.to_lowercase().contains("certificate")),
-        "{ev:?}"
+        matches!(&ev, Event::ConnectFailed { reason, kind: FailureKind::Certificate, retry_in_ms: None, .. }
+            if reason.to_lowercase().contains("certificate")),
+        "a certificate that fails verification is reported and not retried: {ev:?}"
     );
     assert!(!log.drain().iter().any(|e| matches!(e, Event::Connected { .. })));
+    // Asking to register again tries again (and fails the same way).
+    phone.register().unwrap();
+    let again = log.wait_for("ConnectFailed again", |e| matches!(e, Event::ConnectFailed { .. })).await;
+    assert!(matches!(again, Event::ConnectFailed { kind: FailureKind::Certificate, .. }), "{again:?}");
     phone.stop().await.unwrap();
 }
 
@@ -147,7 +152,8 @@ async fn server_without_sip_subprotocol_fails_clearly() {
     phone.start().unwrap();
     let ev = log.wait_for("ConnectFailed", |e| matches!(e, Event::ConnectFailed { .. })).await;
     assert!(
-        matches!(&ev, Event::ConnectFailed { reason, .. } if reason.contains("`sip` WebSocket subprotocol")),
+        matches!(&ev, Event::ConnectFailed { reason, kind: FailureKind::Subprotocol, retry_in_ms: None, .. }
+            if reason.contains("`sip` WebSocket subprotocol")),
         "{ev:?}"
     );
     phone.stop().await.unwrap();

@@ -73,8 +73,12 @@ struct Account {
     #[arg(long, default_value_t = 600)]
     expires: u32,
     /// Accept any TLS certificate on wss:// (lab servers only: no authentication).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "ca_file")]
     insecure_skip_tls_verify: bool,
+    /// Verify wss:// servers against the CA certificates in this PEM file
+    /// (a lab's or a PBX's own CA) instead of the public roots.
+    #[arg(long, value_name = "PEM")]
+    ca_file: Option<PathBuf>,
     /// Give up when not registered within this many seconds.
     #[arg(long, default_value_t = 30.0)]
     timeout: f64,
@@ -302,6 +306,12 @@ fn config(account: &Account, audio: Option<&Audio>) -> Result<PhoneConfig, Strin
     if account.insecure_skip_tls_verify {
         b = b.tls(TlsConfig::dangerous_accept_any_certificate());
     }
+    if let Some(path) = &account.ca_file {
+        let pem = std::fs::read(path).map_err(|e| format!("--ca-file {}: {e}", path.display()))?;
+        b = b.tls(
+            TlsConfig::with_root_certificates_pem(&pem).map_err(|e| format!("--ca-file {}: {e}", path.display()))?,
+        );
+    }
     if let Some(audio) = audio {
         if audio.allow_loopback {
             b = loopback_media(b);
@@ -329,19 +339,39 @@ async fn start_registered(phone: &Phone, rec: &mut Recorder, timeout: f64) -> Re
                     rec.registered = true;
                     return Ok(());
                 }
-                Some(Event::RegistrationFailed { status, reason, retry_in_ms: None, .. }) => {
-                    let status = status.map_or(String::new(), |s| format!("{s} "));
-                    return Err(format!("registration failed: {status}{reason}"));
+                Some(ev) => {
+                    if let Some(why) = given_up(&ev) {
+                        return Err(why);
+                    }
+                    match ev {
+                        Event::RegistrationFailed { status, reason, .. } => {
+                            last_problem = format!("{} {reason}", status.map_or(String::new(), |s| s.to_string()));
+                        }
+                        Event::ConnectFailed { server, reason, .. } => last_problem = format!("{server}: {reason}"),
+                        _ => {}
+                    }
                 }
-                Some(Event::RegistrationFailed { status, reason, .. }) => {
-                    last_problem = format!("{} {reason}", status.map_or(String::new(), |s| s.to_string()));
-                }
-                Some(Event::ConnectFailed { server, reason, .. }) => last_problem = format!("{server}: {reason}"),
-                Some(_) => {}
             },
             _ = &mut deadline => return Err(format!("not registered within {timeout} s ({last_problem})")),
             _ = interrupted() => return Err("interrupted".into()),
         }
+    }
+}
+
+/// The reason to exit at once when `ev` says the phone stopped trying:
+/// every server failed permanently (a certificate that fails verification,
+/// a refused subprotocol), or the registrar refused us for good (403,
+/// wrong credentials).
+fn given_up(ev: &Event) -> Option<String> {
+    match ev {
+        Event::ConnectFailed { server, reason, kind, retry_in_ms: None, .. } => {
+            Some(format!("cannot connect to {server} ({kind}): {reason}"))
+        }
+        Event::RegistrationFailed { status, reason, kind, retry_in_ms: None, .. } => {
+            let status = status.map_or(String::new(), |s| format!("{s} "));
+            Some(format!("registration failed ({kind}): {status}{reason}"))
+        }
+        _ => None,
     }
 }
 
@@ -374,7 +404,10 @@ async fn register(args: RegisterArgs) -> Result<(), String> {
         tokio::pin!(stay);
         loop {
             tokio::select! {
-                ev = rec.next() => if ev.is_none() { return Ok(()) },
+                ev = rec.next() => match ev {
+                    None => return Ok(()),
+                    Some(ev) => if let Some(why) = given_up(&ev) { return Err(why) },
+                },
                 _ = &mut stay => return Ok(()),
                 _ = interrupted() => return Ok(()),
             }
@@ -481,43 +514,48 @@ async fn run_calls(phone: &Phone, rec: &mut Recorder, plan: Plan) -> Result<(), 
             return Ok(());
         }
         tokio::select! {
-            ev = rec.next() => match ev {
-                None => return Ok(()),
-                Some(Event::CallIncoming { call }) => {
-                    if let Some(a) = &plan.answering {
-                        rec.expect_call(call.key);
-                        schedule(&due_tx, call.key, a.after.as_secs_f64(), Due::Answer);
-                    }
+            ev = rec.next() => {
+                let Some(ev) = ev else { return Ok(()) };
+                if let Some(why) = given_up(&ev) {
+                    return Err(why);
                 }
-                Some(Event::CallOutgoing { call }) if call.transferred_from.is_some() => rec.expect_call(call.key),
-                Some(Event::CallReplaced { new, .. }) => rec.expect_call(new.key),
-                Some(Event::CallConfirmed { call }) if !rec.is_consequence_of_transfer(call.key) => {
-                    let key = call.key;
-                    if plan.dtmf.dtmf.is_some() {
-                        schedule(&due_tx, key, plan.dtmf.dtmf_at, Due::Dtmf);
+                match ev {
+                    Event::CallIncoming { call } => {
+                        if let Some(a) = &plan.answering {
+                            rec.expect_call(call.key);
+                            schedule(&due_tx, call.key, a.after.as_secs_f64(), Due::Answer);
+                        }
                     }
-                    let c = &plan.control;
-                    if let Some(at) = c.hold_at {
-                        schedule(&due_tx, key, at, Due::Hold);
+                    Event::CallOutgoing { call } if call.transferred_from.is_some() => rec.expect_call(call.key),
+                    Event::CallReplaced { new, .. } => rec.expect_call(new.key),
+                    Event::CallConfirmed { call } if !rec.is_consequence_of_transfer(call.key) => {
+                        let key = call.key;
+                        if plan.dtmf.dtmf.is_some() {
+                            schedule(&due_tx, key, plan.dtmf.dtmf_at, Due::Dtmf);
+                        }
+                        let c = &plan.control;
+                        if let Some(at) = c.hold_at {
+                            schedule(&due_tx, key, at, Due::Hold);
+                        }
+                        if let Some(at) = c.resume_at {
+                            schedule(&due_tx, key, at, Due::Resume);
+                        }
+                        if let Some(target) = &c.transfer_to {
+                            schedule(&due_tx, key, c.transfer_at, Due::Transfer(target.clone()));
+                        }
+                        if let Some(secs) = plan.duration {
+                            schedule(&due_tx, key, secs, Due::Hangup);
+                        }
                     }
-                    if let Some(at) = c.resume_at {
-                        schedule(&due_tx, key, at, Due::Resume);
+                    Event::CallConfirmed { call } => {
+                        // A call a transfer gave us lasts as long as the plan's calls do.
+                        if let Some(secs) = plan.duration {
+                            schedule(&due_tx, call.key, secs, Due::Hangup);
+                        }
                     }
-                    if let Some(target) = &c.transfer_to {
-                        schedule(&due_tx, key, c.transfer_at, Due::Transfer(target.clone()));
-                    }
-                    if let Some(secs) = plan.duration {
-                        schedule(&due_tx, key, secs, Due::Hangup);
-                    }
+                    _ => {}
                 }
-                Some(Event::CallConfirmed { call }) => {
-                    // A call a transfer gave us lasts as long as the plan's calls do.
-                    if let Some(secs) = plan.duration {
-                        schedule(&due_tx, call.key, secs, Due::Hangup);
-                    }
-                }
-                Some(_) => {}
-            },
+            }
             Some((key, due)) = due_rx.recv() => {
                 let result = match due {
                     Due::Answer => match &plan.answering {

@@ -1,7 +1,13 @@
 //! Event printing, per-call records, the live status line and the JSON
 //! report of the `webphone` CLI.
+//!
+//! The report stays bounded however long the run or hostile the server:
+//! it keeps the first [`KEEP_FIRST`] and the last [`KEEP_LAST`] events
+//! with a count of those in between, and at most [`MAX_CALLS`] call
+//! records (the oldest ended calls that the outcome does not depend on
+//! give way first).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -10,6 +16,45 @@ use serde_json::{Value, json};
 use webphone::media::CallStats;
 use webphone::media::receive::quality::{QualityAlert, QualityMetric};
 use webphone::{CallInfo, CallKey, Event, Events, Phone};
+
+/// Events kept from the start of the run.
+const KEEP_FIRST: usize = 1000;
+/// Events kept from the end of the run.
+const KEEP_LAST: usize = 1000;
+/// Call records kept.
+const MAX_CALLS: usize = 1000;
+
+/// The events the report lists: the first and the latest, and how many
+/// in between were left out.
+#[derive(Default)]
+struct KeptEvents {
+    first: Vec<Value>,
+    last: VecDeque<Value>,
+    omitted: u64,
+}
+
+impl KeptEvents {
+    fn push(&mut self, value: Value) {
+        if self.first.len() < KEEP_FIRST {
+            self.first.push(value);
+            return;
+        }
+        self.last.push_back(value);
+        if self.last.len() > KEEP_LAST {
+            self.last.pop_front();
+            self.omitted += 1;
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        let mut all: Vec<Value> = self.first.clone();
+        if self.omitted > 0 {
+            all.push(json!({ "event": "omitted", "count": self.omitted }));
+        }
+        all.extend(self.last.iter().cloned());
+        Value::Array(all)
+    }
+}
 
 /// What one call did, from its events and its last stats.
 #[derive(Default)]
@@ -52,8 +97,10 @@ pub struct Recorder {
     status_line: bool,
     started: Instant,
     pub registered: bool,
-    log: Vec<Value>,
+    log: KeptEvents,
     calls: BTreeMap<CallKey, CallRecord>,
+    /// Call records left out to keep the report bounded.
+    calls_omitted: u64,
     expected: Vec<CallKey>,
     calls_matter: bool,
     status_shown: bool,
@@ -75,8 +122,9 @@ impl Recorder {
             status_line: !json && std::io::stdout().is_terminal(),
             started: Instant::now(),
             registered: false,
-            log: Vec::new(),
+            log: KeptEvents::default(),
             calls: BTreeMap::new(),
+            calls_omitted: 0,
             expected: Vec::new(),
             calls_matter,
             status_shown: false,
@@ -110,17 +158,17 @@ impl Recorder {
         match ev {
             Event::Registered { .. } => self.registered = true,
             Event::CallOutgoing { call } | Event::CallIncoming { call } | Event::CallProgress { call, .. } => {
-                let r = self.calls.entry(call.key).or_default();
+                let r = self.call(call.key);
                 r.from_transfer |= call.transferred_from.is_some();
                 r.info = Some(call.clone());
             }
             Event::CallConfirmed { call } => {
-                let r = self.calls.entry(call.key).or_default();
+                let r = self.call(call.key);
                 r.info = Some(call.clone());
                 r.confirmed = true;
             }
             Event::CallEnded { call, stats } => {
-                let r = self.calls.entry(call.key).or_default();
+                let r = self.call(call.key);
                 r.info = Some(call.clone());
                 r.ended = true;
                 if let Some(stats) = stats {
@@ -128,34 +176,46 @@ impl Recorder {
                     r.stats = Some((**stats).clone());
                 }
             }
-            Event::CallQuality { call, alert } => self.calls.entry(call.key).or_default().alerts.push(*alert),
+            Event::CallQuality { call, alert } => self.call(call.key).alerts.push(*alert),
             Event::TransferProgress { call, status, .. } => {
-                let r = self.calls.entry(call.key).or_default();
+                let r = self.call(call.key);
                 r.transfer.get_or_insert_with(Default::default).progress.push(*status);
             }
             Event::TransferAccepted { call } => {
-                let r = self.calls.entry(call.key).or_default();
+                let r = self.call(call.key);
                 r.transfer.get_or_insert_with(Default::default).outcome = Some(Ok(()));
             }
             Event::TransferFailed { call, status, reason } => {
-                let r = self.calls.entry(call.key).or_default();
+                let r = self.call(call.key);
                 r.transfer.get_or_insert_with(Default::default).outcome = Some(Err((*status, reason.clone())));
             }
             Event::CallReplaced { new, .. } => {
-                let r = self.calls.entry(new.key).or_default();
+                let r = self.call(new.key);
                 r.info = Some(new.clone());
                 r.from_transfer = true;
             }
             Event::DtmfReceived { call, digit, duration_ms, method } => {
                 let d = json!({ "digit": digit.to_string(), "duration_ms": duration_ms, "method": method });
-                self.calls.entry(call.key).or_default().dtmf_received.push(d);
+                self.call(call.key).dtmf_received.push(d);
             }
             Event::DtmfSent { call, digit, method } => {
                 let d = json!({ "digit": digit.to_string(), "method": method });
-                self.calls.entry(call.key).or_default().dtmf_sent.push(d);
+                self.call(call.key).dtmf_sent.push(d);
             }
             _ => {}
         }
+    }
+
+    /// The record of call `key`, made room for when it is new.
+    fn call(&mut self, key: CallKey) -> &mut CallRecord {
+        if !self.calls.contains_key(&key) && self.calls.len() >= MAX_CALLS {
+            let oldest = self.calls.iter().find(|(k, c)| c.ended && !self.expected.contains(k)).map(|(k, _)| *k);
+            if let Some(oldest) = oldest {
+                self.calls.remove(&oldest);
+                self.calls_omitted += 1;
+            }
+        }
+        self.calls.entry(key).or_default()
     }
 
     /// Prints a JSON line in the event stream (and keeps it for the report).
@@ -181,7 +241,7 @@ impl Recorder {
         if !self.expected.contains(&key) {
             self.expected.push(key);
         }
-        self.calls.entry(key).or_default();
+        self.call(key);
     }
 
     /// Whether a transfer gave us this call.
@@ -202,7 +262,7 @@ impl Recorder {
     /// Fetches a call's stats (kept: they vanish with the call's media).
     pub async fn refresh_stats(&mut self, key: CallKey) {
         if let Ok(stats) = self.phone.call_stats(key).await {
-            self.calls.entry(key).or_default().stats = Some(stats);
+            self.call(key).stats = Some(stats);
         }
     }
 
@@ -314,7 +374,13 @@ impl Recorder {
     /// Writes the JSON report.
     pub fn write_report(&self, path: &Path, error: Option<&str>) -> Result<(), String> {
         let calls: Vec<Value> = self.calls.iter().filter_map(|(key, c)| call_json(*key, c)).collect();
-        let report = json!({ "registered": self.registered, "events": self.log, "calls": calls, "error": error });
+        let report = json!({
+            "registered": self.registered,
+            "events": self.log.to_json(),
+            "calls": calls,
+            "calls_omitted": self.calls_omitted,
+            "error": error,
+        });
         let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
         std::fs::write(path, text + "\n").map_err(|e| format!("cannot write report {}: {e}", path.display()))
     }
@@ -372,16 +438,17 @@ fn describe(event: &Event) -> String {
             Some(ms) => format!("disconnected from {server}: {reason} (reconnecting in {ms} ms)"),
             None => format!("disconnected from {server}: {reason}"),
         },
-        Event::ConnectFailed { server, reason, retry_in_ms, next_server } => {
-            format!("cannot connect to {server}: {reason} (next: {next_server} in {retry_in_ms} ms)")
-        }
+        Event::ConnectFailed { server, reason, kind, retry_in_ms, next_server } => match (retry_in_ms, next_server) {
+            (Some(ms), Some(next)) => format!("cannot connect to {server}: {reason} ({kind}; next: {next} in {ms} ms)"),
+            _ => format!("cannot connect to {server}: {reason} ({kind}; not retrying)"),
+        },
         Event::Registered { server, expires } => format!("registered via {server} for {expires} s"),
         Event::Unregistered { reason, .. } => format!("unregistered ({reason})"),
-        Event::RegistrationFailed { status, reason, retry_in_ms, .. } => {
+        Event::RegistrationFailed { status, reason, kind, retry_in_ms, .. } => {
             let status = status.map_or("-".to_string(), |s| s.to_string());
             match retry_in_ms {
-                Some(ms) => format!("registration failed: {status} {reason} (retrying in {ms} ms)"),
-                None => format!("registration failed: {status} {reason}"),
+                Some(ms) => format!("registration failed: {status} {reason} ({kind}; retrying in {ms} ms)"),
+                None => format!("registration failed: {status} {reason} ({kind}; not retrying)"),
             }
         }
         Event::CallOutgoing { call } => format!("{} calling {}", call.key, call.remote.uri),
@@ -438,7 +505,9 @@ fn describe(event: &Event) -> String {
             status.map_or(String::new(), |s| format!("{s} "))
         ),
         Event::StatusChanged { state, code, last } => format!("status {code} ({state:?}, was {last})"),
-        Event::MalformedMessage { why } => format!("malformed message: {why}"),
+        Event::MalformedMessage { why, count: 1 } => format!("malformed message: {why}"),
+        Event::MalformedMessage { why, count } => format!("{count} malformed messages (the last: {why})"),
+        Event::Lagged { missed } => format!("fell behind: {missed} events lost"),
         Event::Stopped => "stopped".to_string(),
         other => format!("{other:?}"),
     }

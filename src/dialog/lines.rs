@@ -11,6 +11,7 @@ use bytes::Bytes;
 use super::call::{Call, CallCtx, CallError, CallKey, CallOutput, CallRequest, CallSnapshot, CallState, tag_of};
 use super::transaction::TransactionKey;
 use super::{AgentEvent, Output, Owner, UserAgent};
+use crate::contract::check_remote_offer;
 use crate::sip::validate::response_to;
 use crate::sip::{
     CSeq, ContentType, HeaderName, Method, MinSe, Request, Response, SessionExpires, SipUri, StatusCode, Uri,
@@ -343,6 +344,13 @@ impl UserAgent {
                 let mut resp = response_to(req, StatusCode::UNSUPPORTED_MEDIA_TYPE);
                 resp.headers.push(HeaderName::Accept, "application/sdp");
                 self.send_response(tx, resp, now);
+                return;
+            }
+            // Checked before it rings: an offer we cannot use gets 488 at once.
+            if let Err(refusal) = check_remote_offer(&req.body) {
+                tracing::warn!(%refusal, "refusing an INVITE's offer");
+                self.report_malformed(&format!("INVITE offer refused: {refusal}"), now);
+                self.reply(req, tx, StatusCode::NOT_ACCEPTABLE_HERE, now);
                 return;
             }
         }

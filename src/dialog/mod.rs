@@ -35,6 +35,7 @@
 pub mod auth;
 pub mod call;
 mod lines;
+mod malformed;
 pub mod register;
 mod status;
 pub mod transaction;
@@ -49,7 +50,7 @@ use rand::rngs::StdRng;
 
 pub use crate::contract::MediaRequest;
 use crate::sip::validate::{Capabilities, check_request, check_response, rejection_response, response_to};
-use crate::sip::{HeaderName, Message, Method, NameAddr, Request, Response, StatusCode};
+use crate::sip::{HeaderName, MAX_MESSAGE_SIZE, Message, Method, NameAddr, Request, Response, StatusCode};
 use auth::DigestClient;
 pub(crate) use call::CallState;
 use call::{Call, Purpose, Stamp};
@@ -230,10 +231,14 @@ pub enum AgentEvent {
     Registration(RegistrationEvent),
     /// Call progress.
     Call(CallEvent),
-    /// A received message was malformed and dropped or rejected.
+    /// Received messages were malformed and dropped or rejected; a burst
+    /// is reported once per second at most (the first at once, the rest
+    /// counted).
     MalformedMessage {
-        /// What was wrong (never message content).
+        /// What was wrong with the last of them (never message content).
         why: String,
+        /// How many messages this report stands for.
+        count: u64,
     },
 }
 
@@ -262,6 +267,7 @@ pub struct UserAgent {
     clients: HashMap<TransactionKey, (ClientTransaction, Owner)>,
     servers: HashMap<TransactionKey, ServerTransaction>,
     outputs: VecDeque<Output>,
+    malformed: malformed::MalformedReports,
     connected: bool,
     mode: Mode,
     transfers: transfer::Transfers,
@@ -313,6 +319,7 @@ impl UserAgent {
             clients: HashMap::new(),
             servers: HashMap::new(),
             outputs: VecDeque::new(),
+            malformed: Default::default(),
             connected: false,
             mode: Mode::Active,
             transfers: Default::default(),
@@ -384,16 +391,29 @@ impl UserAgent {
         if let Some(ev) = self.registration.handle_disconnected() {
             self.emit(AgentEvent::Registration(ev));
         }
+        if let Some(r) = self.malformed.take_pending() {
+            self.emit(AgentEvent::MalformedMessage { why: r.why, count: r.count });
+        }
     }
 
     /// Input: one received WebSocket message.
+    /// A request whose framing is broken (a bad Content-Length, over the
+    /// size limit) is answered 400 or 513 when its head can be read; other
+    /// unparseable input, and responses, are dropped. Either way it is
+    /// reported as malformed.
     pub fn handle_message(&mut self, bytes: Bytes, now: Instant) {
-        match Message::parse(bytes) {
+        match Message::parse(bytes.clone()) {
             Ok(Message::Request(req)) => self.handle_request(req, now),
             Ok(Message::Response(resp)) => self.handle_response(resp, now),
             Err(e) => {
-                tracing::warn!(error = %e, "dropping unparseable SIP message");
-                self.emit(AgentEvent::MalformedMessage { why: e.to_string() });
+                match e.answer_status().zip(Message::request_head(&bytes)) {
+                    Some((status, req)) => {
+                        tracing::warn!(error = %e, status = status.as_u16(), "refusing a request");
+                        self.respond_stateless(&req, status);
+                    }
+                    _ => tracing::warn!(error = %e, "dropping unparseable SIP message"),
+                }
+                self.report_malformed(&e.to_string(), now);
             }
         }
     }
@@ -436,6 +456,9 @@ impl UserAgent {
         if let Some(req) = self.registration.handle_timeout(now, self.connected, &mut self.auth) {
             self.send_request(req, Owner::Registration, now);
         }
+        if let Some(r) = self.malformed.handle_timeout(now) {
+            self.emit(AgentEvent::MalformedMessage { why: r.why, count: r.count });
+        }
     }
 
     /// Output: the next thing to do, if any.
@@ -453,6 +476,7 @@ impl UserAgent {
             .chain(calls)
             .chain(self.registration.poll_timeout())
             .chain(self.transfers.next_deadline())
+            .chain(self.malformed.poll_timeout())
             .min()
     }
 
@@ -460,7 +484,21 @@ impl UserAgent {
         self.outputs.push_back(Output::Event(ev));
     }
 
+    /// A malformed message: reported now, or counted into a later report.
+    fn report_malformed(&mut self, why: &str, now: Instant) {
+        if let Some(r) = self.malformed.handle_malformed(why, now) {
+            self.emit(AgentEvent::MalformedMessage { why: r.why, count: r.count });
+        }
+    }
+
+    /// Queues `bytes` for sending, unless they exceed the size we refuse
+    /// from others ([`MAX_MESSAGE_SIZE`]): a peer would refuse them too
+    /// (responses are cut down before they get here, see `send_response`).
     fn transmit(&mut self, bytes: Bytes) {
+        if bytes.len() > MAX_MESSAGE_SIZE {
+            tracing::error!(size = bytes.len(), "not sending a message over the size limit");
+            return;
+        }
         self.outputs.push_back(Output::Transmit(bytes));
     }
 
@@ -495,8 +533,24 @@ impl UserAgent {
         }
     }
 
-    /// Sends `resp` through the server transaction `key`.
-    fn send_response(&mut self, key: &TransactionKey, resp: Response, now: Instant) {
+    /// Sends `resp` through the server transaction `key`; a response that
+    /// would exceed [`MAX_MESSAGE_SIZE`] becomes a 500 (a request must not
+    /// make us send more than we accept).
+    fn send_response(&mut self, key: &TransactionKey, mut resp: Response, now: Instant) {
+        let size = resp.to_bytes().len();
+        if size > MAX_MESSAGE_SIZE {
+            tracing::error!(size, status = resp.status.as_u16(), "response over the size limit: answering 500 instead");
+            let mut small = Response::new(StatusCode::SERVER_INTERNAL_ERROR);
+            for h in resp.headers.iter().filter(|h| {
+                matches!(
+                    h.name,
+                    HeaderName::Via | HeaderName::From | HeaderName::To | HeaderName::CallId | HeaderName::CSeq
+                )
+            }) {
+                small.headers.push(h.name.clone(), h.value.clone());
+            }
+            resp = small;
+        }
         let Some(tx) = self.servers.get_mut(key) else {
             tracing::debug!(status = resp.status.as_u16(), "no server transaction for the response: not sent");
             return;
@@ -523,7 +577,7 @@ impl UserAgent {
     fn handle_response(&mut self, resp: Response, now: Instant) {
         if let Err(defect) = check_response(&resp) {
             tracing::warn!(%defect, status = resp.status.as_u16(), "dropping response");
-            self.emit(AgentEvent::MalformedMessage { why: defect.to_string() });
+            self.report_malformed(&defect.to_string(), now);
             return;
         }
         let Some(key) = TransactionKey::of_response(&resp) else {
@@ -586,7 +640,7 @@ impl UserAgent {
         self.servers.insert(key.clone(), tx);
         if let Err(rejection) = check_request(&req, &self.caps) {
             tracing::warn!(method = %req.method, why = rejection.why, status = rejection.status.as_u16(), "rejecting request");
-            self.emit(AgentEvent::MalformedMessage { why: rejection.why.to_string() });
+            self.report_malformed(rejection.why, now);
             let mut resp = rejection_response(&req, &rejection);
             self.add_to_tag(&mut resp);
             self.send_response(&key, resp, now);
@@ -628,9 +682,13 @@ impl UserAgent {
         }
     }
 
+    /// Answers `req` outside any transaction (it has no usable Via branch,
+    /// or could not be parsed whole), copying what can be copied.
     fn respond_stateless(&mut self, req: &Request, status: StatusCode) {
         if req.method != Method::Ack {
-            self.transmit(response_to(req, status).to_bytes());
+            let mut resp = response_to(req, status);
+            self.add_to_tag(&mut resp);
+            self.transmit(resp.to_bytes());
         }
     }
 }

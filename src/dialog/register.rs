@@ -15,7 +15,10 @@
 //!   refresh is one round trip;
 //! - 423 raises the requested expiry to Min-Expires and retries;
 //! - timeouts and 5xx retry later (Retry-After when given, else backoff);
-//!   403, 404 and 6xx do not.
+//!   failures of a [permanent](crate::FailureKind::is_permanent) kind (403,
+//!   404, 6xx, refused credentials, no usable expiry) follow the
+//!   [`PermanentFailurePolicy`]: no retry (the default), or one after its
+//!   delay.
 
 use std::time::{Duration, Instant};
 
@@ -23,6 +26,7 @@ use rand::Rng;
 use rand::rngs::StdRng;
 
 use super::auth::{Challenge, DigestClient, preferred};
+use crate::error::{FailureKind, PermanentFailurePolicy};
 use crate::sip::{
     CSeq, Contact, Expires, HeaderName, Method, MinExpires, NameAddr, Request, Response, RetryAfter, Uri,
 };
@@ -44,6 +48,8 @@ pub struct RegistrationConfig {
     pub retry_min: Duration,
     /// See `retry_min`.
     pub retry_max: Duration,
+    /// What a failure of a permanent kind leads to.
+    pub on_permanent_failure: PermanentFailurePolicy,
 }
 
 /// What the registration reports.
@@ -66,6 +72,8 @@ pub enum RegistrationEvent {
         status: Option<u16>,
         /// Reason phrase or description.
         reason: String,
+        /// The kind of failure (whether a retry can heal it).
+        kind: FailureKind,
         /// When it will be retried automatically; `None` means never.
         retry_in: Option<Duration>,
     },
@@ -252,7 +260,13 @@ impl Registration {
                     // A registrar that accepts a binding for 0 s will do so
                     // again: report it and do not retry on our own.
                     self.bound = false;
-                    return (None, Some(self.permanent_failure(code, "registrar granted 0 seconds".into())));
+                    let failure = self.permanent_failure(
+                        code,
+                        FailureKind::IntervalRefused,
+                        "registrar granted 0 seconds".into(),
+                        now,
+                    );
+                    return (None, Some(failure));
                 }
                 self.state = State::Registered;
                 self.bound = true;
@@ -269,12 +283,19 @@ impl Registration {
                 let challenges: Vec<Challenge> =
                     resp.headers.get_all(&header).filter_map(|v| Challenge::parse(v, code == 407).ok()).collect();
                 let Some(challenge) = preferred(&challenges).cloned() else {
-                    return (None, Some(self.permanent_failure(code, "no usable digest challenge".into())));
+                    let failure = self.permanent_failure(
+                        code,
+                        FailureKind::Unauthorized,
+                        "no usable digest challenge".into(),
+                        now,
+                    );
+                    return (None, Some(failure));
                 };
                 let stale_retry = challenge.stale && self.stale_retries < 2;
                 if self.challenged && !stale_retry {
                     self.challenge = None;
-                    return (None, Some(self.permanent_failure(code, resp.reason_phrase().to_string())));
+                    let reason = resp.reason_phrase().to_string();
+                    return (None, Some(self.permanent_failure(code, FailureKind::Unauthorized, reason, now)));
                 }
                 if challenge.stale {
                     self.stale_retries += 1;
@@ -291,9 +312,15 @@ impl Registration {
                     self.expires = min;
                     (Some(self.build(min, false, auth)), None)
                 }
-                _ => (None, Some(self.permanent_failure(code, resp.reason_phrase().to_string()))),
+                _ => {
+                    let reason = resp.reason_phrase().to_string();
+                    (None, Some(self.permanent_failure(code, FailureKind::IntervalRefused, reason, now)))
+                }
             },
-            403 | 404 | 600..=699 => (None, Some(self.permanent_failure(code, resp.reason_phrase().to_string()))),
+            _ if FailureKind::of_sip_status(code).is_permanent() => {
+                let reason = resp.reason_phrase().to_string();
+                (None, Some(self.permanent_failure(code, FailureKind::of_sip_status(code), reason, now)))
+            }
             _ => {
                 let retry_after = resp.headers.typed::<RetryAfter>().and_then(Result::ok).map(|r| r.seconds);
                 (None, Some(self.transient_failure(code, resp.reason_phrase().to_string(), retry_after, now)))
@@ -301,12 +328,19 @@ impl Registration {
         }
     }
 
-    fn permanent_failure(&mut self, code: u16, reason: String) -> RegistrationEvent {
+    /// A failure no retry heals: no retry, or one after the policy's delay.
+    fn permanent_failure(&mut self, code: u16, kind: FailureKind, reason: String, now: Instant) -> RegistrationEvent {
         self.state = State::Idle;
-        self.wanted = false;
-        self.timer = None;
         self.challenged = false;
-        RegistrationEvent::Failed { status: Some(code), reason, retry_in: None }
+        let retry_in = match self.cfg.on_permanent_failure {
+            PermanentFailurePolicy::RetryAfter(d) if self.wanted => Some(d),
+            _ => {
+                self.wanted = false;
+                None
+            }
+        };
+        self.timer = retry_in.map(|d| now + d);
+        RegistrationEvent::Failed { status: Some(code), reason, kind, retry_in }
     }
 
     fn transient_failure(
@@ -327,7 +361,7 @@ impl Registration {
             }
         });
         self.timer = retry_in.map(|d| now + d);
-        RegistrationEvent::Failed { status: Some(code), reason, retry_in }
+        RegistrationEvent::Failed { status: Some(code), reason, kind: FailureKind::of_sip_status(code), retry_in }
     }
 
     /// Our binding's expiry in a 2xx: the `expires` of the Contact that is

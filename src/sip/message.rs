@@ -146,6 +146,8 @@ impl StatusCode {
     pub const CALL_DOES_NOT_EXIST: StatusCode = StatusCode(481);
     /// 486 Busy Here
     pub const BUSY_HERE: StatusCode = StatusCode(486);
+    /// 488 Not Acceptable Here
+    pub const NOT_ACCEPTABLE_HERE: StatusCode = StatusCode(488);
     /// 487 Request Terminated
     pub const REQUEST_TERMINATED: StatusCode = StatusCode(487);
     /// 500 Server Internal Error
@@ -156,6 +158,8 @@ impl StatusCode {
     pub const SERVICE_UNAVAILABLE: StatusCode = StatusCode(503);
     /// 505 Version Not Supported
     pub const VERSION_NOT_SUPPORTED: StatusCode = StatusCode(505);
+    /// 513 Message Too Large
+    pub const MESSAGE_TOO_LARGE: StatusCode = StatusCode(513);
     /// 603 Decline
     pub const DECLINE: StatusCode = StatusCode(603);
 
@@ -219,6 +223,7 @@ impl StatusCode {
             503 => "Service Unavailable",
             504 => "Server Time-out",
             505 => "Version Not Supported",
+            513 => "Message Too Large",
             600 => "Busy Everywhere",
             603 => "Decline",
             c if c < 200 => "Session Progress",
@@ -608,8 +613,10 @@ pub enum Message {
     Response(Response),
 }
 
-/// Why a buffer is not a SIP message. Such input is dropped (and logged):
-/// without a well-formed head no response can be built.
+/// Why a buffer is not a SIP message. Such input is dropped (and logged),
+/// except a request whose head is well formed but whose framing is not (a
+/// bad Content-Length, over the size limit): that one is answered from its
+/// head ([`ParseError::answer_status`], [`Message::request_head`]).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ParseError {
@@ -650,6 +657,30 @@ pub enum ParseError {
     },
 }
 
+impl ParseError {
+    /// The status a request refused this way is owed when its head can be
+    /// read ([`Message::request_head`]): 400 for a malformed Content-Length
+    /// or a body shorter than it declares (RFC 3261 §18.3), 513 for a
+    /// message over [`MAX_MESSAGE_SIZE`] (§21.5.14). `None` for errors in
+    /// the head itself, which leave nothing to answer.
+    pub fn answer_status(&self) -> Option<StatusCode> {
+        match self {
+            ParseError::BadContentLength | ParseError::TruncatedBody { .. } => Some(StatusCode::BAD_REQUEST),
+            ParseError::TooLarge => Some(StatusCode::MESSAGE_TOO_LARGE),
+            _ => None,
+        }
+    }
+}
+
+/// How much of a buffer makes the message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Framing {
+    /// Head and body, the body as long as Content-Length says.
+    Whole,
+    /// The head only: Content-Length is neither checked nor applied.
+    HeadOnly,
+}
+
 impl Message {
     /// Parses one message from `buf` (one WebSocket frame's payload).
     /// Leading CRLFs are skipped; bytes after the body that Content-Length
@@ -658,11 +689,16 @@ impl Message {
         if buf.len() > MAX_MESSAGE_SIZE {
             return Err(ParseError::TooLarge);
         }
+        Self::parse_framed(buf, Framing::Whole)
+    }
+
+    /// Parses `buf` as [`Framing`] says.
+    fn parse_framed(buf: Bytes, framing: Framing) -> Result<Message, ParseError> {
         let start = buf.iter().position(|&b| b != b'\r' && b != b'\n').ok_or(ParseError::Empty)?;
         // One pass over the head: the header lines up to the empty line.
         // Errors come in this order: no end, not UTF-8, a bad header line.
         let line_end = find_crlf(&buf, start).ok_or(ParseError::NoHeaderEnd)?;
-        let (head_end, parsed) = parse_headers(&buf, line_end + 2)?;
+        let (head_end, parsed) = parse_headers(&buf, line_end + 2, framing)?;
         let head = std::str::from_utf8(&buf[start..head_end + 2]).map_err(|_| ParseError::NotUtf8)?;
         let (headers, content_length) = parsed?;
         let body_start = head_end + 4;
@@ -670,6 +706,7 @@ impl Message {
 
         let available = buf.len() - body_start;
         let body = match content_length {
+            _ if framing == Framing::HeadOnly => Bytes::new(),
             Some(n) if n > available => return Err(ParseError::TruncatedBody { declared: n, available }),
             Some(n) => buf.slice(body_start..body_start + n),
             None => buf.slice(body_start..),
@@ -698,6 +735,20 @@ impl Message {
             let version = Version::parse(version).ok_or(ParseError::BadStartLine)?;
             let uri = request_uri(uri).ok_or(ParseError::BadRequestUri)?;
             Ok(Message::Request(Request { method, uri, version, headers, body }))
+        }
+    }
+
+    /// The request head of a frame that [`Message::parse`] refused for its
+    /// framing ([`ParseError::answer_status`]: a bad Content-Length, a body
+    /// shorter than declared, a message over the size limit), read from its
+    /// first [`MAX_MESSAGE_SIZE`] bytes with Content-Length and body
+    /// ignored, so that the sender can be answered from its Via, From, To,
+    /// Call-ID and CSeq. `None` when that head is not a readable request.
+    pub fn request_head(buf: &Bytes) -> Option<Request> {
+        let head = buf.slice(..buf.len().min(MAX_MESSAGE_SIZE));
+        match Self::parse_framed(head, Framing::HeadOnly) {
+            Ok(Message::Request(req)) => Some(req),
+            _ => None,
         }
     }
 
@@ -804,9 +855,13 @@ type ParsedHeaders = Result<(Headers, Option<usize>), ParseError>;
 /// ends the head starts, and the headers with the Content-Length or the
 /// first malformed line's error. `NoHeaderEnd` is the only direct error:
 /// the caller checks the head's encoding before reporting a bad line.
-fn parse_headers(buf: &Bytes, mut pos: usize) -> Result<(usize, ParsedHeaders), ParseError> {
+fn parse_headers(buf: &Bytes, mut pos: usize, framing: Framing) -> Result<(usize, ParsedHeaders), ParseError> {
     let bytes = &buf[..];
-    let mut head = HeadBuilder { headers: Headers(Vec::with_capacity(16)), ..HeadBuilder::default() };
+    let mut head = HeadBuilder {
+        headers: Headers(Vec::with_capacity(16)),
+        head_only: framing == Framing::HeadOnly,
+        ..HeadBuilder::default()
+    };
     let mut error = None;
     loop {
         let end = find_crlf(bytes, pos).ok_or(ParseError::NoHeaderEnd)?;
@@ -836,6 +891,8 @@ struct HeadBuilder {
     current: Option<(HeaderName, usize, usize)>,
     /// Its value unfolded, once a continuation line is seen.
     folded: Option<Vec<u8>>,
+    /// Content-Length is not read ([`Framing::HeadOnly`]).
+    head_only: bool,
 }
 
 impl HeadBuilder {
@@ -881,7 +938,7 @@ impl HeadBuilder {
             Some(s) => Bytes::from(s),
             None => buf.slice(a..b),
         };
-        if name == HeaderName::ContentLength {
+        if name == HeaderName::ContentLength && !self.head_only {
             let v = &value[..];
             if self.content_length.is_some() || v.is_empty() || v.len() > 9 || !v.iter().all(u8::is_ascii_digit) {
                 return Err(ParseError::BadContentLength);

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
@@ -49,6 +50,24 @@ impl TlsConfig {
     /// Verify servers against these DER-encoded root certificates only.
     pub fn with_root_certificates(ders: impl IntoIterator<Item = Vec<u8>>) -> TlsConfig {
         TlsConfig { roots: Roots::Custom(ders.into_iter().map(CertificateDer::from).collect()) }
+    }
+
+    /// Verify servers against the root certificates in PEM text (every
+    /// `-----BEGIN CERTIFICATE-----` block; other blocks are skipped): a
+    /// lab's or a PBX's own CA file.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Tls`] when the text holds no certificate or a block does
+    /// not decode.
+    pub fn with_root_certificates_pem(pem: &[u8]) -> Result<TlsConfig, Error> {
+        let certs = CertificateDer::pem_slice_iter(pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Error::Tls(format!("bad PEM: {e}")))?;
+        if certs.is_empty() {
+            return Err(Error::Tls("no certificate in the PEM text".into()));
+        }
+        Ok(TlsConfig { roots: Roots::Custom(certs) })
     }
 
     /// Accept any server certificate. The connection is encrypted but not
@@ -126,5 +145,26 @@ impl ServerCertVerifier for AcceptAnyCertificate {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pem_roots_are_read_and_bad_pem_is_refused() {
+        let key = rcgen::KeyPair::generate().expect("a key");
+        let cert = rcgen::CertificateParams::new(vec!["lab.invalid".to_string()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("a certificate");
+        let pem = format!("# our lab CA\n{}{}", cert.pem(), key.serialize_pem());
+        let tls = TlsConfig::with_root_certificates_pem(pem.as_bytes()).expect("one certificate");
+        assert_eq!(format!("{tls:?}"), r#"TlsConfig { roots: "1 custom root(s)" }"#);
+        assert!(tls.client_config().is_ok());
+        assert!(matches!(TlsConfig::with_root_certificates_pem(b"nothing here"), Err(Error::Tls(_))));
+        let broken = "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n";
+        assert!(matches!(TlsConfig::with_root_certificates_pem(broken.as_bytes()), Err(Error::Tls(_))));
     }
 }

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError, SubProtocolError};
+use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
@@ -15,6 +15,7 @@ use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use super::tls::TlsConfig;
 use crate::Error;
+use crate::error::FailureKind;
 
 /// A validated server address.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,20 +89,17 @@ impl Connection {
         let mut config = WebSocketConfig::default();
         config.max_message_size = Some(crate::sip::MAX_MESSAGE_SIZE * 2);
         let connect = tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, Some(connector));
-        let result = tokio::time::timeout(timeout, connect).await.map_err(|_| Error::Connect {
-            server: server.as_str().to_string(),
-            reason: format!("no answer within {timeout:?}"),
-        })?;
+        let failed =
+            |kind: FailureKind, reason: String| Error::Connect { server: server.as_str().to_string(), reason, kind };
+        let result = tokio::time::timeout(timeout, connect)
+            .await
+            .map_err(|_| failed(FailureKind::Timeout, format!("no answer within {timeout:?}")))?;
         match result {
             Ok((stream, _response)) => Ok(Connection { stream }),
-            Err(WsError::Protocol(ProtocolError::SecWebSocketSubProtocolError(
-                SubProtocolError::NoSubProtocol | SubProtocolError::InvalidSubProtocol,
-            ))) => Err(Error::SubprotocolRejected { server: server.as_str().to_string() }),
-            Err(WsError::Http(resp)) => Err(Error::Connect {
-                server: server.as_str().to_string(),
-                reason: format!("handshake answered HTTP {}", resp.status()),
-            }),
-            Err(e) => Err(Error::Connect { server: server.as_str().to_string(), reason: e.to_string() }),
+            Err(e) => match classify(&e) {
+                FailureKind::Subprotocol => Err(Error::SubprotocolRejected { server: server.as_str().to_string() }),
+                kind => Err(failed(kind, describe(&e))),
+            },
         }
     }
 
@@ -125,7 +123,8 @@ impl Connection {
         self.stream.send(WsMessage::Text("\r\n\r\n".into())).await.map_err(|e| e.to_string())
     }
 
-    /// Waits for the next frame. Pings are answered by the library.
+    /// Waits for the next frame. Pings are answered by the library; a
+    /// Close is answered before `Closed` is returned.
     pub(crate) async fn recv(&mut self) -> Incoming {
         loop {
             return match self.stream.next().await {
@@ -140,9 +139,15 @@ impl Connection {
                 }
                 Some(Ok(WsMessage::Binary(b))) => Incoming::Sip(b),
                 Some(Ok(WsMessage::Pong(_))) | Some(Ok(WsMessage::Ping(_))) => Incoming::KeepAlive,
-                Some(Ok(WsMessage::Close(frame))) => Incoming::Closed(
-                    frame.map_or("closed by server".into(), |f| format!("closed by server: {}", f.reason)),
-                ),
+                Some(Ok(WsMessage::Close(frame))) => {
+                    // Echo the Close (RFC 6455 §5.5.1): tungstenite queued the
+                    // reply (1002 for a code not allowed on the wire); a flush
+                    // sends it (a send would be refused after a Close).
+                    let _ = tokio::time::timeout(Duration::from_secs(1), self.stream.flush()).await;
+                    Incoming::Closed(frame.map_or("closed by server".into(), |f| {
+                        format!("closed by server: {} {}", u16::from(f.code), f.reason)
+                    }))
+                }
                 Some(Ok(WsMessage::Frame(_))) => continue,
             };
         }
@@ -154,9 +159,80 @@ impl Connection {
     }
 }
 
+/// The kind of a failed connection attempt, from tungstenite's error: TLS
+/// errors arrive as I/O errors wrapping rustls' error (tokio-rustls), a
+/// refused upgrade as the HTTP response.
+fn classify(e: &WsError) -> FailureKind {
+    match e {
+        WsError::Protocol(ProtocolError::SecWebSocketSubProtocolError(_)) => FailureKind::Subprotocol,
+        WsError::Http(resp) if resp.status().is_server_error() => FailureKind::ServerError,
+        WsError::Http(_) => FailureKind::HandshakeRefused,
+        WsError::Tls(tungstenite::error::TlsError::Rustls(e)) => classify_rustls(e),
+        WsError::Tls(_) => FailureKind::Certificate,
+        WsError::Io(io) => match io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+            Some(e) => classify_rustls(e),
+            None if io.kind() == std::io::ErrorKind::ConnectionRefused => FailureKind::ConnectionRefused,
+            None if io.kind() == std::io::ErrorKind::TimedOut => FailureKind::Timeout,
+            None => FailureKind::Network,
+        },
+        _ => FailureKind::Network,
+    }
+}
+
+fn classify_rustls(e: &rustls::Error) -> FailureKind {
+    match e {
+        rustls::Error::InvalidCertificate(_)
+        | rustls::Error::NoCertificatesPresented
+        | rustls::Error::InvalidCertRevocationList(_) => FailureKind::Certificate,
+        _ => FailureKind::Tls,
+    }
+}
+
+/// A one-line reason for a failed attempt.
+fn describe(e: &WsError) -> String {
+    match e {
+        WsError::Http(resp) => format!("handshake answered HTTP {}", resp.status()),
+        other => other.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn io(e: std::io::Error) -> WsError {
+        WsError::Io(e)
+    }
+
+    #[test]
+    fn failures_are_classified() {
+        use rustls::{CertificateError, Error as TlsErr};
+        use std::io::{Error as IoError, ErrorKind};
+        // tokio-rustls wraps rustls' error in an InvalidData I/O error.
+        let tls = |e: TlsErr| io(IoError::new(ErrorKind::InvalidData, e));
+        assert_eq!(
+            classify(&tls(TlsErr::InvalidCertificate(CertificateError::UnknownIssuer))),
+            FailureKind::Certificate
+        );
+        assert_eq!(classify(&tls(TlsErr::InvalidCertificate(CertificateError::Expired))), FailureKind::Certificate);
+        assert_eq!(classify(&tls(TlsErr::NoCertificatesPresented)), FailureKind::Certificate);
+        assert_eq!(classify(&tls(TlsErr::AlertReceived(rustls::AlertDescription::HandshakeFailure))), FailureKind::Tls);
+        assert_eq!(classify(&io(IoError::from(ErrorKind::ConnectionRefused))), FailureKind::ConnectionRefused);
+        assert_eq!(classify(&io(IoError::from(ErrorKind::TimedOut))), FailureKind::Timeout);
+        assert_eq!(classify(&io(IoError::from(ErrorKind::ConnectionReset))), FailureKind::Network);
+        let sub = WsError::Protocol(ProtocolError::SecWebSocketSubProtocolError(
+            tungstenite::error::SubProtocolError::NoSubProtocol,
+        ));
+        assert_eq!(classify(&sub), FailureKind::Subprotocol);
+        let http = |code: u16| {
+            let resp = tungstenite::http::Response::builder().status(code).body(None).expect("a valid response");
+            WsError::Http(Box::new(resp))
+        };
+        assert_eq!(classify(&http(404)), FailureKind::HandshakeRefused);
+        assert_eq!(classify(&http(403)), FailureKind::HandshakeRefused);
+        assert_eq!(classify(&http(503)), FailureKind::ServerError);
+        assert_eq!(describe(&http(404)), "handshake answered HTTP 404 Not Found");
+    }
 
     #[test]
     fn server_urls() {

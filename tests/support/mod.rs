@@ -10,6 +10,7 @@
 pub mod kamailio;
 pub mod raw_ws;
 pub mod tone_peer;
+pub mod ws_server;
 
 use std::time::Duration;
 

@@ -15,7 +15,10 @@ use webphone::sip::{
 /// Runs every accessor and check on whatever `raw` parses to; panics only
 /// when an invariant breaks.
 pub fn exercise(raw: Bytes) {
-    let Ok(msg) = Message::parse(raw) else { return };
+    let msg = match Message::parse(raw.clone()) {
+        Ok(msg) => msg,
+        Err(e) => return exercise_refused(&raw, &e),
+    };
     let h = msg.headers();
     roundtrip_all::<Via>(h);
     roundtrip_all::<Contact>(h);
@@ -100,6 +103,18 @@ pub fn exercise(raw: Bytes) {
         }
     }
     reparses(&msg);
+}
+
+/// A frame refused for its framing is answered from its head when that can
+/// be read, as the UA does: the answer is a response that parses.
+fn exercise_refused(raw: &Bytes, e: &ParseError) {
+    let Some(req) = Message::request_head(raw) else { return };
+    assert!(req.body.is_empty(), "a head has no body");
+    touch_uri(&req.uri);
+    if let Some(status) = e.answer_status() {
+        assert!(matches!(status.as_u16(), 400 | 513));
+        reparses(&Message::Response(validate::response_to(&req, status)));
+    }
 }
 
 /// A parsed message serializes to bytes that parse again, to the same

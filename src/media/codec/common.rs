@@ -198,6 +198,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_core_checks_offers_for_exactly_our_codecs() {
+        let ours = [CodecKind::Opus, CodecKind::Pcmu, CodecKind::Pcma];
+        assert_eq!(crate::contract::AUDIO_ENCODINGS, ours.map(CodecKind::rtp_name));
+    }
+
+    #[test]
     fn kind_constants() {
         assert_eq!(CodecKind::Opus.clock_rate(), 48_000);
         assert_eq!(CodecKind::Pcmu.clock_rate(), 8_000);

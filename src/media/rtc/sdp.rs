@@ -49,6 +49,14 @@ pub enum SdpError {
     /// The audio `m=` line offers no payload type we can describe.
     #[error("the audio m= line has no usable payload type")]
     NoUsableAudioFormat,
+    /// Beyond what a phone can use (too many media sections, an absurd
+    /// fingerprint, no audio it can play): see the limits of
+    /// `crate::contract::check_sdp_limits`.
+    #[error("SDP refused: {why}")]
+    Refused {
+        /// Which limit.
+        why: &'static str,
+    },
 }
 
 pub use crate::contract::MediaDirection;
@@ -59,8 +67,10 @@ pub use crate::contract::MediaDirection;
 ///
 /// # Errors
 ///
-/// Only for input that is not SDP at all (empty, no `v=`, no `m=`, an
-/// unparsable `m=` line) or whose audio `m=` line keeps no payload type.
+/// For input that is not SDP at all (empty, no `v=`, no `m=`, an
+/// unparsable `m=` line), whose audio `m=` line keeps no payload type, or
+/// that is beyond the limits every remote SDP is held to
+/// ([`SdpError::Refused`]: too many media sections, a malformed fingerprint).
 pub fn normalize_remote_sdp(sdp: &str) -> Result<String, SdpError> {
     let mut doc = Doc::parse(sdp)?;
 
@@ -129,6 +139,7 @@ pub fn normalize_remote_sdp(sdp: &str) -> Result<String, SdpError> {
         }
     }
 
+    crate::contract::check_sdp_limits(sdp.as_bytes()).map_err(|r| SdpError::Refused { why: r.0 })?;
     fix_bundle(&mut doc);
     Ok(doc.to_sdp())
 }
@@ -980,6 +991,10 @@ a=rtcp-mux\n";
         assert_eq!(normalize_remote_sdp("v=0\r\nm=audio 5 RTP/AVP 96 abc\r\n"), Err(SdpError::NoUsableAudioFormat));
         // A rejected audio line with nothing usable is left alone.
         assert!(normalize_remote_sdp("v=0\r\nm=audio 0 RTP/AVP 96\r\n").is_ok());
+        let many = format!("v=0\r\nm=audio 5 RTP/AVP 0\r\n{}", "m=video 0 RTP/AVP 96\r\n".repeat(8));
+        assert_eq!(normalize_remote_sdp(&many), Err(SdpError::Refused { why: "too many media sections" }));
+        let zz = format!("v=0\r\na=fingerprint:sha-256 {}\r\nm=audio 5 RTP/AVP 0\r\n", vec!["ZZ"; 5000].join(":"));
+        assert_eq!(normalize_remote_sdp(&zz), Err(SdpError::Refused { why: "malformed fingerprint" }));
     }
 
     #[test]
