@@ -246,7 +246,10 @@ struct Scan {
 
 fn scan(sdp: &[u8]) -> Result<Scan, SdpRefusal> {
     let text = std::str::from_utf8(sdp).map_err(|_| SdpRefusal("SDP is not UTF-8"))?;
-    let mut lines = text.split(['\n', '\r']).map(str::trim).filter(|l| !l.is_empty());
+    let mut lines = text
+        .split(['\n', '\r'])
+        .map(|l| l.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}'))
+        .filter(|l| !l.is_empty());
     if !lines.next().is_some_and(|l| l.starts_with("v=")) {
         return Err(SdpRefusal("not an SDP body"));
     }
@@ -304,6 +307,32 @@ mod tests {
 
     fn check(sdp: &str) -> Result<(), SdpRefusal> {
         check_remote_offer(sdp.replace('|', "\r\n").as_bytes())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_and_an_offer_it_takes_is_within_the_limits(s in "\\PC{0,400}", crlf in proptest::bool::ANY) {
+            let text = if crlf { s.replace('\n', "\r\n") } else { s };
+            if check_remote_offer(text.as_bytes()).is_ok() {
+                proptest::prop_assert!(check_sdp_limits(text.as_bytes()).is_ok());
+            }
+        }
+
+        #[test]
+        fn structured_offers_never_panic(
+            lines in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::string::string_regex("m=(audio|video) [0-9]{1,5} (RTP/AVP|UDP/TLS/RTP/SAVPF) [0-9 ]{0,12}").expect("regex"),
+                    proptest::string::string_regex("a=rtpmap:[0-9]{1,3} (opus|PCMU|G729|x)/[0-9]{4,5}").expect("regex"),
+                    proptest::string::string_regex("a=fingerprint:[a-z0-9-]{0,8} [0-9A-Fa-fZ:]{0,80}").expect("regex"),
+                    proptest::string::string_regex("[a-z]=[ -~]{0,20}").expect("regex"),
+                ],
+                0..20,
+            )
+        ) {
+            let sdp = format!("v=0\r\n{}", lines.join("\r\n"));
+            let _ = check_remote_offer(sdp.as_bytes());
+        }
     }
 
     #[test]

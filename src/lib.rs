@@ -56,8 +56,16 @@
 //!   [`Call`] handle wrap it, and the CLI's `phone` verb reads it as JSON.
 //! - One ordered [`Event`] stream per subscriber ([`Phone::events`], or a
 //!   call's own with [`Call::events`]); [`Event::CallEnded`] carries the
-//!   call's final [`CallStats`]. [`Phone::status`] is one value computed by
-//!   the driver and published on every change.
+//!   call's final [`CallStats`]. Each subscriber's queue is bounded: one
+//!   that falls behind reads [`Event::Lagged`] in place of what it lost, and
+//!   malformed input is reported once per second with a count.
+//!   [`Phone::status`] is one value computed by the driver and published on
+//!   every change.
+//! - Failures are data: [`Event::ConnectFailed`] and
+//!   [`Event::RegistrationFailed`] carry a [`FailureKind`]; the permanent
+//!   ones (a certificate that fails verification, a refused `sip`
+//!   subprotocol, 403, refused credentials) are not retried unless
+//!   [`PermanentFailurePolicy::RetryAfter`] says so.
 //! - The SIP logic ([`dialog`]) is sans-IO: it takes time as an argument and
 //!   returns what to send, what happened and what the media side must do
 //!   (see its drive loop), so its timers are tested on fake time. Each call

@@ -46,7 +46,7 @@ fn call_answer_hangup() {
     let invite = net.requests(A, Method::Invite)[0].clone();
     assert_eq!(invite.uri.to_string(), "sip:bob@example.com");
     assert_eq!(invite.headers.get(&HeaderName::ContentType), Some("application/sdp"));
-    assert_eq!(&invite.body[..], b"v=0 offer from A");
+    assert_eq!(&invite.body[..], sip_net::fake_offer("A").as_bytes());
 
     let now = net.now;
     net.ua(B).answer(b_key, now).unwrap();
@@ -55,7 +55,7 @@ fn call_answer_hangup() {
         B,
         MediaRequest::Answer {
             call: b_key,
-            offer: Bytes::from_static(b"v=0 offer from A"),
+            offer: Bytes::from(sip_net::fake_offer("A")),
             direction: MediaDirection::SendRecv
         }
     )));
@@ -233,7 +233,7 @@ fn late_offer_is_answered_with_an_offer_and_the_ack_carries_the_answer() {
         _ => None,
     });
     let ok = ok.expect("200 OK");
-    assert_eq!(&ok.body[..], b"v=0 offer from B");
+    assert_eq!(&ok.body[..], sip_net::fake_offer("B").as_bytes());
     assert_eq!(ok.headers.get(&HeaderName::RecordRoute), Some("<sip:127.0.0.1:5080;transport=ws;lr>"));
     let ack = "ACK sip:bob@bobhost.invalid;transport=ws SIP/2.0\r\nVia: SIP/2.0/WS 127.0.0.1:5080;branch=z9hG4bKlate2\r\n\
         From: \"Carol\" <sip:carol@example.com>;tag=c1\r\nTo: <sip:bob@example.com>;tag=TAG\r\nCall-ID: late-offer-1\r\n\
@@ -473,7 +473,7 @@ fn caller_without_timer_support_gets_us_as_refresher() {
         Via: SIP/2.0/WS 127.0.0.1:5080;branch=z9hG4bKse1\r\n\
         From: <sip:carol@example.com>;tag=s1\r\nTo: <sip:bob@example.com>\r\n\
         Call-ID: se-1\r\nCSeq: 1 INVITE\r\nContact: <sip:carol@10.0.0.9;transport=ws>\r\nSession-Expires: 120\r\n\
-        Content-Type: application/sdp\r\nContent-Length: 4\r\n\r\nv=0\n";
+        Content-Type: application/sdp\r\nContent-Length: 23\r\n\r\nv=0\nm=audio 9 RTP/AVP 0\n";
     let now = net.now;
     net.ua(B).handle_message(Bytes::from_static(invite.as_bytes()), now);
     net.drive();

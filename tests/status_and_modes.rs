@@ -36,7 +36,7 @@ fn status_codes_through_a_consultation() {
     assert_eq!(state(&mut net, ALICE), (PhoneState::Dialing, 8), "waiting for the offer");
     net.auto_media = true;
     let now = net.now;
-    net.ua(ALICE).handle_local_sdp(to_bob, Ok("v=0 offer".into()), now);
+    net.ua(ALICE).handle_local_sdp(to_bob, Ok(sip_net::fake_offer("A").into()), now);
     net.drive();
     assert_eq!(state(&mut net, ALICE), (PhoneState::Dialing, 8), "ringing out");
     assert_eq!(state(&mut net, BOB), (PhoneState::Ringing, 6));
@@ -56,7 +56,7 @@ fn status_codes_through_a_consultation() {
     for r in pending.iter().rev().take(2) {
         let sdp = match r {
             webphone::dialog::MediaRequest::Reoffer { .. } => "v=0 hold\r\na=sendonly\r\n",
-            _ => "v=0 offer",
+            _ => "v=0 offer\r\nm=audio 9 RTP/AVP 0\r\n",
         };
         let now = net.now;
         net.ua(ALICE).handle_local_sdp(r.call(), Ok(sdp.into()), now);

@@ -13,7 +13,8 @@
 //! `--json-events`), writes a JSON report with `--report FILE`, and exits
 //! non-zero with a one-line reason when it failed: registration failed, or
 //! (for `call` / `answer` / `demo`) a call was not confirmed or no audio was
-//! received.
+//! received. When the phone gives up (a permanent failure: a certificate
+//! that fails verification, a refused subprotocol, a 403) it exits at once.
 
 mod relay;
 use relay::loopback_media;

@@ -1,4 +1,5 @@
-//! Puts arbitrary bytes (as lossy UTF-8) through what the peer does to a
+//! Puts arbitrary bytes through the check an INVITE's offer passes before
+//! the phone rings, then (as lossy UTF-8) through what the peer does to a
 //! remote SDP before webrtc sees it: `normalize_remote_sdp`, the Opus fmtp
 //! reconciliation, the telephone-event tagging, and the readers. A
 //! normalized SDP must normalize again to itself, keep every `m=` line's
@@ -11,11 +12,15 @@
 
 use libfuzzer_sys::fuzz_target;
 use webphone::media::rtc::sdp::fuzzing::{
-    audio_section, media_sections, reconcile_fmtp, strip_telephone_event_tags, tag_telephone_events,
+    audio_section, check_remote_offer, check_sdp_limits, media_sections, reconcile_fmtp, strip_telephone_event_tags,
+    tag_telephone_events,
 };
 use webphone::media::rtc::sdp::{MediaDirection as Direction, normalize_remote_sdp};
 
 fuzz_target!(|data: &[u8]| {
+    if check_remote_offer(data).is_ok() {
+        assert_eq!(check_sdp_limits(data), Ok(()), "an offer that rings is within the limits");
+    }
     let sdp = String::from_utf8_lossy(data);
     readers(&sdp);
     let Ok(out) = normalize_remote_sdp(&sdp) else { return };

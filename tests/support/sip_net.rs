@@ -9,7 +9,8 @@
 //! - Party `i` is user `name` at `sip:{name}@example.com`, Contact
 //!   `sip:{name}@{name}host.invalid;transport=ws`, Via host
 //!   `{name}host.invalid`. Its fake SDP is labelled with the upper-cased
-//!   first letter of its name: `v=0 offer from A`, `v=0 answer from B`.
+//!   first letter of its name: `v=0 offer from A` (with the one audio line
+//!   a phone needs before it rings, see [`fake_offer`]), `v=0 answer from B`.
 //! - Every message a party sends goes to the proxy `sip:proxy.invalid`. Requests: a top Route naming the proxy
 //!   is removed (any other top Route is undeliverable), Max-Forwards is
 //!   decremented, the proxy's Via is pushed (its branch is derived from the
@@ -251,7 +252,7 @@ impl Net {
             let now = self.now;
             let label = self.members[p.0].label.clone();
             let sdp = match &req {
-                MediaRequest::Offer { .. } => Some(format!("v=0 offer from {label}")),
+                MediaRequest::Offer { .. } => Some(fake_offer(&label)),
                 // A re-offer states its direction, as real SDP does (hold is read from it).
                 MediaRequest::Reoffer { direction, .. } => {
                     Some(format!("v=0 reoffer from {label}\r\na={direction}\r\n"))
@@ -551,4 +552,10 @@ pub fn call_refreshed_by_reinvite(mut on_bob: impl FnMut(&mut Message) + 'static
     net.answer(Party(1), at_bob);
     assert!(net.confirmed(Party(0)) && net.confirmed(Party(1)), "the call is confirmed");
     (net, at_alice, at_bob)
+}
+
+/// The fake offer of the member labelled `label`: its label, then the one
+/// audio `m=` line that an offer needs before a phone rings for it.
+pub fn fake_offer(label: &str) -> String {
+    format!("v=0 offer from {label}\r\nm=audio 9 RTP/AVP 0\r\n")
 }

@@ -759,6 +759,17 @@ pub mod fuzzing {
     pub fn reconcile_fmtp(sdp: &str, name: &str, rate: u32, local: &str) -> String {
         super::reconcile_fmtp(sdp, name, rate, local)
     }
+
+    /// The check an INVITE's offer passes before the phone rings
+    /// (`crate::contract::check_remote_offer`): why it is refused, if it is.
+    pub fn check_remote_offer(sdp: &[u8]) -> Result<(), &'static str> {
+        crate::contract::check_remote_offer(sdp).map_err(|r| r.0)
+    }
+
+    /// The limits every remote SDP is held to (`crate::contract::check_sdp_limits`).
+    pub fn check_sdp_limits(sdp: &[u8]) -> Result<(), &'static str> {
+        crate::contract::check_sdp_limits(sdp).map_err(|r| r.0)
+    }
 }
 
 #[cfg(test)]
