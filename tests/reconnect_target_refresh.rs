@@ -11,19 +11,15 @@ mod sip_net;
 
 use std::time::Duration;
 
-use sip_net::{CallSettings, Net, Party, strip_update_from_allow};
+use sip_net::{Net, Party, no_session_timer, strip_update_from_allow};
 use webphone::dialog::{CallEvent, CallKey};
 use webphone::sip::{HeaderName, Message, Method, StatusCode};
 
 const ALICE: Party = Party(0);
 const BOB: Party = Party(1);
 
-fn settings() -> CallSettings {
-    CallSettings { session_expires: None, ..Default::default() }
-}
-
 fn confirmed() -> (Net, CallKey, CallKey) {
-    let mut net = Net::new(vec![("alice", settings()), ("bob", settings())]);
+    let mut net = Net::new(vec![("alice", no_session_timer()), ("bob", no_session_timer())]);
     let a = net.call(ALICE, "bob");
     let b = net.incoming(BOB);
     net.answer(BOB, b);
@@ -67,7 +63,7 @@ fn a_confirmed_call_refreshes_its_target_by_update_after_reconnecting() {
 
 #[test]
 fn a_peer_without_update_gets_a_reinvite_with_our_sdp() {
-    let mut net = Net::new(vec![("alice", settings()), ("bob", settings())]);
+    let mut net = Net::new(vec![("alice", no_session_timer()), ("bob", no_session_timer())]);
     net.filter = Some(Box::new(|_, _, msg: &mut Message| {
         strip_update_from_allow(msg);
         true
@@ -132,7 +128,7 @@ fn a_failed_refresh_is_reported_and_retried_with_backoff_never_ending_the_call()
 
 #[test]
 fn calls_being_set_up_end_with_a_cause_and_an_orphaned_invite_is_cancelled() {
-    let mut net = Net::new(vec![("alice", settings()), ("bob", settings())]);
+    let mut net = Net::new(vec![("alice", no_session_timer()), ("bob", no_session_timer())]);
     let a = net.call(ALICE, "bob");
     let b = net.incoming(BOB);
     reconnect(&mut net, ALICE);
@@ -146,7 +142,7 @@ fn calls_being_set_up_end_with_a_cause_and_an_orphaned_invite_is_cancelled() {
     assert!(net.ua(ALICE).call_keys().is_empty());
 
     // Ringing here when the connection drops.
-    let mut net = Net::new(vec![("alice", settings()), ("bob", settings())]);
+    let mut net = Net::new(vec![("alice", no_session_timer()), ("bob", no_session_timer())]);
     net.call(ALICE, "bob");
     let b = net.incoming(BOB);
     reconnect(&mut net, BOB);

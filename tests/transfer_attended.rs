@@ -10,7 +10,7 @@ mod sip_net;
 
 use std::time::Duration;
 
-use sip_net::{CallSettings, Net, Party};
+use sip_net::{CallSettings, Net, Party, no_session_timer};
 use webphone::dialog::{CallEvent, CallKey};
 use webphone::sip::{HeaderName, Method, ReferTo, Replaces, TypedHeader};
 use webphone::{CallRequest, PhoneState, TransferPolicy};
@@ -19,14 +19,10 @@ const ALICE: Party = Party(0);
 const BOB: Party = Party(1);
 const CAROL: Party = Party(2);
 
-fn settings() -> CallSettings {
-    CallSettings { session_expires: None, ..Default::default() }
-}
-
 /// alice → bob confirmed; bob consults carol, who answers:
 /// (net, alice's key, bob's key with alice, bob's key with carol, carol's key).
 fn consulting(alice: CallSettings) -> (Net, CallKey, CallKey, CallKey, CallKey) {
-    let mut net = Net::new(vec![("alice", alice), ("bob", settings()), ("carol", settings())]);
+    let mut net = Net::new(vec![("alice", alice), ("bob", no_session_timer()), ("carol", no_session_timer())]);
     let a = net.call(ALICE, "bob");
     let b = net.incoming(BOB);
     net.answer(BOB, b);
@@ -51,7 +47,7 @@ fn replaced(net: &Net, p: Party) -> Option<(CallKey, CallKey)> {
 
 #[test]
 fn consult_then_complete_connects_alice_and_carol() {
-    let (mut net, a, b, consult, c) = consulting(settings());
+    let (mut net, a, b, consult, c) = consulting(no_session_timer());
     let now = net.now;
     net.ua(BOB).complete(b, consult, now).expect("complete");
     net.drive();
@@ -95,7 +91,7 @@ fn consult_then_complete_connects_alice_and_carol() {
 
 #[test]
 fn retrieve_drops_the_consultation_and_resumes_the_first_call() {
-    let (mut net, _a, b, consult, c) = consulting(settings());
+    let (mut net, _a, b, consult, c) = consulting(no_session_timer());
     let now = net.now;
     assert_eq!(net.ua(BOB).retrieve(consult, now), Ok(b));
     net.drive();
@@ -108,7 +104,7 @@ fn retrieve_drops_the_consultation_and_resumes_the_first_call() {
 
 #[test]
 fn ask_policy_waits_for_the_application_and_declines_when_it_never_answers() {
-    let ask = CallSettings { transfer_policy: TransferPolicy::Ask, ..settings() };
+    let ask = CallSettings { transfer_policy: TransferPolicy::Ask, ..no_session_timer() };
     let (mut net, a, b, consult, _c) = consulting(ask.clone());
     let now = net.now;
     net.ua(BOB).complete(b, consult, now).unwrap();

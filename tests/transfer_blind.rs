@@ -9,7 +9,7 @@ mod sip_net;
 
 use std::time::Duration;
 
-use sip_net::{CallSettings, Net, Party};
+use sip_net::{CallSettings, Net, Party, no_session_timer};
 use webphone::TransferPolicy;
 use webphone::dialog::{CallEvent, CallKey};
 use webphone::sip::{HeaderName, Message, Method, StatusCode, sipfrag};
@@ -18,13 +18,9 @@ const ALICE: Party = Party(0);
 const BOB: Party = Party(1);
 const CAROL: Party = Party(2);
 
-fn settings() -> CallSettings {
-    CallSettings { session_expires: None, ..Default::default() }
-}
-
 /// alice → bob confirmed, carol idle: (net, alice's key, bob's key).
 fn call_with(alice: CallSettings, bob: CallSettings) -> (Net, CallKey, CallKey) {
-    let mut net = Net::new(vec![("alice", alice), ("bob", bob), ("carol", settings())]);
+    let mut net = Net::new(vec![("alice", alice), ("bob", bob), ("carol", no_session_timer())]);
     let a = net.call(ALICE, "bob");
     let b = net.incoming(BOB);
     net.answer(BOB, b);
@@ -77,7 +73,7 @@ fn new_call_of(net: &Net, p: Party, old: CallKey) -> CallKey {
 
 #[test]
 fn blind_transfer_succeeds_and_the_transferor_leaves() {
-    let (mut net, a, b) = call_with(settings(), settings());
+    let (mut net, a, b) = call_with(no_session_timer(), no_session_timer());
     transfer(&mut net, BOB, b, "carol");
 
     // The REFER as sent.
@@ -121,7 +117,7 @@ fn blind_transfer_succeeds_and_the_transferor_leaves() {
 
 #[test]
 fn target_busy_fails_the_transfer_and_the_call_stays_resumable() {
-    let (mut net, a, b) = call_with(settings(), settings());
+    let (mut net, a, b) = call_with(no_session_timer(), no_session_timer());
     let now = net.now;
     net.ua(BOB).hold(b, now).unwrap();
     net.drive();
@@ -146,8 +142,8 @@ fn target_busy_fails_the_transfer_and_the_call_stays_resumable() {
 
 #[test]
 fn refused_refer_fails_the_transfer() {
-    let alice = CallSettings { transfer_policy: TransferPolicy::Reject, ..settings() };
-    let (mut net, _a, b) = call_with(alice, settings());
+    let alice = CallSettings { transfer_policy: TransferPolicy::Reject, ..no_session_timer() };
+    let (mut net, _a, b) = call_with(alice, no_session_timer());
     transfer(&mut net, BOB, b, "carol");
     assert!(net.statuses(ALICE).contains(&603));
     assert_eq!(transfer_events(&net, BOB), ["failed Some(603)"]);
@@ -157,7 +153,7 @@ fn refused_refer_fails_the_transfer() {
 
 #[test]
 fn notify_before_the_202_counts_as_acceptance() {
-    let (mut net, _a, b) = call_with(settings(), settings());
+    let (mut net, _a, b) = call_with(no_session_timer(), no_session_timer());
     // alice's 202 is lost: the NOTIFYs still tell bob everything.
     net.drop_from = Some((ALICE, |m| matches!(m, Message::Response(r) if r.status.as_u16() == 202)));
     transfer(&mut net, BOB, b, "carol");
@@ -169,7 +165,7 @@ fn notify_before_the_202_counts_as_acceptance() {
 
 #[test]
 fn notify_crossing_our_bye_is_answered_and_reported() {
-    let (mut net, a, b) = call_with(settings(), settings());
+    let (mut net, a, b) = call_with(no_session_timer(), no_session_timer());
     transfer(&mut net, BOB, b, "carol");
     let c = net.incoming(CAROL);
     // bob hangs up while carol is ringing: alice's subscription outlives the
@@ -186,8 +182,8 @@ fn notify_crossing_our_bye_is_answered_and_reported() {
 
 #[test]
 fn no_final_notify_fails_after_the_timeout_and_keeps_the_call() {
-    let bob = CallSettings { transfer_timeout: Duration::from_secs(30), ..settings() };
-    let (mut net, _a, b) = call_with(settings(), bob);
+    let bob = CallSettings { transfer_timeout: Duration::from_secs(30), ..no_session_timer() };
+    let (mut net, _a, b) = call_with(no_session_timer(), bob);
     // alice's NOTIFYs after the first are lost.
     net.drop_from = Some((
         ALICE,
@@ -203,7 +199,7 @@ fn no_final_notify_fails_after_the_timeout_and_keeps_the_call() {
 
 #[test]
 fn refer_sub_false_gets_no_notifies() {
-    let (mut net, a, b) = call_with(settings(), settings());
+    let (mut net, a, b) = call_with(no_session_timer(), no_session_timer());
     // bob's REFER waives the subscription (RFC 4488).
     net.filter = Some(Box::new(|_, _, msg: &mut Message| {
         if let Message::Request(r) = msg

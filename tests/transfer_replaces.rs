@@ -7,7 +7,7 @@ mod sip_net;
 
 use std::time::Duration;
 
-use sip_net::{CallSettings, Net, Party};
+use sip_net::{Net, Party, no_session_timer};
 use webphone::CallRequest;
 use webphone::dialog::{CallEvent, CallKey};
 use webphone::sip::{HeaderName, Method, NameAddr};
@@ -16,13 +16,10 @@ const ALICE: Party = Party(0);
 const BOB: Party = Party(1);
 const DAVE: Party = Party(2);
 
-fn settings() -> CallSettings {
-    CallSettings { session_expires: None, ..Default::default() }
-}
-
 /// alice calls bob (answered when `answer`): (net, alice's key, bob's key).
 fn alice_calls_bob(answer: bool) -> (Net, CallKey, CallKey) {
-    let mut net = Net::new(vec![("alice", settings()), ("bob", settings()), ("dave", settings())]);
+    let mut net =
+        Net::new(vec![("alice", no_session_timer()), ("bob", no_session_timer()), ("dave", no_session_timer())]);
     let a = net.call(ALICE, "bob");
     let b = net.incoming(BOB);
     if answer {
@@ -126,7 +123,8 @@ fn refusals_follow_rfc_3891() {
 #[test]
 fn replaces_an_early_dialog_we_originated() {
     // bob calls alice, who rings: the early dialog is bob's.
-    let mut net = Net::new(vec![("alice", settings()), ("bob", settings()), ("dave", settings())]);
+    let mut net =
+        Net::new(vec![("alice", no_session_timer()), ("bob", no_session_timer()), ("dave", no_session_timer())]);
     let b = net.call(BOB, "alice");
     let a = net.incoming(ALICE);
     let ringing = net.responses(ALICE).into_iter().find(|r| r.status.as_u16() == 180).unwrap().clone();

@@ -515,6 +515,12 @@ fn names_proxy(route: &str) -> bool {
     route.trim_start_matches('<').starts_with(&format!("sip:{PROXY_HOST}"))
 }
 
+/// Call settings without a session timer (so scenarios see no refreshes
+/// they did not ask for), otherwise the defaults.
+pub fn no_session_timer() -> CallSettings {
+    CallSettings { session_expires: None, ..Default::default() }
+}
+
 /// Removes `UPDATE` from every Allow header of `msg` (a filter that makes
 /// the receiving party refresh sessions with re-INVITE).
 pub fn strip_update_from_allow(msg: &mut Message) {
