@@ -173,6 +173,7 @@
 //! (Kamailio: see the README). DTMF is not sent as RFC 2198
 //! redundant events, and INFO digits are not re-sent after a failure.
 
+pub mod compat;
 pub mod dialog;
 pub mod dtmf;
 pub mod media;
