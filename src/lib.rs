@@ -94,7 +94,10 @@
 //! work nor behind a worker busy with other calls' encodes. On 2 cores
 //! (`examples/load`): 120 call legs (60 calls, 70 % of the libopus-bound
 //! ceiling) run with 0.07–0.27 % of their frame ticks late; at 148 legs
-//! both cores are saturated.
+//! both cores are saturated. Beyond one process, run several, each
+//! registered as its own user, behind the SIP proxy's load balancer
+//! (the README's "Several processes behind Kamailio": the `dispatcher`
+//! module over the processes' AoRs, tested with one process killed).
 //!
 //! ## Features
 //! - `device`: audio devices through cpal (needs `libasound2-dev` on Linux).

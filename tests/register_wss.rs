@@ -15,6 +15,7 @@ fn kamailio_with_tls() -> (Kamailio, Vec<u8>) {
         domain: DOMAIN.into(),
         users: vec![("alice".into(), ALICE_PASSWORD.into())],
         tls: Some(TlsFiles { cert_pem: cert.pem(), key_pem: key.serialize_pem() }),
+        pool: None,
     });
     (kamailio, cert.der().to_vec())
 }

@@ -41,6 +41,20 @@ pub struct KamailioConfig {
     pub users: Vec<(String, String)>,
     /// Also serve `wss://` (Kamailio's tls module) with this certificate.
     pub tls: Option<TlsFiles>,
+    /// Also dispatch calls to a pool user over several members (the
+    /// dispatcher module); `None` leaves the dispatcher out entirely.
+    pub pool: Option<Pool>,
+}
+
+/// A pool user whose INVITEs Kamailio's dispatcher spreads over the
+/// members round robin, trying the next member when one is not registered,
+/// cannot be reached or fails (route POOL in `kamailio.cfg.in`).
+#[derive(Clone, Debug)]
+pub struct Pool {
+    /// The user callers dial, e.g. `"pool"` (not a registered user).
+    pub user: String,
+    /// The members' user names (registered users of the domain).
+    pub members: Vec<String>,
 }
 
 /// PEM-encoded certificate and private key for Kamailio's `wss://` listener.
@@ -244,7 +258,20 @@ impl Kamailio {
             ),
             None => String::new(),
         };
-        let text = render_cfg(cfg, port).replace("@TLS@", &tls_block);
+        let (pool_define, pool_user, pool_list) = match &cfg.pool {
+            Some(pool) => {
+                let list = dir.join("dispatcher.list");
+                let lines: String = pool.members.iter().map(|m| format!("1 sip:{m}@{} 16\n", cfg.domain)).collect();
+                fs::write(&list, lines).unwrap_or_else(|e| panic!("writing {}: {e}", list.display()));
+                ("#!define WITH_POOL".to_string(), pool.user.clone(), list.display().to_string())
+            }
+            None => (String::new(), String::new(), String::new()),
+        };
+        let text = render_cfg(cfg, port)
+            .replace("@TLS@", &tls_block)
+            .replace("@POOL@", &pool_define)
+            .replace("@POOL_USER@", &pool_user)
+            .replace("@POOL_LIST@", &pool_list);
         fs::write(&cfg_path, text).unwrap_or_else(|e| panic!("writing {}: {e}", cfg_path.display()));
         File::create(&log_path).unwrap_or_else(|e| panic!("creating {}: {e}", log_path.display()));
         Kamailio { child: None, port, dir, cfg_path, log_path, tls_port }
@@ -443,10 +470,15 @@ fn render_cfg(cfg: &KamailioConfig, port: u16) -> String {
     let domain_ok =
         !cfg.domain.is_empty() && cfg.domain.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
     assert!(domain_ok, "unsupported SIP domain for the test cfg: {:?}", cfg.domain);
+    let user_ok =
+        |user: &str| !user.is_empty() && user.chars().all(|c| c.is_ascii_alphanumeric() || "._-+".contains(c));
+    let pool_users = cfg.pool.iter().flat_map(|p| std::iter::once(&p.user).chain(&p.members));
+    for user in pool_users {
+        assert!(user_ok(user), "unsupported pool user name for the test cfg: {user:?}");
+    }
     let mut users = String::new();
     for (user, password) in &cfg.users {
-        let user_ok = !user.is_empty() && user.chars().all(|c| c.is_ascii_alphanumeric() || "._-+".contains(c));
-        assert!(user_ok, "unsupported user name for the test cfg: {user:?}");
+        assert!(user_ok(user), "unsupported user name for the test cfg: {user:?}");
         assert!(
             !password.chars().any(|c| c.is_control()),
             "control characters in password of {user:?} are not supported"

@@ -17,7 +17,7 @@ use std::time::Duration;
 use webphone::{CallInfo, CallKey, Event, Events, PhoneConfig, PhoneConfigBuilder};
 
 #[allow(unused_imports)]
-pub use kamailio::{Kamailio, KamailioConfig, TlsFiles, require_loopback_only_netns, unused_port};
+pub use kamailio::{Kamailio, KamailioConfig, Pool, TlsFiles, require_loopback_only_netns, unused_port};
 
 /// The test domain and digest realm.
 pub const DOMAIN: &str = "example.com";
@@ -38,7 +38,7 @@ pub fn start_kamailio_with_users(extra: &[(&str, &str)]) -> Kamailio {
     require_loopback_only_netns();
     let mut users = vec![("alice".into(), ALICE_PASSWORD.into()), ("bob".into(), BOB_PASSWORD.into())];
     users.extend(extra.iter().map(|(u, p)| (u.to_string(), p.to_string())));
-    Kamailio::start(&KamailioConfig { domain: DOMAIN.into(), users, tls: None })
+    Kamailio::start(&KamailioConfig { domain: DOMAIN.into(), users, tls: None, pool: None })
 }
 
 /// A configuration for `user` with fast reconnection, for tests.
