@@ -163,7 +163,9 @@ impl Browser {
         self.wait_within(TIMEOUT, what, pred).await
     }
 
-    async fn wait_within(&mut self, timeout: Duration, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    /// Like [`Browser::wait_for`], for things that come late by design
+    /// (a session refresh), with their own timeout.
+    pub async fn wait_within(&mut self, timeout: Duration, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
         if let Some(i) = self.pending.iter().position(&pred) {
             return self.pending.remove(i).expect("position is in range");
         }
