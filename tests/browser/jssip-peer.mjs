@@ -21,10 +21,12 @@
 // content_type, body), refer (call, target, replaces), accept_refer (call),
 // measure_tone (call, freq, ms), stats (call); quit.
 // Standard output: one JSON event a line, {"event": "...", "ua": "name", ...}
-// (see peer-page.js): ready, registered, incoming, progress, confirmed,
-// ended, failed, hold, unhold, dtmf, info, heard_dtmf, sdp, sip, refer,
-// refer_request, refer_notify, refer_call, replaces, ...; fatal when the
-// peer cannot run. Standard error: diagnostics (browser console).
+// (see peer-page.js): ready, registered, incoming, progress, accepted,
+// confirmed, ended, failed, hold, unhold, dtmf and info (received by SIP
+// INFO), heard_dtmf (DTMF tones in the received audio), sip (every SIP
+// message on the wire, both ways), refer, refer_request, refer_notify,
+// refer_call, replaces, ice, ...; page_error and fatal when the peer cannot
+// go on. Standard error: diagnostics (the browser's console).
 // End of standard input closes the browser and exits.
 
 import { existsSync, mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
