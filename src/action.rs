@@ -87,6 +87,62 @@ pub enum Action {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         call: Option<CallKey>,
     },
+    /// Blind transfer: ask the call's peer to call `target` (REFER);
+    /// progress comes as `transfer_progress`, the outcome as
+    /// `transfer_accepted` or `transfer_failed`.
+    Transfer {
+        /// The call (default: the current one).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call: Option<CallKey>,
+        /// A number or user in our domain, `user@host`, or a URI.
+        target: String,
+    },
+    /// Consult before transferring: hold the call and call `target` on
+    /// another line (the consultation call's key is the outcome).
+    Consult {
+        /// The call to transfer later (default: the current one).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call: Option<CallKey>,
+        /// Whom to consult.
+        target: String,
+        /// Extra headers for the consultation INVITE.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        headers: Vec<(String, String)>,
+        /// The consultation call's audio.
+        #[serde(default)]
+        audio: AudioSetup,
+    },
+    /// Give up a consultation: hang it up and resume the call it was about.
+    Retrieve {
+        /// The consultation call (default: the current one).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call: Option<CallKey>,
+    },
+    /// Attended transfer: connect the peer of `call` with the peer of
+    /// `with` (REFER with Replaces); both our calls end when it succeeds.
+    Complete {
+        /// The call to transfer (default: the call `with` consults about).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call: Option<CallKey>,
+        /// The consultation call: its peer takes over.
+        with: CallKey,
+    },
+    /// Accept the peer's transfer request (policy `ask`): the new call is
+    /// placed with this audio.
+    AcceptTransfer {
+        /// The call the request came in (default: the current one).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call: Option<CallKey>,
+        /// The new call's audio.
+        #[serde(default)]
+        audio: AudioSetup,
+    },
+    /// Refuse the peer's transfer request (policy `ask`): 603 Decline.
+    RejectTransfer {
+        /// The call the request came in (default: the current one).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call: Option<CallKey>,
+    },
     /// Silence one way of a call's audio (no renegotiation).
     Mute {
         /// The call (default: the current one).
@@ -181,6 +237,12 @@ impl Action {
             Action::Hangup { .. } => "hangup",
             Action::Hold { .. } => "hold",
             Action::Resume { .. } => "resume",
+            Action::Transfer { .. } => "transfer",
+            Action::Consult { .. } => "consult",
+            Action::Retrieve { .. } => "retrieve",
+            Action::Complete { .. } => "complete",
+            Action::AcceptTransfer { .. } => "accept_transfer",
+            Action::RejectTransfer { .. } => "reject_transfer",
             Action::Mute { .. } => "mute",
             Action::Unmute { .. } => "unmute",
             Action::Volume { .. } => "volume",
@@ -267,5 +329,23 @@ mod tests {
         );
         let a: Action = serde_json::from_str(r#"{"action":"dtmf","digits":"5"}"#).unwrap();
         assert!(matches!(a, Action::Dtmf { method: DtmfMethod::Auto, call: None, .. }));
+    }
+
+    #[test]
+    fn transfer_actions_read_as_the_issue_writes_them() {
+        let a: Action =
+            serde_json::from_str(r#"{"action":"transfer","call":1,"target":"sip:carol@example.com"}"#).unwrap();
+        assert!(matches!(&a, Action::Transfer { call: Some(CallKey(1)), target } if target == "sip:carol@example.com"));
+        let a: Action = serde_json::from_str(r#"{"action":"complete","call":1,"with":2}"#).unwrap();
+        assert!(matches!(a, Action::Complete { call: Some(CallKey(1)), with: CallKey(2) }));
+        let a: Action = serde_json::from_str(r#"{"action":"complete","with":2}"#).unwrap();
+        assert!(matches!(a, Action::Complete { call: None, with: CallKey(2) }));
+        let a: Action = serde_json::from_str(r#"{"action":"consult","call":1,"target":"1003"}"#).unwrap();
+        assert_eq!(a.name(), "consult");
+        let a: Action = serde_json::from_str(r#"{"action":"retrieve","call":2}"#).unwrap();
+        assert!(matches!(a, Action::Retrieve { call: Some(CallKey(2)) }));
+        let a: Action = serde_json::from_str(r#"{"action":"accept_transfer"}"#).unwrap();
+        assert!(matches!(a, Action::AcceptTransfer { call: None, .. }));
+        assert!(serde_json::from_str::<Action>(r#"{"action":"complete","call":1}"#).is_err(), "`with` is required");
     }
 }

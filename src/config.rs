@@ -38,16 +38,18 @@ pub struct PhoneConfig {
     pub(crate) seed: Option<u64>,
     pub(crate) calls: CallSettings,
     pub(crate) media: MediaConfig,
-    pub(crate) incoming_audio: Option<IncomingAudio>,
+    pub(crate) incoming_audio: Option<AudioChooser>,
+    pub(crate) transfer_audio: Option<AudioChooser>,
 }
 
-/// Chooses the audio of an incoming call when it rings.
+/// Chooses the audio of a call the application did not place or answer
+/// itself (one ringing here, one placed on a transfer request).
 #[derive(Clone)]
-pub(crate) struct IncomingAudio(pub(crate) Arc<dyn Fn(&CallInfo) -> AudioSetup + Send + Sync>);
+pub(crate) struct AudioChooser(pub(crate) Arc<dyn Fn(&CallInfo) -> AudioSetup + Send + Sync>);
 
-impl std::fmt::Debug for IncomingAudio {
+impl std::fmt::Debug for AudioChooser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("IncomingAudio(..)")
+        f.write_str("AudioChooser(..)")
     }
 }
 
@@ -95,7 +97,8 @@ pub struct PhoneConfigBuilder {
     seed: Option<u64>,
     calls: CallSettings,
     media: MediaConfig,
-    incoming_audio: Option<IncomingAudio>,
+    incoming_audio: Option<AudioChooser>,
+    transfer_audio: Option<AudioChooser>,
 }
 
 impl Default for PhoneConfigBuilder {
@@ -121,6 +124,7 @@ impl Default for PhoneConfigBuilder {
             calls: CallSettings::default(),
             media: MediaConfig::default(),
             incoming_audio: None,
+            transfer_audio: None,
         }
     }
 }
@@ -251,7 +255,42 @@ impl PhoneConfigBuilder {
     /// (a voice bot that auto-answers plays its prompt this way). Answering
     /// with [`crate::Phone::answer_with`] still overrides it.
     pub fn incoming_audio(mut self, choose: impl Fn(&CallInfo) -> AudioSetup + Send + Sync + 'static) -> Self {
-        self.incoming_audio = Some(IncomingAudio(Arc::new(choose)));
+        self.incoming_audio = Some(AudioChooser(Arc::new(choose)));
+        self
+    }
+
+    /// What to do when a peer asks this phone to transfer a call (REFER):
+    /// accept (the default), reject, or ask the application
+    /// ([`crate::Event::TransferRequested`], then
+    /// [`crate::Phone::accept_transfer`] / [`crate::Phone::reject_transfer`]).
+    pub fn transfer_policy(mut self, policy: crate::TransferPolicy) -> Self {
+        self.calls.transfer_policy = policy;
+        self
+    }
+
+    /// Whether a call ends by itself once its blind transfer succeeded
+    /// (default: yes). An attended transfer always ends both calls.
+    pub fn end_after_transfer(mut self, end: bool) -> Self {
+        self.calls.end_after_transfer = end;
+        self
+    }
+
+    /// How long a transfer of ours waits for the transferee's final NOTIFY
+    /// (each NOTIFY starts it again) before it is reported failed (default 60 s).
+    pub fn transfer_timeout(mut self, timeout: Duration) -> Self {
+        self.calls.transfer_timeout = timeout;
+        self
+    }
+
+    /// Chooses the audio of the calls a transfer gives this phone: the call
+    /// it places because a peer asked it to transfer (`transferred_from` in
+    /// the [`CallInfo`] names the call the REFER came in), and the call that
+    /// takes the place of one of ours in an attended transfer
+    /// ([`crate::Event::CallReplaced`]). Without it such calls send silence;
+    /// a softphone passes its devices, a bot the same choice as for its
+    /// other calls.
+    pub fn transfer_audio(mut self, choose: impl Fn(&CallInfo) -> AudioSetup + Send + Sync + 'static) -> Self {
+        self.transfer_audio = Some(AudioChooser(Arc::new(choose)));
         self
     }
 
@@ -370,6 +409,7 @@ impl PhoneConfigBuilder {
             calls: self.calls,
             media: self.media,
             incoming_audio: self.incoming_audio,
+            transfer_audio: self.transfer_audio,
         })
     }
 }

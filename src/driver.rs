@@ -65,6 +65,9 @@ struct Core {
     final_stats: HashMap<CallKey, CallStats>,
     /// Per call: what we send is muted, what we hear is muted.
     mutes: HashMap<CallKey, (bool, bool)>,
+    /// Per call a transfer request came in: the audio the application
+    /// chose for the call that carries it out.
+    transfer_audio: HashMap<CallKey, crate::media::AudioSetup>,
 }
 
 pub(crate) async fn drive(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>) {
@@ -78,6 +81,7 @@ pub(crate) async fn drive(shared: Arc<Shared>, mut commands: mpsc::UnboundedRece
         media: MediaEngine::new(cfg.media.clone()),
         final_stats: HashMap::new(),
         mutes: HashMap::new(),
+        transfer_audio: HashMap::new(),
     };
     if cfg.register_on_start {
         core.ua.register(now());
@@ -314,6 +318,36 @@ impl Core {
             Action::Resume { call } => {
                 self.current_call(call).and_then(|call| done(self.ua.resume(call, t).map_err(Error::Call)))
             }
+            Action::Transfer { call, target } => {
+                self.current_call(call).and_then(|call| done(self.ua.transfer(call, &target, t).map_err(Error::Call)))
+            }
+            Action::Consult { call, target, headers, audio } => self.current_call(call).and_then(|call| {
+                let request = CallRequest { target, display_name: None, headers };
+                let consult = self.ua.consult(call, request, t).map_err(Error::Call)?;
+                self.media.set_audio(consult, audio);
+                Ok(ActionOutcome::Call(consult))
+            }),
+            Action::Retrieve { call } => self
+                .current_call(call)
+                .and_then(|call| self.ua.retrieve(call, t).map_err(Error::Call).map(ActionOutcome::Call)),
+            Action::Complete { call, with } => {
+                let call = call.or_else(|| self.ua.consultation_of(with));
+                match call {
+                    None => Err(Error::Call(CallError::InvalidState)),
+                    Some(call) => done(self.ua.complete(call, with, t).map_err(Error::Call)),
+                }
+            }
+            Action::AcceptTransfer { call, audio } => self.current_call(call).and_then(|call| {
+                self.transfer_audio.insert(call, audio);
+                let accepted = self.ua.answer_transfer(call, true, t).map_err(Error::Call);
+                if accepted.is_err() {
+                    self.transfer_audio.remove(&call);
+                }
+                done(accepted)
+            }),
+            Action::RejectTransfer { call } => self
+                .current_call(call)
+                .and_then(|call| done(self.ua.answer_transfer(call, false, t).map_err(Error::Call))),
             Action::Mute { call, direction } => {
                 self.current_call(call).and_then(|call| done(self.set_muted(call, direction, true)))
             }
@@ -558,6 +592,34 @@ impl Core {
                     // The audio the configuration chooses for a ringing call.
                     self.media.set_audio(s.key, (choose.0)(&shared.clock.call_info(s)));
                 }
+                match &ev {
+                    // The media side plays the hold source (or silence) while we hold.
+                    AgentEvent::Call(CallEvent::Held { call, by: crate::Originator::Local }) => {
+                        self.media.control(call.key, MediaControl::LocalHold(true));
+                    }
+                    AgentEvent::Call(CallEvent::Resumed { call, by: crate::Originator::Local }) => {
+                        self.media.control(call.key, MediaControl::LocalHold(false));
+                    }
+                    _ => {}
+                }
+                if let (AgentEvent::Call(CallEvent::CallReplaced { new, .. }), Some(choose)) =
+                    (&ev, &shared.config.transfer_audio)
+                {
+                    // A call taking the place of ours (attended transfer): answered next.
+                    self.media.set_audio(new.key, (choose.0)(&shared.clock.call_info(new)));
+                }
+                if let AgentEvent::Call(CallEvent::Outgoing(s)) = &ev
+                    && let Some(from) = s.transferred_from
+                {
+                    // A call placed on a transfer request: the application's
+                    // choice when it accepted, else the configuration's.
+                    let audio = self.transfer_audio.remove(&from).or_else(|| {
+                        shared.config.transfer_audio.as_ref().map(|choose| (choose.0)(&shared.clock.call_info(s)))
+                    });
+                    if let Some(audio) = audio {
+                        self.media.set_audio(s.key, audio);
+                    }
+                }
                 let event = self.event(ev, server, shared);
                 // The status first, so that whoever reacts to the event sees it.
                 self.publish_status(shared);
@@ -609,6 +671,26 @@ impl Core {
                     },
                     CallEvent::DtmfSent { call, digit } => {
                         Event::DtmfSent { call: clock.call_info(&call), digit, method: DtmfMethod::Info }
+                    }
+                    CallEvent::TransferProgress { call, status, reason } => {
+                        Event::TransferProgress { call: clock.call_info(&call), status, reason }
+                    }
+                    CallEvent::TransferAccepted { call } => Event::TransferAccepted { call: clock.call_info(&call) },
+                    CallEvent::TransferFailed { call, status, reason } => {
+                        Event::TransferFailed { call: clock.call_info(&call), status, reason }
+                    }
+                    CallEvent::TransferRequested { call, target, referred_by, replaces } => {
+                        Event::TransferRequested { call: clock.call_info(&call), target, referred_by, replaces }
+                    }
+                    CallEvent::TargetRefreshed { call } => Event::TargetRefreshed { call: clock.call_info(&call) },
+                    CallEvent::TargetRefreshFailed { call, status, reason, retry_in } => Event::TargetRefreshFailed {
+                        call: clock.call_info(&call),
+                        status,
+                        reason,
+                        retry_in_ms: retry_in.as_millis() as u64,
+                    },
+                    CallEvent::CallReplaced { old, new } => {
+                        Event::CallReplaced { old: clock.call_info(&old), new: clock.call_info(&new) }
                     }
                 }
             }

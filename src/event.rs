@@ -35,6 +35,10 @@ pub struct CallInfo {
     pub ended_ms: Option<u64>,
     /// Why it ended.
     pub end: Option<EndCause>,
+    /// This call was placed because the peer of that call asked us to
+    /// transfer it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transferred_from: Option<CallKey>,
 }
 
 /// Maps the core's monotonic instants to wall-clock milliseconds.
@@ -69,11 +73,15 @@ impl WallClock {
             connected_ms: s.connected.map(|t| self.ms(t)),
             ended_ms: s.ended.map(|t| self.ms(t)),
             end: s.end.clone(),
+            transferred_from: s.transferred_from,
         }
     }
 }
 
 /// Something that happened to the phone.
+// Moved once each from the core to the application; CallReplaced carries
+// two calls, and boxing it would allocate per event for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 #[non_exhaustive]
@@ -178,6 +186,74 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// Our transfer's target is being called: the status the transferee
+    /// reported (100 Trying, 180 Ringing...).
+    TransferProgress {
+        /// The call being transferred.
+        call: CallInfo,
+        /// The status code.
+        status: u16,
+        /// Its reason phrase.
+        reason: String,
+    },
+    /// Our transfer succeeded: the target answered (Bizfly `referAccepted`).
+    /// A blind transfer's call then ends (unless configured otherwise); an
+    /// attended transfer ends both calls.
+    TransferAccepted {
+        /// The call transferred.
+        call: CallInfo,
+    },
+    /// Our transfer failed (REFER refused, target busy or unreachable, no
+    /// final word in time): the call goes on as it was (Bizfly `referFailed`).
+    TransferFailed {
+        /// The call.
+        call: CallInfo,
+        /// The REFER's refusal or the target's final status, if there was one.
+        status: Option<u16>,
+        /// Why.
+        reason: String,
+    },
+    /// The peer asks us to call someone else (REFER). With the `ask` policy
+    /// answer it with [`crate::Phone::accept_transfer`] or
+    /// [`crate::Phone::reject_transfer`]; otherwise the policy already did.
+    TransferRequested {
+        /// The call the request came in.
+        call: CallInfo,
+        /// Whom to call.
+        target: String,
+        /// Who asked (the Referred-By header), if said.
+        referred_by: Option<String>,
+        /// The new call replaces a call of the target's (attended transfer).
+        replaces: bool,
+    },
+    /// After a reconnection, the peer learned how to reach us over the new
+    /// connection (our target refresh was answered 2xx): its BYE will arrive.
+    TargetRefreshed {
+        /// The call.
+        call: CallInfo,
+    },
+    /// After a reconnection, the call could not tell the peer how to reach
+    /// us now (the target refresh failed); it is tried again after
+    /// `retry_in_ms` and the call goes on.
+    TargetRefreshFailed {
+        /// The call.
+        call: CallInfo,
+        /// The final response, if one came.
+        status: Option<u16>,
+        /// Why.
+        reason: String,
+        /// When the next attempt goes out.
+        retry_in_ms: u64,
+    },
+    /// A call that came in with `Replaces` took the place of one of ours
+    /// (we were the target of an attended transfer): `new` is answered,
+    /// `old` ends.
+    CallReplaced {
+        /// The call replaced.
+        old: CallInfo,
+        /// The call replacing it.
+        new: CallInfo,
+    },
     /// The call ended; `call.end` says who ended it and why.
     CallEnded {
         /// The call.
@@ -251,6 +327,13 @@ impl Event {
             | Event::CallHeld { call, .. }
             | Event::CallResumed { call, .. }
             | Event::HoldFailed { call, .. }
+            | Event::TransferProgress { call, .. }
+            | Event::TransferAccepted { call }
+            | Event::TransferFailed { call, .. }
+            | Event::TransferRequested { call, .. }
+            | Event::CallReplaced { new: call, .. }
+            | Event::TargetRefreshFailed { call, .. }
+            | Event::TargetRefreshed { call }
             | Event::CallEnded { call, .. }
             | Event::CallQuality { call, .. }
             | Event::SendAudioEnded { call }

@@ -93,12 +93,58 @@
 //!
 //! ## Calls
 //! Hold and resume ([`Phone::hold`]) re-offer the direction only (same ICE
-//! and DTLS session); the far end's holds are reported too. With two lines
-//! (the default), placing, answering or resuming a call holds the others
-//! first ([`PhoneConfigBuilder::hold_other_lines`]). [`Phone::status`] says
-//! what the phone is doing with the seeds' status codes ([`PhoneState`]);
-//! an action that does not fit it fails with [`Error::NotAllowed`].
+//! and DTLS session); the far end's holds are reported too. While we hold,
+//! the peer hears the call's hold source ([`AudioSetup::hold`]) or silence.
+//! With two lines (the default), placing, answering or resuming a call
+//! holds the others first ([`PhoneConfigBuilder::hold_other_lines`]).
 //!
+//! Transfer, in every role:
+//! - blind: [`Phone::transfer`] REFERs the peer to a target and reports the
+//!   target's progress and the outcome ([`Event::TransferAccepted`] /
+//!   [`Event::TransferFailed`]: the call goes on, as it was);
+//! - attended: [`Phone::consult`] holds a call and calls someone on another
+//!   line, [`Phone::retrieve`] gives that up, [`Phone::complete`] REFERs the
+//!   first peer to the consulted party's Contact with `Replaces`;
+//! - transferee: a REFER is accepted, refused or handed to the application
+//!   ([`PhoneConfigBuilder::transfer_policy`]); the new call's progress goes
+//!   back to the referrer as NOTIFYs (`Refer-Sub: false` honoured);
+//! - transfer target: an INVITE with `Replaces` takes the place of the call
+//!   it names ([`Event::CallReplaced`]).
+//!
+//! A dropped WebSocket does not end a confirmed call (its media is peer to
+//! peer): once reconnected, the call refreshes its target so the peer's
+//! requests reach us again ([`Event::TargetRefreshed`], or
+//! [`Event::TargetRefreshFailed`] and a retry with backoff), and our dialogs'
+//! Contact is the registrar's GRUU when it gives one. Calls still being set
+//! up end with a cause that says so (an orphaned INVITE is cancelled once
+//! reconnected). A BYE that fails is reported on [`Event::CallEnded`]
+//! ([`EndCause::bye_status`]): the far end may not know.
+//!
+//! ## Status
+//! [`Phone::status`] says what the phone is doing, one value with the seeds'
+//! status codes ([`PhoneState`], Aliyun's table); [`Event::StatusChanged`]
+//! reports each change. The current state follows from the calls: an
+//! unheld call first (the newest), then a call being placed, a call
+//! ringing here, held calls, then registration. An action that does not
+//! fit the state of the call it names fails with [`Error::NotAllowed`]
+//! (Aliyun's 9001), carrying the status code; it is never a silent no-op.
+//!
+//! | code | state | what it allows (besides `status`, `lines`, `set_mode`, `register`, `unregister`) |
+//! |-----:|-------|------------------------------------------------------------------------------------|
+//! | -1 | unregistered | `call` once connected (a call needs the connection, not the registration) |
+//! | 0 | registering | as -1 |
+//! | 3 | idle | `call` (not in mode `inactive`) |
+//! | 6 | ringing (a call rings here) | `answer`, `reject`, `hangup`; `call` on a free line |
+//! | 8 | dialing | `hangup` (CANCEL); `call` on a free line |
+//! | 9 / 10 | in a call we answered / placed | `hangup`, `hold`, `mute`/`unmute`, `volume`, `dtmf`, `transfer`, `consult`, `set_send_audio`, `set_receive_audio`, `stats`; `call` on a free line (holding this one) |
+//! | 12 | every call held by us | `resume`, `hangup`, `transfer`, `consult`, `complete`; `call` on a free line |
+//! | 16 | consultation dialing (placing a call while another is held) | `hangup` / `retrieve` of the consultation, actions on the held call |
+//! | 17 | consultation call (in a call we placed while another is held) | `complete`, `retrieve`, and all of 9 / 10 on either call |
+//!
+//! Events still arrive in every state; `answer` needs a ringing call,
+//! `hold`/`resume`/`transfer`/`consult`/`dtmf` a confirmed one, `complete`
+//! two confirmed calls, `retrieve` a consultation call.
+
 //! ## DTMF
 //! [`Phone::send_dtmf`] (or the `dtmf` action) sends digits by RFC 4733
 //! telephone-events (payload type and clock from the negotiated SDP, on the
@@ -110,8 +156,13 @@
 //! bodies, tones, the detector) are in [`dtmf`].
 //!
 //! ## Not yet
-//! Transfer (REFER, Replaces), the seeds' compatibility facades and the
-//! control server are the next milestones. DTMF is not sent as RFC 2198
+//! The seeds' compatibility facades and the control server are the next
+//! milestones. A call a transfer gives us takes its audio from
+//! [`PhoneConfigBuilder::transfer_audio`], not from the call it replaces
+//! (the running source is not moved from one call to the other). An
+//! attended transfer names the consulted party's Contact: a GRUU when its
+//! registrar gave one, else a Contact the proxy must be able to route
+//! (Kamailio: see the README). DTMF is not sent as RFC 2198
 //! redundant events, and INFO digits are not re-sent after a failure.
 
 pub mod dialog;
@@ -133,7 +184,7 @@ pub use action::{Action, ActionOutcome, AudioDirection, LineInfo, PhoneStatus};
 pub use config::{PhoneConfig, PhoneConfigBuilder};
 pub use contract::{CallKey, MediaDirection};
 pub use dialog::call::{CallDirection, EndCause, Originator, Party};
-pub use dialog::{CallError, CallRequest, Mode, PhoneState};
+pub use dialog::{CallError, CallRequest, Mode, PhoneState, TransferPolicy};
 pub use dtmf::{DtmfMethod, DtmfOptions};
 pub use error::Error;
 pub use event::{CallInfo, Event};

@@ -263,6 +263,57 @@ impl Phone {
         self.done(Action::Resume { call: Some(call.into()) }).await
     }
 
+    /// Blind transfer: asks the call's peer to call `target` (REFER).
+    /// [`Event::TransferProgress`], then [`Event::TransferAccepted`] (the
+    /// call then ends, unless configured otherwise) or
+    /// [`Event::TransferFailed`] (the call goes on) follow.
+    pub async fn transfer(&self, call: impl Into<CallKey>, target: &str) -> Result<(), Error> {
+        self.done(Action::Transfer { call: Some(call.into()), target: target.to_string() }).await
+    }
+
+    /// Consults before an attended transfer: holds `call` and calls
+    /// `target` on another line. Returns the consultation call; finish with
+    /// [`Phone::complete`] or give up with [`Phone::retrieve`].
+    pub async fn consult(&self, call: impl Into<CallKey>, target: &str, options: CallOptions) -> Result<Call, Error> {
+        let action = Action::Consult {
+            call: Some(call.into()),
+            target: target.to_string(),
+            headers: options.headers,
+            audio: options.audio,
+        };
+        match self.execute(action).await? {
+            ActionOutcome::Call(key) => Ok(self.call_handle(key)),
+            other => unreachable!("the driver answers Action::Consult with ActionOutcome::Call, not {other:?}"),
+        }
+    }
+
+    /// Gives up a consultation: hangs `consult` up and resumes the call it
+    /// was about, which is returned.
+    pub async fn retrieve(&self, consult: impl Into<CallKey>) -> Result<Call, Error> {
+        match self.execute(Action::Retrieve { call: Some(consult.into()) }).await? {
+            ActionOutcome::Call(key) => Ok(self.call_handle(key)),
+            other => unreachable!("the driver answers Action::Retrieve with ActionOutcome::Call, not {other:?}"),
+        }
+    }
+
+    /// Attended transfer: connects the peer of `call` with the peer of
+    /// `consult` (REFER to the latter's Contact with Replaces). Both calls
+    /// end when [`Event::TransferAccepted`] comes.
+    pub async fn complete(&self, call: impl Into<CallKey>, consult: impl Into<CallKey>) -> Result<(), Error> {
+        self.done(Action::Complete { call: Some(call.into()), with: consult.into() }).await
+    }
+
+    /// Accepts a transfer request ([`Event::TransferRequested`], policy
+    /// [`crate::TransferPolicy::Ask`]): the new call is placed with `audio`.
+    pub async fn accept_transfer(&self, call: impl Into<CallKey>, audio: AudioSetup) -> Result<(), Error> {
+        self.done(Action::AcceptTransfer { call: Some(call.into()), audio }).await
+    }
+
+    /// Refuses a transfer request (603 Decline).
+    pub async fn reject_transfer(&self, call: impl Into<CallKey>) -> Result<(), Error> {
+        self.done(Action::RejectTransfer { call: Some(call.into()) }).await
+    }
+
     /// Mutes (or unmutes) what we send: the far end hears silence. No renegotiation.
     pub async fn mute(&self, call: impl Into<CallKey>, muted: bool) -> Result<(), Error> {
         self.set_muted(call.into(), AudioDirection::Send, muted).await
@@ -420,6 +471,21 @@ impl Call {
     /// Mutes (or unmutes) what we send.
     pub async fn mute(&self, muted: bool) -> Result<(), Error> {
         self.phone.mute(self.key, muted).await
+    }
+
+    /// Blind transfer of this call to `target` (see [`Phone::transfer`]).
+    pub async fn transfer(&self, target: &str) -> Result<(), Error> {
+        self.phone.transfer(self.key, target).await
+    }
+
+    /// Holds this call and consults `target` (see [`Phone::consult`]).
+    pub async fn consult(&self, target: &str, options: CallOptions) -> Result<Call, Error> {
+        self.phone.consult(self.key, target, options).await
+    }
+
+    /// Attended transfer of this call to the peer of `consult` (see [`Phone::complete`]).
+    pub async fn complete(&self, consult: &Call) -> Result<(), Error> {
+        self.phone.complete(self.key, consult.key).await
     }
 
     /// Sends DTMF digits on the call (see [`Phone::send_dtmf`]).

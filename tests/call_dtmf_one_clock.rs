@@ -137,7 +137,10 @@ async fn one_clock(clock: u32) {
     assert_eq!((digit, duration_ms, method), ('7', 120, DtmfMethod::Rfc4733));
 
     alice.hangup(call).await.unwrap();
-    alice_log.wait_ended(call).await;
+    let bye = bob.recv_until("BYE from Alice", |m| m.method() == Some("BYE")).await;
+    bob.send(response(&bye, 200, "OK", None, &[], "")).await;
+    let end = alice_log.wait_ended(call).await.end.unwrap();
+    assert_eq!(end.bye_status, None, "{end:?}");
     peer.close().await;
     bob.close().await;
     alice.stop().await.unwrap();

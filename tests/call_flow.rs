@@ -415,8 +415,12 @@ fn late_offer_ack_without_answer_ends_the_call() {
     net.ua(B).handle_message(Bytes::from(ack), now);
     net.drive();
     assert_eq!(net.requests(B, Method::Bye).len(), 1);
+    // carol is no party of the net: the BYE goes unanswered, and the end
+    // is reported when it times out.
+    net.run_for(Duration::from_secs(33));
     let end = net.ended(B).unwrap().end.clone().unwrap();
     assert_eq!((end.by, end.reason.as_str()), (Originator::System, "the ACK carried no SDP answer"));
+    assert_eq!(end.bye_status, Some(408));
 }
 
 #[test]

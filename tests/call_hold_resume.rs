@@ -1,9 +1,10 @@
 //! Scenario: hold and resume with real WebRTC media through Kamailio. Alice
 //! (440 Hz) and Bob (880 Hz) talk; Alice holds: both sides report it, Bob
-//! stops sending (he answered `recvonly`) while Alice's audio still reaches
-//! him, and Alice, who expects nothing while she holds, raises no "no
-//! audio" alert. Alice resumes: Bob's tone comes back to her. Same ICE and
-//! DTLS session throughout (no reconnection, no new peer).
+//! stops sending (he answered `recvonly`) and hears silence from Alice (or
+//! her hold music, when she has one), and Alice, who expects nothing while
+//! she holds, raises no "no audio" alert. Alice resumes: each hears the
+//! other's tone again. Same ICE and DTLS session throughout (no
+//! reconnection, no new peer).
 
 mod support;
 
@@ -62,8 +63,9 @@ async fn hold_stops_the_far_end_sending_and_resume_brings_it_back() {
     })
     .await;
     let alice_then = alice.call_stats(call.key()).await.unwrap();
-    wait_stats(&bob, incoming.key, "Alice's tone still reaching Bob while he is held", |s| {
-        s.rx_packets >= bob_stopped.rx_packets + 50
+    // Alice keeps sending (sendonly), but silence: she has no hold source.
+    wait_stats(&bob, incoming.key, "silence from Alice while she holds", |s| {
+        s.rx_packets >= bob_stopped.rx_packets + 50 && s.rx_level_dbfs < -60.0
     })
     .await;
     let alice_now = alice.call_stats(call.key()).await.unwrap();
@@ -87,6 +89,31 @@ async fn hold_stops_the_far_end_sending_and_resume_brings_it_back() {
     .await;
     assert_eq!(back.codec.as_deref(), Some("opus"), "the same session");
 
+    call.hangup().await.expect("hang up");
+    bob_log.wait_ended(incoming.key).await;
+    alice.stop().await.unwrap();
+    bob.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_far_end_hears_the_hold_source_while_held() {
+    let kamailio = start_kamailio();
+    let (alice, mut alice_log) = registered_phone(&kamailio, "alice", ALICE_PASSWORD).await;
+    let (bob, mut bob_log) = registered_phone(&kamailio, "bob", BOB_PASSWORD).await;
+    let music =
+        AudioSetup { hold: Some(SendAudio::Tone { frequency_hz: 523.0, level_dbfs: -12.0 }), ..tone(440.0, 880.0) };
+    let call = alice.call("bob", CallOptions { audio: music, ..Default::default() }).await.expect("placed");
+    let incoming = bob_log.wait_incoming().await;
+    bob.answer_with(incoming.key, tone(880.0, 440.0)).await.expect("answered");
+    alice_log.wait_confirmed(call.key()).await;
+    let dominant = |hz: f64| move |s: &CallStats| s.rx_dominant_hz.is_some_and(|f| (f - hz).abs() < 5.0);
+    wait_stats(&bob, incoming.key, "Alice's tone at Bob", dominant(440.0)).await;
+    call.hold().await.expect("hold");
+    bob_log.wait_for("CallHeld at Bob", |e| matches!(e, Event::CallHeld { by: Originator::Remote, .. })).await;
+    wait_stats(&bob, incoming.key, "the hold music at Bob", dominant(523.0)).await;
+    call.resume().await.expect("resume");
+    bob_log.wait_for("CallResumed at Bob", |e| matches!(e, Event::CallResumed { by: Originator::Remote, .. })).await;
+    wait_stats(&bob, incoming.key, "Alice's tone back at Bob", dominant(440.0)).await;
     call.hangup().await.expect("hang up");
     bob_log.wait_ended(incoming.key).await;
     alice.stop().await.unwrap();

@@ -4,6 +4,7 @@
 //! webphone register --server ws://127.0.0.1:5080 --user alice --password secret --domain example.com
 //! webphone call 1002 --server ... --allow-loopback --tone 440 --duration 5 --report report.json
 //! webphone answer --server ... --answer-after 1 --max-calls 1 --record heard.wav
+//! webphone call 1002 --server ... --hold-at 2 --resume-at 4 --transfer-to 1003 --transfer-at 6
 //! webphone phone --server ... --allow-loopback   # JSON actions in on stdin, JSON events out
 //! webphone demo          # two phones on loopback through a built-in relay: no server needed
 //! ```
@@ -104,6 +105,10 @@ struct Audio {
     /// Record what we hear to this WAV file (48 kHz mono).
     #[arg(long)]
     record: Option<PathBuf>,
+    /// Play this WAV file (looped) to the far end while we hold the call
+    /// (default: silence).
+    #[arg(long)]
+    hold_music: Option<PathBuf>,
 }
 
 impl Audio {
@@ -118,7 +123,8 @@ impl Audio {
             Some(path) => ReceiveAudio::WavFile(numbered(path, call_index)),
             None => ReceiveAudio::Discard,
         };
-        AudioSetup { send, receive, track_frequencies: Vec::new(), detect_inband_dtmf: None }
+        let hold = self.hold_music.as_ref().map(|path| SendAudio::WavFile { path: path.clone(), looping: true });
+        AudioSetup { send, receive, hold, ..Default::default() }
     }
 }
 
@@ -141,6 +147,23 @@ struct DtmfArgs {
     /// How: auto (RFC 4733 when negotiated, else INFO), rfc4733, info or inband.
     #[arg(long, default_value = "auto")]
     dtmf_method: DtmfMethod,
+}
+
+/// Call control at set times after each call is answered (for one-shot test calls).
+#[derive(Args, Clone, Default)]
+struct ControlArgs {
+    /// Hold the call this many seconds after the answer.
+    #[arg(long)]
+    hold_at: Option<f64>,
+    /// Resume it this many seconds after the answer.
+    #[arg(long)]
+    resume_at: Option<f64>,
+    /// Transfer the call to this target (blind: REFER)...
+    #[arg(long)]
+    transfer_to: Option<String>,
+    /// ... this many seconds after the answer.
+    #[arg(long, default_value_t = 2.0)]
+    transfer_at: f64,
 }
 
 #[derive(Args)]
@@ -172,6 +195,8 @@ struct CallArgs {
     headers: Vec<String>,
     #[command(flatten)]
     dtmf: DtmfArgs,
+    #[command(flatten)]
+    control: ControlArgs,
 }
 
 #[derive(Args)]
@@ -193,6 +218,8 @@ struct AnswerArgs {
     duration: Option<f64>,
     #[command(flatten)]
     dtmf: DtmfArgs,
+    #[command(flatten)]
+    control: ControlArgs,
 }
 
 #[derive(Args)]
@@ -275,8 +302,15 @@ fn config(account: &Account, audio: Option<&Audio>) -> Result<PhoneConfig, Strin
     if account.insecure_skip_tls_verify {
         b = b.tls(TlsConfig::dangerous_accept_any_certificate());
     }
-    if audio.is_some_and(|a| a.allow_loopback) {
-        b = loopback_media(b);
+    if let Some(audio) = audio {
+        if audio.allow_loopback {
+            b = loopback_media(b);
+        }
+        // The calls a transfer gives us (placed on a REFER, or replacing
+        // one of ours) send and record like the others.
+        let audio = audio.clone();
+        let index = std::sync::atomic::AtomicUsize::new(1);
+        b = b.transfer_audio(move |_| audio.setup(index.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
     }
     b.build().map_err(|e| e.to_string())
 }
@@ -364,7 +398,14 @@ async fn call(args: CallArgs) -> Result<(), String> {
         let options = CallOptions { headers, audio: args.audio.setup(0), ..Default::default() };
         let key = phone.call(&args.target, options).await.map_err(|e| e.to_string())?.key();
         rec.expect_call(key);
-        run_calls(&phone, &mut rec, None, args.duration, Some(1), &args.dtmf).await
+        let plan = Plan {
+            answering: None,
+            duration: args.duration,
+            max_calls: Some(1),
+            dtmf: args.dtmf,
+            control: args.control,
+        };
+        run_calls(&phone, &mut rec, plan).await
     }
     .await;
     finish(&phone, rec, &args.output, result).await
@@ -377,7 +418,14 @@ async fn answer(args: AnswerArgs) -> Result<(), String> {
         start_registered(&phone, &mut rec, args.account.timeout).await?;
         let answering =
             Answering { after: Duration::from_secs_f64(args.answer_after.max(0.0)), audio: args.audio.clone() };
-        run_calls(&phone, &mut rec, Some(answering), args.duration, args.max_calls, &args.dtmf).await
+        let plan = Plan {
+            answering: Some(answering),
+            duration: args.duration,
+            max_calls: args.max_calls,
+            dtmf: args.dtmf,
+            control: args.control,
+        };
+        run_calls(&phone, &mut rec, plan).await
     }
     .await;
     finish(&phone, rec, &args.output, result).await
@@ -389,77 +437,119 @@ struct Answering {
     audio: Audio,
 }
 
-/// Follows calls until `max_calls` have ended (or Ctrl-C): answers incoming
-/// ones when `answering`, hangs each up `duration` seconds after its answer.
-async fn run_calls(
-    phone: &Phone,
-    rec: &mut Recorder,
+/// What `call` and `answer` do with their calls.
+struct Plan {
+    /// Answer incoming calls (else only follow the call placed).
     answering: Option<Answering>,
+    /// Hang each call up this long after its answer.
     duration: Option<f64>,
+    /// Exit once this many calls have ended and none is left.
     max_calls: Option<usize>,
-    dtmf: &DtmfArgs,
-) -> Result<(), String> {
-    let (due_tx, mut due_rx) = tokio::sync::mpsc::unbounded_channel::<(CallKey, bool)>();
-    let (dtmf_tx, mut dtmf_rx) = tokio::sync::mpsc::unbounded_channel::<CallKey>();
+    dtmf: DtmfArgs,
+    control: ControlArgs,
+}
+
+/// Something to do to a call at a set time.
+enum Due {
+    Answer,
+    Hangup,
+    Dtmf,
+    Hold,
+    Resume,
+    Transfer(String),
+}
+
+/// Sends `what` for `call` on `tx` after `secs` seconds.
+fn schedule(tx: &tokio::sync::mpsc::UnboundedSender<(CallKey, Due)>, call: CallKey, secs: f64, what: Due) {
+    let tx = tx.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs_f64(secs.max(0.0))).await;
+        let _ = tx.send((call, what));
+    });
+}
+
+/// Follows calls until `max_calls` have ended and none is left (or
+/// Ctrl-C): answers incoming ones when answering, and does what the plan
+/// says at its times after each answer (DTMF, hold, resume, transfer,
+/// hang-up). Calls a transfer gives us are followed like the others.
+async fn run_calls(phone: &Phone, rec: &mut Recorder, plan: Plan) -> Result<(), String> {
+    let (due_tx, mut due_rx) = tokio::sync::mpsc::unbounded_channel::<(CallKey, Due)>();
     let mut status = tokio::time::interval(Duration::from_millis(500));
     let mut answered = 0usize;
     loop {
-        if max_calls.is_some_and(|m| rec.ended_calls() >= m) {
+        if plan.max_calls.is_some_and(|m| rec.ended_calls() >= m) && rec.active_calls().is_empty() {
             return Ok(());
         }
         tokio::select! {
             ev = rec.next() => match ev {
                 None => return Ok(()),
                 Some(Event::CallIncoming { call }) => {
-                    if let Some(a) = &answering {
+                    if let Some(a) = &plan.answering {
                         rec.expect_call(call.key);
-                        let tx = due_tx.clone();
-                        let after = a.after;
-                        tokio::spawn(async move {
-                            tokio::time::sleep(after).await;
-                            let _ = tx.send((call.key, true));
-                        });
+                        schedule(&due_tx, call.key, a.after.as_secs_f64(), Due::Answer);
+                    }
+                }
+                Some(Event::CallOutgoing { call }) if call.transferred_from.is_some() => rec.expect_call(call.key),
+                Some(Event::CallReplaced { new, .. }) => rec.expect_call(new.key),
+                Some(Event::CallConfirmed { call }) if !rec.is_consequence_of_transfer(call.key) => {
+                    let key = call.key;
+                    if plan.dtmf.dtmf.is_some() {
+                        schedule(&due_tx, key, plan.dtmf.dtmf_at, Due::Dtmf);
+                    }
+                    let c = &plan.control;
+                    if let Some(at) = c.hold_at {
+                        schedule(&due_tx, key, at, Due::Hold);
+                    }
+                    if let Some(at) = c.resume_at {
+                        schedule(&due_tx, key, at, Due::Resume);
+                    }
+                    if let Some(target) = &c.transfer_to {
+                        schedule(&due_tx, key, c.transfer_at, Due::Transfer(target.clone()));
+                    }
+                    if let Some(secs) = plan.duration {
+                        schedule(&due_tx, key, secs, Due::Hangup);
                     }
                 }
                 Some(Event::CallConfirmed { call }) => {
-                    if dtmf.dtmf.is_some() {
-                        let tx = dtmf_tx.clone();
-                        let at = Duration::from_secs_f64(dtmf.dtmf_at.max(0.0));
-                        tokio::spawn(async move {
-                            tokio::time::sleep(at).await;
-                            let _ = tx.send(call.key);
-                        });
-                    }
-                    if let Some(secs) = duration {
-                        let tx = due_tx.clone();
-                        tokio::spawn(async move {
-                            tokio::time::sleep(Duration::from_secs_f64(secs.max(0.0))).await;
-                            let _ = tx.send((call.key, false));
-                        });
+                    // A call a transfer gave us lasts as long as the plan's calls do.
+                    if let Some(secs) = plan.duration {
+                        schedule(&due_tx, call.key, secs, Due::Hangup);
                     }
                 }
                 Some(_) => {}
             },
-            Some((key, answer_now)) = due_rx.recv() => {
-                if answer_now {
-                    if let Some(a) = &answering {
-                        let audio = a.audio.setup(answered);
-                        answered += 1;
-                        if let Err(e) = phone.answer_with(key, audio).await {
-                            rec.note(&format!("could not answer {key}: {e}"));
+            Some((key, due)) = due_rx.recv() => {
+                let result = match due {
+                    Due::Answer => match &plan.answering {
+                        Some(a) => {
+                            let audio = a.audio.setup(answered);
+                            answered += 1;
+                            phone.answer_with(key, audio).await
                         }
+                        None => Ok(()),
+                    },
+                    Due::Hangup => {
+                        rec.refresh_stats(key).await;
+                        // The call may have ended already (transferred, hung up by the far end).
+                        let _ = phone.hangup(key).await;
+                        Ok(())
                     }
-                } else {
-                    rec.refresh_stats(key).await;
-                    let _ = phone.hangup(key).await;
-                }
-            }
-            Some(key) = dtmf_rx.recv() => {
-                if let Some(digits) = &dtmf.dtmf {
-                    let options = DtmfOptions { method: dtmf.dtmf_method, ..Default::default() };
-                    if let Err(e) = phone.send_dtmf(key, digits, options).await {
-                        rec.note(&format!("could not send DTMF on {key}: {e}"));
+                    Due::Dtmf => match &plan.dtmf.dtmf {
+                        Some(digits) => {
+                            let options = DtmfOptions { method: plan.dtmf.dtmf_method, ..Default::default() };
+                            phone.send_dtmf(key, digits, options).await
+                        }
+                        None => Ok(()),
+                    },
+                    Due::Hold => phone.hold(key).await,
+                    Due::Resume => phone.resume(key).await,
+                    Due::Transfer(target) => {
+                        rec.refresh_stats(key).await;
+                        phone.transfer(key, &target).await
                     }
+                };
+                if let Err(e) = result {
+                    rec.note(&format!("call {key}: {e}"));
                 }
             }
             _ = status.tick() => rec.refresh_all_stats().await,
@@ -493,7 +583,7 @@ async fn demo(args: DemoArgs) -> Result<(), String> {
         send: SendAudio::Tone { frequency_hz: hz, level_dbfs: -12.0 },
         receive: ReceiveAudio::Discard,
         track_frequencies: vec![440.0, 880.0],
-        detect_inband_dtmf: None,
+        ..Default::default()
     };
     let placed = Instant::now();
     let key = alice

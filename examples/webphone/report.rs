@@ -23,6 +23,18 @@ struct CallRecord {
     /// DTMF digits received and sent, with their method.
     dtmf_received: Vec<Value>,
     dtmf_sent: Vec<Value>,
+    /// A transfer gave us this call (placed on a REFER, or replacing one of ours).
+    from_transfer: bool,
+    /// Our transfer of this call: the progress statuses and the outcome.
+    transfer: Option<TransferRecord>,
+}
+
+/// What became of our transfer of a call.
+#[derive(Default)]
+struct TransferRecord {
+    progress: Vec<u16>,
+    /// `Some(Ok)` accepted, `Some(Err((status, reason)))` failed, `None` pending.
+    outcome: Option<Result<(), (Option<u16>, String)>>,
 }
 
 /// Whether the run did what was asked.
@@ -98,7 +110,9 @@ impl Recorder {
         match ev {
             Event::Registered { .. } => self.registered = true,
             Event::CallOutgoing { call } | Event::CallIncoming { call } | Event::CallProgress { call, .. } => {
-                self.calls.entry(call.key).or_default().info = Some(call.clone());
+                let r = self.calls.entry(call.key).or_default();
+                r.from_transfer |= call.transferred_from.is_some();
+                r.info = Some(call.clone());
             }
             Event::CallConfirmed { call } => {
                 let r = self.calls.entry(call.key).or_default();
@@ -115,6 +129,23 @@ impl Recorder {
                 }
             }
             Event::CallQuality { call, alert } => self.calls.entry(call.key).or_default().alerts.push(*alert),
+            Event::TransferProgress { call, status, .. } => {
+                let r = self.calls.entry(call.key).or_default();
+                r.transfer.get_or_insert_with(Default::default).progress.push(*status);
+            }
+            Event::TransferAccepted { call } => {
+                let r = self.calls.entry(call.key).or_default();
+                r.transfer.get_or_insert_with(Default::default).outcome = Some(Ok(()));
+            }
+            Event::TransferFailed { call, status, reason } => {
+                let r = self.calls.entry(call.key).or_default();
+                r.transfer.get_or_insert_with(Default::default).outcome = Some(Err((*status, reason.clone())));
+            }
+            Event::CallReplaced { new, .. } => {
+                let r = self.calls.entry(new.key).or_default();
+                r.info = Some(new.clone());
+                r.from_transfer = true;
+            }
             Event::DtmfReceived { call, digit, duration_ms, method } => {
                 let d = json!({ "digit": digit.to_string(), "duration_ms": duration_ms, "method": method });
                 self.calls.entry(call.key).or_default().dtmf_received.push(d);
@@ -151,6 +182,11 @@ impl Recorder {
             self.expected.push(key);
         }
         self.calls.entry(key).or_default();
+    }
+
+    /// Whether a transfer gave us this call.
+    pub fn is_consequence_of_transfer(&self, key: CallKey) -> bool {
+        self.calls.get(&key).is_some_and(|c| c.from_transfer)
     }
 
     /// How many calls have ended.
@@ -263,6 +299,14 @@ impl Recorder {
             if !heard {
                 return Outcome::Failed(format!("call {key}: no audio received"));
             }
+            match call.transfer.as_ref().map(|t| &t.outcome) {
+                Some(Some(Err((status, reason)))) => {
+                    let status = status.map_or(String::new(), |s| format!("{s} "));
+                    return Outcome::Failed(format!("call {key}: transfer failed: {status}{reason}"));
+                }
+                Some(None) => return Outcome::Failed(format!("call {key}: transfer did not finish")),
+                _ => {}
+            }
         }
         Outcome::Ok
     }
@@ -309,6 +353,15 @@ fn call_json(key: CallKey, c: &CallRecord) -> Option<Value> {
         "quality_alerts": c.alerts,
         "dtmf_received": c.dtmf_received,
         "dtmf_sent": c.dtmf_sent,
+        "transferred_from": info.transferred_from,
+        "transfer": c.transfer.as_ref().map(|t| json!({
+            "progress": t.progress,
+            "outcome": match &t.outcome {
+                None => json!("pending"),
+                Some(Ok(())) => json!("accepted"),
+                Some(Err((status, reason))) => json!({ "failed": { "status": status, "reason": reason } }),
+            },
+        })),
     }))
 }
 
@@ -339,11 +392,12 @@ fn describe(event: &Event) -> String {
         Event::CallConfirmed { call } => format!("{} confirmed", call.key),
         Event::CallEnded { call, .. } => match &call.end {
             Some(end) => format!(
-                "{} ended by {:?}: {}{}",
+                "{} ended by {:?}: {}{}{}",
                 call.key,
                 end.by,
                 end.status.map_or(String::new(), |s| format!("{s} ")),
-                end.reason
+                end.reason,
+                end.bye_status.map_or(String::new(), |s| format!(" (our BYE got {s}: the far end may not know)"))
             ),
             None => format!("{} ended", call.key),
         },
@@ -365,6 +419,24 @@ fn describe(event: &Event) -> String {
             format!("{} hold failed: {}{reason}", call.key, status.map_or(String::new(), |s| format!("{s} ")))
         }
         Event::SendAudioEnded { call } => format!("{} what it sends ran out", call.key),
+        Event::TransferProgress { call, status, reason } => format!("{} transfer: target {status} {reason}", call.key),
+        Event::TransferAccepted { call } => format!("{} transfer succeeded", call.key),
+        Event::TransferFailed { call, status, reason } => {
+            format!("{} transfer failed: {}{reason}", call.key, status.map_or(String::new(), |s| format!("{s} ")))
+        }
+        Event::TransferRequested { call, target, referred_by, replaces } => format!(
+            "{} asked to transfer to {target}{}{}",
+            call.key,
+            referred_by.as_ref().map_or(String::new(), |b| format!(" by {b}")),
+            if *replaces { " (attended)" } else { "" }
+        ),
+        Event::CallReplaced { old, new } => format!("{} replaced by {}", old.key, new.key),
+        Event::TargetRefreshed { call } => format!("{} reachable again after reconnecting", call.key),
+        Event::TargetRefreshFailed { call, status, reason, retry_in_ms } => format!(
+            "{} could not refresh its target after reconnecting: {}{reason} (again in {retry_in_ms} ms)",
+            call.key,
+            status.map_or(String::new(), |s| format!("{s} "))
+        ),
         Event::StatusChanged { state, code, last } => format!("status {code} ({state:?}, was {last})"),
         Event::MalformedMessage { why } => format!("malformed message: {why}"),
         Event::Stopped => "stopped".to_string(),

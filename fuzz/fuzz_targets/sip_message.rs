@@ -1,4 +1,4 @@
-//! Parses arbitrary bytes as a SIP message; whatever parses is put through
+//! Parses arbitrary bytes as a SIP message (and as a `message/sipfrag` body); whatever parses is put through
 //! every typed accessor, the UA's checks and the responses they build, and
 //! is serialized and parsed again.
 //!
@@ -15,5 +15,6 @@ mod sip_exercise;
 
 fuzz_target!(|data: &[u8]| {
     let _ = webphone::sip::redacted(data);
+    let _ = webphone::sip::sipfrag::status_line(data);
     sip_exercise::exercise(Bytes::copy_from_slice(data));
 });

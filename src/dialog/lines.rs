@@ -21,6 +21,17 @@ impl UserAgent {
     /// [`super::CallEvent::Outgoing`] follows) and the INVITE leaves when the
     /// media side hands over its offer.
     pub fn call(&mut self, request: CallRequest, now: Instant) -> Result<CallKey, CallError> {
+        self.place_call(request, None, now)
+    }
+
+    /// Places a call (for the application, or on the peer's REFER:
+    /// `transferred_from`).
+    pub(super) fn place_call(
+        &mut self,
+        request: CallRequest,
+        transferred_from: Option<CallKey>,
+        now: Instant,
+    ) -> Result<CallKey, CallError> {
         if self.mode == super::Mode::Inactive {
             return Err(CallError::ModeForbids);
         }
@@ -39,7 +50,7 @@ impl UserAgent {
         self.hold_other_lines(None, now);
         let key = self.next_call_key();
         let aor = self.aor.clone();
-        self.create_call(key, now, |ctx| Some(Call::outgoing(ctx, key, &aor, target, request, now)));
+        self.create_call(key, now, |ctx| Some(Call::outgoing(ctx, key, &aor, target, request, transferred_from, now)));
         Ok(key)
     }
 
@@ -187,8 +198,9 @@ impl UserAgent {
     ) -> R {
         let mut out = VecDeque::new();
         let allow = self.allow_header();
+        let contact = self.dialog_contact();
         let mut ctx = CallCtx {
-            contact: &self.contact,
+            contact: &contact,
             allow: &allow,
             settings: &self.cfg.calls,
             timers: &self.cfg.timers,
@@ -216,17 +228,36 @@ impl UserAgent {
                 }
                 CallOutput::Respond(tx, resp) => self.send_response(&tx, resp, now),
                 CallOutput::Media(request) => self.outputs.push_back(Output::Media(request)),
-                CallOutput::Event(event) => self.emit(AgentEvent::Call(event)),
+                CallOutput::Event(event) => {
+                    self.relay_transfer_progress(key, &event, now);
+                    self.emit(AgentEvent::Call(event));
+                }
+                CallOutput::Hangup(other) => {
+                    let _ = self.hangup(other, now);
+                }
             }
+        }
+    }
+
+    /// The Contact of our dialogs: the public GRUU the registrar gave us
+    /// (RFC 5627), which reaches this device through the registrar whatever
+    /// connection it is on (so in-dialog requests survive a reconnection on
+    /// both sides, and an attended transfer can name it), else our Contact.
+    fn dialog_contact(&self) -> crate::sip::NameAddr {
+        match self.registration.gruu() {
+            Some(gruu) => crate::sip::NameAddr::new(gruu.clone()),
+            None => self.contact.clone(),
         }
     }
 
     /// Forgets ended calls (their transactions may still finish).
     pub(super) fn prune_calls(&mut self) {
-        self.calls.retain(|_, c| !c.is_ended());
+        self.forget_transfers_of_ended();
+        // A call with a transfer's subscription to finish stays (see `Call::lingers`).
+        self.calls.retain(|_, c| !c.is_ended() || c.lingers());
     }
 
-    fn resolve_target(&self, target: &str) -> Result<Uri, CallError> {
+    pub(super) fn resolve_target(&self, target: &str) -> Result<Uri, CallError> {
         let t = target.trim();
         let invalid = || CallError::InvalidTarget(target.to_string());
         if t.contains(':') {
@@ -278,12 +309,15 @@ impl UserAgent {
         if to_tag.is_none() {
             return false;
         }
+        // A NOTIFY about our transfer may come after the call ended.
+        let alive = |c: &Call| !c.is_ended() || (req.method == Method::Notify && c.lingers());
         let key = self
             .calls
             .values()
-            .find(|c| !c.is_ended() && c.matches(&call_id, to_tag.as_deref(), from_tag.as_deref()))
+            .find(|c| alive(c) && c.matches(&call_id, to_tag.as_deref(), from_tag.as_deref()))
             .map(Call::key);
         match key {
+            Some(key) if req.method == Method::Refer => self.handle_refer(key, req, tx, now),
             Some(key) => {
                 self.with_call(key, now, |call, ctx| call.handle_request(ctx, req, tx, now));
             }
@@ -302,10 +336,6 @@ impl UserAgent {
             self.send_response(tx, resp, now);
             return;
         }
-        if self.active_calls() >= self.cfg.calls.max_calls || self.mode != super::Mode::Active {
-            self.reply(req, tx, StatusCode::BUSY_HERE, now);
-            return;
-        }
         if !req.body.is_empty() {
             let is_sdp =
                 matches!(req.headers.typed::<ContentType>(), Some(Ok(ct)) if ct.media_type == "application/sdp");
@@ -316,6 +346,21 @@ impl UserAgent {
                 return;
             }
         }
+        if req.headers.get(&HeaderName::Replaces).is_some() {
+            // It takes the place of a call we have: no line or mode check.
+            self.handle_replacing_invite(req, tx, now);
+            return;
+        }
+        if self.active_calls() >= self.cfg.calls.max_calls || self.mode != super::Mode::Active {
+            self.reply(req, tx, StatusCode::BUSY_HERE, now);
+            return;
+        }
+        self.accept_new_invite(req, tx, now);
+    }
+
+    /// Creates the incoming call of a checked new INVITE (it rings); 400
+    /// when the INVITE lacks what a call needs.
+    pub(super) fn accept_new_invite(&mut self, req: &Request, tx: &TransactionKey, now: Instant) -> Option<CallKey> {
         let key = self.next_call_key();
         let mut created = false;
         self.create_call(key, now, |ctx| {
@@ -326,6 +371,7 @@ impl UserAgent {
         if !created {
             self.reply(req, tx, StatusCode::BAD_REQUEST, now);
         }
+        created.then_some(key)
     }
 
     /// An ACK that matched no server transaction: the ACK for our 2xx to an

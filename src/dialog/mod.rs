@@ -38,6 +38,7 @@ mod lines;
 pub mod register;
 mod status;
 pub mod transaction;
+mod transfer;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Instant;
@@ -52,7 +53,7 @@ use crate::sip::{HeaderName, Message, Method, NameAddr, Request, Response, Statu
 use auth::DigestClient;
 pub(crate) use call::CallState;
 use call::{Call, Purpose, Stamp};
-pub use call::{CallError, CallKey, CallRequest, CallSettings, CallSnapshot};
+pub use call::{CallError, CallKey, CallRequest, CallSettings, CallSnapshot, TransferPolicy};
 use register::{Registration, RegistrationConfig, RegistrationEvent, random_token};
 pub use status::{Mode, PhoneState};
 use transaction::{ClientAction, ClientTransaction, ServerTransaction, Timers, TransactionKey};
@@ -91,6 +92,9 @@ pub enum Output {
 }
 
 /// What happened to a call.
+// Moved once each from the core to the application; CallReplaced carries
+// two calls, and boxing it would allocate per event for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CallEvent {
@@ -153,6 +157,68 @@ pub enum CallEvent {
         /// The symbol.
         digit: char,
     },
+    /// Our transfer's target is being called: the status the transferee
+    /// reported (a NOTIFY's `message/sipfrag`, 1xx).
+    TransferProgress {
+        /// The call being transferred.
+        call: CallSnapshot,
+        /// The status line's code (100 Trying, 180 Ringing...).
+        status: u16,
+        /// Its reason phrase.
+        reason: String,
+    },
+    /// Our transfer succeeded: the target answered the transferee (final
+    /// NOTIFY 2xx; or a 2xx with `Refer-Sub: false`, all we learn then).
+    TransferAccepted {
+        /// The call that was transferred.
+        call: CallSnapshot,
+    },
+    /// Our transfer failed; the call stays as it was (held, if it was).
+    TransferFailed {
+        /// The call.
+        call: CallSnapshot,
+        /// The REFER's refusal or the target's final status, when there was one.
+        status: Option<u16>,
+        /// Why.
+        reason: String,
+    },
+    /// The peer asks us to call someone else (REFER).
+    TransferRequested {
+        /// The call the REFER came in.
+        call: CallSnapshot,
+        /// Whom to call (the Refer-To URI, without embedded headers).
+        target: String,
+        /// The Referred-By header, if any.
+        referred_by: Option<String>,
+        /// The new call is to replace a dialog of the target (attended transfer).
+        replaces: bool,
+    },
+    /// After a reconnection, the peer took our target refresh: its requests
+    /// reach us again over the new connection.
+    TargetRefreshed {
+        /// The call.
+        call: CallSnapshot,
+    },
+    /// The target refresh after a reconnection failed; it is tried again
+    /// after `retry_in` (the call goes on).
+    TargetRefreshFailed {
+        /// The call.
+        call: CallSnapshot,
+        /// The final response, if one came.
+        status: Option<u16>,
+        /// Why.
+        reason: String,
+        /// When the next attempt goes out.
+        retry_in: std::time::Duration,
+    },
+    /// An INVITE with Replaces took the place of one of our calls: `new` is
+    /// being answered and `old` is ending.
+    CallReplaced {
+        /// The call replaced.
+        old: CallSnapshot,
+        /// The call that replaces it.
+        new: CallSnapshot,
+    },
 }
 
 /// Events of the SIP core (the driver adds connection events).
@@ -198,6 +264,7 @@ pub struct UserAgent {
     outputs: VecDeque<Output>,
     connected: bool,
     mode: Mode,
+    transfers: transfer::Transfers,
     rng: StdRng,
 }
 
@@ -221,9 +288,16 @@ impl UserAgent {
                     Method::Options,
                     Method::Update,
                     Method::Info,
+                    Method::Refer,
+                    Method::Notify,
                 ],
-                extensions: vec!["timer"],
-                content_types: vec!["application/sdp", crate::dtmf::info::DTMF_RELAY, crate::dtmf::info::DTMF],
+                extensions: vec!["timer", "replaces", "norefersub"],
+                content_types: vec![
+                    "application/sdp",
+                    crate::dtmf::info::DTMF_RELAY,
+                    crate::dtmf::info::DTMF,
+                    "message/sipfrag",
+                ],
             },
             auth,
             aor,
@@ -241,6 +315,7 @@ impl UserAgent {
             outputs: VecDeque::new(),
             connected: false,
             mode: Mode::Active,
+            transfers: Default::default(),
             rng,
             cfg,
         }
@@ -283,6 +358,15 @@ impl UserAgent {
         if let Some(req) = self.registration.handle_connected(&mut self.auth) {
             self.send_request(req, Owner::Registration, now);
         }
+        // Calls that outlived the old connection: the peer must learn the new way to us.
+        let keys: Vec<CallKey> = self.calls.keys().copied().collect();
+        for key in keys {
+            self.with_call(key, now, |call, ctx| {
+                call.cancel_orphaned_invite(ctx, now);
+                call.handle_reconnected(ctx, now);
+            });
+        }
+        self.prune_calls();
     }
 
     /// Input: the transport is gone. Transactions on it end; the binding,
@@ -291,9 +375,12 @@ impl UserAgent {
         self.connected = false;
         self.clients.clear();
         self.servers.clear();
-        for key in self.call_keys() {
+        // Ended calls too: a BYE of theirs may wait for its answer.
+        let keys: Vec<CallKey> = self.calls.keys().copied().collect();
+        for key in keys {
             self.with_call(key, now, |call, ctx| call.handle_disconnected(ctx, now));
         }
+        self.prune_calls();
         if let Some(ev) = self.registration.handle_disconnected() {
             self.emit(AgentEvent::Registration(ev));
         }
@@ -338,6 +425,7 @@ impl UserAgent {
         for key in due {
             self.with_call(key, now, |call, ctx| call.handle_timeout(ctx, now));
         }
+        self.handle_transfer_timeouts(now);
         self.prune_calls();
         for tx in self.servers.values_mut() {
             if let Some(t) = tx.handle_timeout(now) {
@@ -360,7 +448,12 @@ impl UserAgent {
         let clients = self.clients.values().filter_map(|(tx, _)| tx.poll_timeout());
         let servers = self.servers.values().filter_map(ServerTransaction::poll_timeout);
         let calls = self.calls.values().filter_map(Call::poll_timeout);
-        clients.chain(servers).chain(calls).chain(self.registration.poll_timeout()).min()
+        clients
+            .chain(servers)
+            .chain(calls)
+            .chain(self.registration.poll_timeout())
+            .chain(self.transfers.next_deadline())
+            .min()
     }
 
     fn emit(&mut self, ev: AgentEvent) {
@@ -514,7 +607,7 @@ impl UserAgent {
                 self.add_to_tag(&mut resp);
                 resp.headers.push(HeaderName::Allow, self.allow_header());
                 resp.headers.push(HeaderName::Accept, "application/sdp");
-                resp.headers.push(HeaderName::Supported, "timer");
+                resp.headers.push(HeaderName::Supported, call::SUPPORTED);
                 resp
             }
             // Nothing else reaches here for a dialog we know.

@@ -90,6 +90,8 @@ pub struct Registration {
     /// connection and no unregistration has succeeded since (stays true
     /// through a failed refresh, so `unregister` still removes it).
     bound: bool,
+    /// The public GRUU of our binding, from the last 2xx (RFC 5627).
+    gruu: Option<Uri>,
     wanted: bool,
     /// REGISTER in flight: the expiry it asked for.
     pending: Option<u32>,
@@ -117,6 +119,7 @@ impl Registration {
             expires,
             state: State::Idle,
             bound: false,
+            gruu: None,
             wanted: false,
             pending: None,
             challenged: false,
@@ -253,6 +256,7 @@ impl Registration {
                 }
                 self.state = State::Registered;
                 self.bound = true;
+                self.gruu = self.public_gruu(resp);
                 if !self.wanted {
                     // unregister() was called while this REGISTER was in flight.
                     return (Some(self.build(0, true, auth)), Some(RegistrationEvent::Registered { expires: granted }));
@@ -329,20 +333,35 @@ impl Registration {
     /// Our binding's expiry in a 2xx: the `expires` of the Contact that is
     /// ours, else the Expires header.
     fn granted_expiry(&self, resp: &Response) -> Option<u32> {
-        let ours = self.cfg.contact.uri.as_sip();
-        if let Ok(contacts) = resp.headers.typed_all::<Contact>() {
-            for c in &contacts {
-                let Some(addr) = c.address() else { continue };
-                let same = match (addr.uri.as_sip(), ours) {
-                    (Some(a), Some(b)) => a.user == b.user && a.host == b.host,
-                    _ => false,
-                };
-                if same && let Some(e) = c.expires() {
-                    return Some(e);
-                }
-            }
-        }
-        resp.headers.typed::<Expires>().and_then(Result::ok).map(|e| e.0)
+        let binding = self.our_binding(resp).map(Contact::Address);
+        binding.and_then(|c| c.expires()).or_else(|| resp.headers.typed::<Expires>().and_then(Result::ok).map(|e| e.0))
+    }
+
+    /// Our Contact among a 2xx's bindings.
+    fn our_binding(&self, resp: &Response) -> Option<NameAddr> {
+        let ours = self.cfg.contact.uri.as_sip()?;
+        let contacts = resp.headers.typed_all::<Contact>().ok()?;
+        contacts.into_iter().find_map(|c| {
+            let addr = c.address()?;
+            let theirs = addr.uri.as_sip()?;
+            (theirs.user == ours.user && theirs.host == ours.host).then(|| addr.clone())
+        })
+    }
+
+    /// The public GRUU the registrar gave our binding (RFC 5627 `pub-gruu`),
+    /// if it gave one and it is a SIP URI.
+    fn public_gruu(&self, resp: &Response) -> Option<Uri> {
+        let binding = self.our_binding(resp)?;
+        let value = binding.params.value("pub-gruu")?;
+        let uri = Uri::parse(value.trim_matches('"')).ok()?;
+        uri.as_sip().is_some_and(|u| u.params.contains("gr")).then_some(uri)
+    }
+
+    /// The public GRUU of our binding while registered (RFC 5627): a
+    /// Contact that reaches this very device through the registrar,
+    /// whatever connection it is on now.
+    pub fn gruu(&self) -> Option<&Uri> {
+        self.gruu.as_ref().filter(|_| self.bound)
     }
 
     fn build(&mut self, expires: u32, fresh_exchange: bool, auth: &mut DigestClient) -> Request {
@@ -364,6 +383,10 @@ impl Registration {
         contact.params.set("expires", Some(expires.to_string()));
         req.headers.push(HeaderName::Contact, contact.to_string());
         req.headers.push_typed(&Expires(expires));
+        if self.cfg.contact.params.contains("+sip.instance") {
+            // RFC 5627 §4.1: ask for a GRUU (the registrar gives one only with an instance id).
+            req.headers.push(HeaderName::Supported, "gruu");
+        }
         if let Some(ch) = &self.challenge {
             let cnonce = random_token(&mut self.rng, 16);
             let uri = req.uri.to_string();

@@ -136,6 +136,11 @@ pub struct AudioSetup {
     /// decoded frames; its digits come as `DtmfReceived` with method
     /// `inband`). `None`: only when the peer negotiated no telephone-event.
     pub detect_inband_dtmf: Option<bool>,
+    /// What the peer hears while we hold the call (music on hold, a
+    /// "please wait" loop); `None`: silence. The main source keeps running
+    /// underneath (a microphone is read and dropped), so it resumes live.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hold: Option<SendAudio>,
 }
 
 impl AudioSetup {
@@ -146,6 +151,7 @@ impl AudioSetup {
             sink: self.receive.build()?,
             tracked: self.track_frequencies,
             detect_dtmf: self.detect_inband_dtmf,
+            hold: self.hold.map(SendAudio::build).transpose()?,
         })
     }
 }
@@ -195,6 +201,7 @@ pub(crate) struct BuiltAudio {
     pub(crate) sink: Box<dyn AudioSink>,
     pub(crate) tracked: Vec<f64>,
     pub(crate) detect_dtmf: Option<bool>,
+    pub(crate) hold: Option<Box<dyn AudioSource>>,
 }
 
 /// Media settings of a phone.

@@ -15,6 +15,7 @@ mod message;
 mod text;
 
 pub mod header;
+pub mod sipfrag;
 pub mod uri;
 pub mod validate;
 

@@ -139,6 +139,15 @@ impl EventLog {
         }
     }
 
+    /// Like [`Self::wait_for`], but an event already seen counts too: for
+    /// events whose order against the ones waited for before is not fixed.
+    pub async fn seen_or_wait(&mut self, what: &str, pred: impl Fn(&Event) -> bool) -> Event {
+        match self.seen.iter().find(|e| pred(e)) {
+            Some(ev) => ev.clone(),
+            None => self.wait_for(what, pred).await,
+        }
+    }
+
     /// Waits for `CallIncoming` and returns its call.
     pub async fn wait_incoming(&mut self) -> CallInfo {
         match self.wait_for("CallIncoming", |e| matches!(e, Event::CallIncoming { .. })).await {

@@ -73,6 +73,17 @@ pub fn exercise(raw: Bytes) {
     let _ = h.typed::<Replaces>();
     let _ = h.typed::<Event>();
     let _ = h.typed_all::<RetryAfter>();
+    let body = match &msg {
+        Message::Request(r) => &r.body,
+        Message::Response(r) => &r.body,
+    };
+    if let Some((code, reason)) = webphone::sip::sipfrag::status_line(body) {
+        assert!((100..700).contains(&code));
+        assert_eq!(
+            webphone::sip::sipfrag::status_line(webphone::sip::sipfrag::body(code, &reason).as_bytes()),
+            Some((code, reason))
+        );
+    }
     let _ = webphone::sip::redacted(&msg.to_bytes());
     let _ = msg.to_string();
     match &msg {

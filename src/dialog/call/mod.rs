@@ -19,13 +19,18 @@
 //!   directions, with 491 glare handling;
 //! - `session_timer`: RFC 4028 session timers;
 //! - `hold`: hold and resume, the application's wish apart from what was
-//!   agreed.
+//!   agreed;
+//! - `transfer`: REFER and its NOTIFYs, as transferor and transferee;
+//! - `target_refresh`: a WebSocket drop, and the target refresh after it;
+//! - `dtmf_info`: DTMF digits by SIP INFO.
 
 mod dtmf_info;
 mod hold;
 mod session;
 mod session_timer;
 mod setup;
+mod target_refresh;
+mod transfer;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -46,6 +51,9 @@ use hold::Hold;
 pub(crate) use session::OfferAnswer;
 use session::OfferCarrier;
 pub(crate) use session_timer::SessionTimer;
+pub(crate) use setup::SUPPORTED;
+pub(crate) use transfer::ReferRequest;
+pub use transfer::TransferPolicy;
 
 /// What the application asks for when placing a call.
 #[derive(Clone, Debug, Default)]
@@ -104,6 +112,14 @@ pub struct CallSettings {
     /// both ways (Bizfly's `createLine2`). Off for bots that talk to many
     /// callers at once.
     pub hold_other_lines: bool,
+    /// What to do when the peer asks us to transfer (REFER).
+    pub transfer_policy: TransferPolicy,
+    /// End a call once its blind transfer succeeded (the final NOTIFY said
+    /// 2xx). An attended transfer always ends both calls.
+    pub end_after_transfer: bool,
+    /// How long a transfer of ours waits for its final NOTIFY (refreshed by
+    /// each NOTIFY) before it is reported failed; the call stays up.
+    pub transfer_timeout: Duration,
 }
 
 impl Default for CallSettings {
@@ -114,6 +130,9 @@ impl Default for CallSettings {
             max_calls: 2,
             auto_answer: None,
             hold_other_lines: true,
+            transfer_policy: TransferPolicy::Accept,
+            end_after_transfer: true,
+            transfer_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -149,6 +168,10 @@ pub struct EndCause {
     pub status: Option<u16>,
     /// A reason phrase or description.
     pub reason: String,
+    /// Our BYE failed with this status (408: no answer, 503: the connection
+    /// was lost): the call ended here, but the far end may not know.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bye_status: Option<u16>,
 }
 
 /// A party of a call.
@@ -193,6 +216,9 @@ pub struct CallSnapshot {
     pub ended: Option<Instant>,
     /// Why it ended.
     pub end: Option<EndCause>,
+    /// This call was placed because the peer of that call asked us to
+    /// transfer it (REFER).
+    pub transferred_from: Option<CallKey>,
 }
 
 /// Where a call is in its life (the offer/answer exchange has its own
@@ -237,9 +263,22 @@ pub(crate) enum Purpose {
     Update,
     /// An INFO carrying a DTMF digit.
     Info,
+    /// A REFER (we transfer the call).
+    Refer,
+    /// A NOTIFY about a call we placed on the peer's REFER.
+    Notify,
+    /// An UPDATE (or a re-INVITE: `reinvite`) refreshing the dialog's
+    /// target after the connection came back.
+    TargetRefresh {
+        /// It is a re-INVITE (the peer does not allow UPDATE).
+        reinvite: bool,
+    },
 }
 
 /// Something the agent must do for a call.
+// Moved once each from the core to the application; CallReplaced carries
+// two calls, and boxing it would allocate per event for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum CallOutput {
     /// Start a client transaction for this request (already stamped with
@@ -253,6 +292,9 @@ pub(crate) enum CallOutput {
     Media(MediaRequest),
     /// Report this.
     Event(CallEvent),
+    /// Hang up this other call (the consultation call of a completed
+    /// attended transfer).
+    Hangup(CallKey),
 }
 
 /// What a call needs from the agent while it handles an input: identity,
@@ -479,6 +521,16 @@ pub(crate) struct Call {
     cancel_cause: Option<EndCause>,
     /// DTMF digits sent by INFO (queue and pacing).
     info_dtmf: dtmf_info::InfoDtmf,
+    /// Our REFER in progress (we transfer the call).
+    transfer: Option<transfer::Transfer>,
+    /// The peer's REFER we accepted (we owe it NOTIFYs).
+    referred: Option<transfer::Referred>,
+    /// A target refresh to make after reconnecting.
+    target_refresh: Option<target_refresh::TargetRefresh>,
+    /// Our BYE waits for its answer: the call's end is reported then.
+    bye_pending: bool,
+    /// Ended by a connection drop while calling out: CANCEL once reconnected.
+    cancel_on_reconnect: bool,
     snapshot: CallSnapshot,
 }
 
@@ -499,6 +551,12 @@ impl Call {
         self.state == CallState::Ended
     }
 
+    /// This call's dialog as (Call-ID, local tag, remote tag), once it has one.
+    pub(crate) fn dialog_id(&self) -> Option<(String, String, String)> {
+        let d = &self.dialog;
+        Some((d.call_id.clone(), d.local_tag.clone(), d.remote_tag.clone()?))
+    }
+
     /// True when a request with these Call-ID and tags belongs to this call.
     pub(crate) fn matches(&self, call_id: &str, local_tag: Option<&str>, remote_tag: Option<&str>) -> bool {
         self.dialog.matches(call_id, local_tag, remote_tag)
@@ -512,10 +570,16 @@ impl Call {
 
     /// When this call needs [`Call::handle_timeout`].
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        [self.timers.next(), self.session_timer.as_ref().map(|t| t.deadline), self.info_dtmf_deadline()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.timers.next(),
+            self.session_timer.as_ref().map(|t| t.deadline),
+            self.info_dtmf_deadline(),
+            self.transfer_deadline(),
+            self.target_refresh_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Input: time passed.
@@ -538,6 +602,8 @@ impl Call {
             self.handle_session_timer(ctx, now);
         }
         self.handle_info_dtmf_timeout(ctx, now);
+        self.handle_transfer_timeout(ctx, now);
+        self.handle_target_refresh_timer(ctx, now);
     }
 
     /// Input: a request in this call's dialog (or a new INVITE's CANCEL).
@@ -550,6 +616,7 @@ impl Call {
             Method::Cancel => self.handle_cancel(ctx, req, tx, now),
             Method::Invite | Method::Update => self.handle_remote_offer(ctx, req, tx, now),
             Method::Info => self.handle_info(ctx, req, tx),
+            Method::Notify => self.handle_notify(ctx, req, tx, now),
             _ => {
                 let mut resp = response_to(req, StatusCode::new(501).unwrap_or(StatusCode::BAD_REQUEST));
                 resp.headers.push(HeaderName::Allow, ctx.allow.to_string());
@@ -571,9 +638,13 @@ impl Call {
     pub(crate) fn handle_response(&mut self, ctx: &mut CallCtx<'_>, purpose: Purpose, resp: &Response, now: Instant) {
         match purpose {
             Purpose::Invite => self.handle_invite_response(ctx, resp, now),
-            Purpose::Cancel | Purpose::Bye => {}
+            Purpose::Cancel => {}
+            Purpose::Bye => self.handle_bye_response(ctx, resp),
             Purpose::ReInvite | Purpose::Update => self.handle_offer_response(ctx, purpose, resp, now),
+            Purpose::TargetRefresh { reinvite } => self.handle_target_refresh_response(ctx, reinvite, resp, now),
             Purpose::Info => self.handle_info_response(ctx, resp, now),
+            Purpose::Refer => self.handle_refer_response(ctx, resp, now),
+            Purpose::Notify => {}
         }
     }
 
@@ -581,7 +652,9 @@ impl Call {
     pub(crate) fn handle_transaction_timeout(&mut self, ctx: &mut CallCtx<'_>, purpose: Purpose, now: Instant) {
         match purpose {
             Purpose::Invite => self.end(ctx, Originator::System, Some(408), "no answer (timeout)", now),
-            Purpose::Cancel | Purpose::Bye => {}
+            Purpose::Cancel => {}
+            Purpose::Bye => self.finish_bye(ctx, Some(408), "the BYE got no answer"),
+            Purpose::TargetRefresh { reinvite } => self.handle_target_refresh_timeout(ctx, reinvite, now),
             Purpose::ReInvite
                 if matches!(self.offer_answer, OfferAnswer::OfferSent(OfferCarrier::ReInvite { refresh: false })) =>
             {
@@ -593,6 +666,8 @@ impl Call {
                 self.bye(ctx, Originator::System, "in-dialog request timed out", now)
             }
             Purpose::Info => self.handle_info_timeout(ctx, now),
+            Purpose::Refer => self.handle_refer_timeout(ctx, now),
+            Purpose::Notify => {}
         }
     }
 

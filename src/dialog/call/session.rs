@@ -178,7 +178,8 @@ impl Call {
                 // The call ends when the INVITE's final response (487) comes,
                 // so a 200 crossing the CANCEL is still ACKed and hung up.
                 let early = self.state == CallState::Early;
-                self.cancel_cause = Some(super::EndCause { by: Originator::System, status: None, reason: why });
+                self.cancel_cause =
+                    Some(super::EndCause { by: Originator::System, status: None, reason: why, bye_status: None });
                 self.state = CallState::CancelPending;
                 if early {
                     self.send_cancel(ctx, now);

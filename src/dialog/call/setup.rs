@@ -17,6 +17,10 @@ use crate::dialog::auth::{Challenge, preferred};
 use crate::sip::validate::response_to;
 use crate::sip::{CSeq, HeaderName, Method, MinSe, NameAddr, Request, Response, SessionExpires, StatusCode, Uri};
 
+/// The option tags our INVITEs and their 2xx announce: session timers
+/// (RFC 4028), Replaces (RFC 3891) and `Refer-Sub` (RFC 4488).
+pub(crate) const SUPPORTED: &str = "timer, replaces, norefersub";
+
 impl Call {
     /// A call we place to `target`. It exists at once (a
     /// [`CallEvent::Outgoing`] is reported) and asks the media side for the
@@ -28,6 +32,7 @@ impl Call {
         aor: &NameAddr,
         target: Uri,
         request: CallRequest,
+        transferred_from: Option<CallKey>,
         now: Instant,
     ) -> Call {
         let mut local = aor.clone();
@@ -48,6 +53,7 @@ impl Call {
             connected: None,
             ended: None,
             end: None,
+            transferred_from,
         };
         let call = Call {
             key,
@@ -79,6 +85,11 @@ impl Call {
             last_ack: None,
             cancel_cause: None,
             info_dtmf: Default::default(),
+            transfer: None,
+            referred: None,
+            target_refresh: None,
+            bye_pending: false,
+            cancel_on_reconnect: false,
             snapshot,
         };
         call.emit_snapshot(ctx, CallEvent::Outgoing);
@@ -122,6 +133,7 @@ impl Call {
             connected: None,
             ended: None,
             end: None,
+            transferred_from: None,
         };
         let offer_answer = if req.body.is_empty() {
             // Late offer: our 200 will carry the offer, the ACK the answer.
@@ -160,6 +172,11 @@ impl Call {
             last_ack: None,
             cancel_cause: None,
             info_dtmf: Default::default(),
+            transfer: None,
+            referred: None,
+            target_refresh: None,
+            bye_pending: false,
+            cancel_on_reconnect: false,
             snapshot,
         };
         ctx.respond(tx, response_to(req, StatusCode::TRYING));
@@ -216,16 +233,12 @@ impl Call {
         }
     }
 
-    /// Input: the transport is gone. A call still being set up cannot
-    /// complete; a confirmed one goes on (its media is peer to peer).
-    pub(crate) fn handle_disconnected(&mut self, ctx: &mut CallCtx<'_>, now: Instant) {
-        if !self.is_ended() && self.state != CallState::Confirmed {
-            self.end(ctx, Originator::System, None, "connection lost", now);
-        }
-    }
-
     /// Input: the phone is stopping and can no longer signal.
     pub(crate) fn abandon(&mut self, ctx: &mut CallCtx<'_>, reason: &str, now: Instant) {
+        self.cancel_on_reconnect = false;
+        if self.bye_pending() {
+            self.finish_bye(ctx, None, &format!("{reason} before the BYE was answered"));
+        }
         self.end(ctx, Originator::System, None, reason, now);
     }
 
@@ -242,7 +255,7 @@ impl Call {
         req.headers.push_typed(&CSeq { seq: self.invite_cseq, method: Method::Invite });
         req.headers.push(HeaderName::Contact, ctx.contact.to_string());
         req.headers.push(HeaderName::Allow, ctx.allow.to_string());
-        req.headers.push(HeaderName::Supported, "timer");
+        req.headers.push(HeaderName::Supported, SUPPORTED);
         if let Some(se) = ctx.settings.session_expires {
             req.headers.push(HeaderName::SessionExpires, se.max(ctx.settings.min_se).to_string());
             req.headers.push_typed(&MinSe(ctx.settings.min_se));
@@ -277,14 +290,50 @@ impl Call {
         ctx.out.push_back(super::CallOutput::Request(cancel, Purpose::Cancel));
     }
 
-    /// Sends BYE and ends the call.
+    /// Sends BYE and ends the call: the media stops at once (RFC 3261
+    /// §15.1.1), and [`CallEvent::Ended`] is reported when the BYE is
+    /// answered, saying so when it was not with a 2xx (the far end may not
+    /// know the call ended).
     pub(super) fn bye(&mut self, ctx: &mut CallCtx<'_>, by: Originator, reason: &str, now: Instant) {
         if self.is_ended() {
             return;
         }
         let bye = self.dialog.request(Method::Bye, ctx.contact);
         ctx.send(bye, Purpose::Bye);
+        self.bye_pending = true;
         self.end(ctx, by, None, reason, now);
+    }
+
+    /// Whether our BYE waits for its answer (the call has ended, its
+    /// [`CallEvent::Ended`] is not reported yet).
+    pub(crate) fn bye_pending(&self) -> bool {
+        self.bye_pending
+    }
+
+    /// Input: the final response to our BYE (`None`: none came).
+    pub(super) fn handle_bye_response(&mut self, ctx: &mut CallCtx<'_>, resp: &Response) {
+        if resp.status.is_provisional() {
+            return;
+        }
+        if resp.status.is_success() {
+            self.finish_bye(ctx, None, "");
+        } else {
+            let why = format!("the BYE got {} {}", resp.status.as_u16(), resp.reason_phrase());
+            self.finish_bye(ctx, Some(resp.status.as_u16()), &why);
+        }
+    }
+
+    /// Reports the end of a call whose BYE has its outcome: `status` the
+    /// BYE's failure (408 for no answer), if it failed, and why.
+    pub(super) fn finish_bye(&mut self, ctx: &mut CallCtx<'_>, status: Option<u16>, why: &str) {
+        if !std::mem::take(&mut self.bye_pending) {
+            return;
+        }
+        if let (Some(status), Some(end)) = (status, self.snapshot.end.as_mut()) {
+            tracing::info!(call = %self.key, status, why, "the call ended, but the far end may not know");
+            end.bye_status = Some(status);
+        }
+        self.emit_snapshot(ctx, CallEvent::Ended);
     }
 
     /// Sends a response to the incoming INVITE through its server
@@ -315,7 +364,7 @@ impl Call {
         }
         if status.is_success() {
             resp.headers.push(HeaderName::Allow, ctx.allow.to_string());
-            resp.headers.push(HeaderName::Supported, "timer");
+            resp.headers.push(HeaderName::Supported, SUPPORTED);
             if let Some(answer) = SessionTimer::for_answer(req, ctx.settings.min_se, now) {
                 if answer.require {
                     resp.headers.push(HeaderName::Require, "timer");
@@ -505,7 +554,8 @@ impl Call {
         self.session_timer = None;
         self.timers.clear();
         self.snapshot.ended = Some(now);
-        self.snapshot.end = Some(EndCause { by, status, reason: reason.to_string() });
+        self.snapshot.end = Some(EndCause { by, status, reason: reason.to_string(), bye_status: None });
+        self.transfer_call_ended(ctx);
         // A re-INVITE / UPDATE still waiting for our answer is refused (RFC 3261 §15.1.2).
         if let OfferAnswer::RemoteOffer(offer) = std::mem::replace(&mut self.offer_answer, OfferAnswer::Idle)
             && offer.is_in_dialog()
@@ -513,6 +563,8 @@ impl Call {
             ctx.respond(&offer.tx, response_to(&offer.request, StatusCode::REQUEST_TERMINATED));
         }
         ctx.media(MediaRequest::Close { call: self.key });
-        self.emit_snapshot(ctx, CallEvent::Ended);
+        if !self.bye_pending {
+            self.emit_snapshot(ctx, CallEvent::Ended);
+        }
     }
 }

@@ -80,6 +80,9 @@ pub(crate) enum AudioControl {
     Volume(f32),
     /// Send this source from now on.
     Source(Box<dyn AudioSource>),
+    /// We hold the call (`true`) or resumed it: while held the peer hears
+    /// the hold source, or silence.
+    LocalHold(bool),
     /// Play into this sink from now on.
     Sink(Box<dyn AudioSink>),
     /// Send these DTMF steps after those queued: RFC 4733 events, or tones
@@ -94,6 +97,7 @@ impl std::fmt::Debug for AudioControl {
             AudioControl::MuteReceive(m) => f.debug_tuple("MuteReceive").field(m).finish(),
             AudioControl::Volume(v) => f.debug_tuple("Volume").field(v).finish(),
             AudioControl::Source(_) => f.write_str("Source(..)"),
+            AudioControl::LocalHold(h) => f.debug_tuple("LocalHold").field(h).finish(),
             AudioControl::Sink(_) => f.write_str("Sink(..)"),
             AudioControl::Dtmf { steps, inband } => {
                 f.debug_struct("Dtmf").field("steps", steps).field("inband", inband).finish()
@@ -277,6 +281,9 @@ pub(crate) struct CallAudio {
     events: VecDeque<AudioEvent>,
     stats_due: bool,
     dtmf: Dtmf,
+    /// We hold the call: the hold source (or silence) replaces the source.
+    local_hold: bool,
+    hold_source: Option<Box<dyn AudioSource>>,
 }
 
 impl CallAudio {
@@ -297,7 +304,7 @@ impl CallAudio {
             initial_delay: cfg.jitter_initial,
             ..JitterConfig::new(frame, codec.clock_rate)
         };
-        let BuiltAudio { source, sink, tracked, detect_dtmf } = audio;
+        let BuiltAudio { source, sink, tracked, detect_dtmf, hold } = audio;
         let dtmf = Dtmf::new(&negotiated, detect_dtmf);
         let send = SendPipeline::new(source, codec.kind, codec.payload_type, frame, first_timestamp)?;
         let mut recv = ReceivePipeline::new(
@@ -338,6 +345,8 @@ impl CallAudio {
             events: VecDeque::with_capacity(8),
             stats_due: true,
             dtmf,
+            local_hold: false,
+            hold_source: hold,
         })
     }
 
@@ -404,6 +413,7 @@ impl CallAudio {
     pub(crate) fn handle_control(&mut self, control: AudioControl) {
         match control {
             AudioControl::MuteSend(m) => self.send.set_muted(m),
+            AudioControl::LocalHold(h) => self.local_hold = h,
             AudioControl::MuteReceive(m) => self.recv.set_muted(m),
             AudioControl::Volume(v) => self.recv.set_volume(v),
             AudioControl::Source(s) => {
@@ -542,6 +552,18 @@ impl CallAudio {
                     }
                 }
                 // Encoder failures are counted in SendStats, not logged per frame.
+                None if self.local_hold => {
+                    let hold = &mut self.hold_source;
+                    let packet = self.send.next_packet_with(|pcm| match hold {
+                        Some(music) => {
+                            music.read(pcm);
+                        }
+                        None => pcm.fill(0),
+                    });
+                    if let Ok(p) = packet {
+                        self.pending = Some(PendingPacket::stage(&p, &mut self.payload));
+                    }
+                }
                 None => {
                     if let Ok(p) = self.send.next_packet() {
                         self.pending = Some(PendingPacket::stage(&p, &mut self.payload));
@@ -678,7 +700,8 @@ mod tests {
     }
 
     fn machine_with(source: Box<dyn AudioSource>, n: Negotiated, frame: FrameDuration, now: Instant) -> CallAudio {
-        let audio = BuiltAudio { source, sink: Box::new(NullSink::new()), tracked: vec![], detect_dtmf: None };
+        let audio =
+            BuiltAudio { source, sink: Box::new(NullSink::new()), tracked: vec![], detect_dtmf: None, hold: None };
         let cfg = MediaConfig { frame, ..MediaConfig::default() };
         CallAudio::new(&cfg, n, audio, 1234, now).expect("codecs build")
     }

@@ -46,6 +46,8 @@ pub(crate) enum MediaControl {
     Volume(f32),
     /// Send this from now on (opened off the audio task).
     SendAudio(SendAudio),
+    /// We hold the call, or resumed it (see [`crate::media::AudioSetup::hold`]).
+    LocalHold(bool),
     /// Play what arrives into this from now on (opened off the audio task).
     ReceiveAudio(ReceiveAudio),
     /// Send these DTMF steps after those queued, as RFC 4733 events
@@ -342,6 +344,7 @@ mod tests {
             receive: ReceiveAudio::App(sink),
             track_frequencies: vec![],
             detect_inband_dtmf: None,
+            hold: None,
         };
         (setup, reader)
     }

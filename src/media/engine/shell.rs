@@ -114,6 +114,7 @@ pub(crate) async fn run_audio(
                     MediaControl::MuteSend(m) => audio.handle_control(AudioControl::MuteSend(m)),
                     MediaControl::MuteReceive(m) => audio.handle_control(AudioControl::MuteReceive(m)),
                     MediaControl::Volume(v) => audio.handle_control(AudioControl::Volume(v)),
+                    MediaControl::LocalHold(h) => audio.handle_control(AudioControl::LocalHold(h)),
                     MediaControl::SendAudio(send) => {
                         opening.spawn_blocking(move || send.build().map(AudioControl::Source));
                     }
