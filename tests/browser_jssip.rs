@@ -6,7 +6,8 @@
 //! remote stream).
 //!
 //! Covered: calls both ways with audio both ways; hold from JsSIP
-//! (`sendonly`, we answer `recvonly`) and from us; DTMF both ways by RFC
+//! (`sendonly`, we answer `recvonly`) and from us (the browser hears our
+//! hold music, 523 Hz); JsSIP's session refresh; DTMF both ways by RFC
 //! 4733 (Chromium plays received telephone-events out as tones, which the
 //! browser's meter hears) and by SIP INFO. Each test has its own Kamailio
 //! and Chromium.
@@ -25,9 +26,13 @@ const BROWSER_HZ: f64 = 1000.0;
 const PHONE_HZ: f64 = 440.0;
 const ALL_DIGITS: &str = "0123456789*#ABCD";
 
+/// What the browser hears while alice holds.
+const HOLD_MUSIC_HZ: f64 = 523.0;
+
 fn tone() -> AudioSetup {
     AudioSetup {
         send: SendAudio::Tone { frequency_hz: PHONE_HZ, level_dbfs: -12.0 },
+        hold: Some(SendAudio::Tone { frequency_hz: HOLD_MUSIC_HZ, level_dbfs: -12.0 }),
         track_frequencies: vec![BROWSER_HZ, PHONE_HZ],
         ..Default::default()
     }
@@ -211,13 +216,14 @@ async fn we_hold_jssip_and_resume() {
     assert_eq!(direction(&offer), "sendonly", "we hold with sendonly: {offer}");
     assert_eq!(direction(&browser.wire_sdp("bob", "out", sent + 1).await), "recvonly");
 
-    // The browser stops sending; we go on sending (music on hold), and it
-    // still hears us. Over 1.5 s (more than the no-audio threshold):
+    // The browser stops sending; we go on sending our hold music instead of
+    // our tone. Over 1.5 s (more than the no-audio threshold):
     let sent_before = browser.wait_still("bob", &call, "outbound").await;
     let before = packets(&browser.stats("bob", &call).await, "inbound");
     let at_alice = alice.call_stats(key).await.unwrap();
     browser.wait_packets("bob", &call, "inbound", before + 75).await;
-    browser.wait_tone("bob", &call, PHONE_HZ, true).await;
+    browser.wait_tone("bob", &call, HOLD_MUSIC_HZ, true).await;
+    browser.wait_tone("bob", &call, PHONE_HZ, false).await;
     let after = packets(&browser.stats("bob", &call).await, "outbound");
     assert!(after <= sent_before + 2, "the held browser sends nothing: {sent_before} -> {after}");
     let alice_now = alice.call_stats(key).await.unwrap();
@@ -230,6 +236,7 @@ async fn we_hold_jssip_and_resume() {
     let unhold = browser.wait("bob", "unhold", Some(&call)).await;
     assert_eq!(unhold["originator"], "remote");
     alice_hears_browser(&alice, key, alice_now.decoded_frames).await;
+    browser.wait_tone("bob", &call, PHONE_HZ, true).await;
     let resumed_out = packets(&browser.stats("bob", &call).await, "outbound");
     assert!(resumed_out > after + 10, "the browser sends again: {after} -> {resumed_out}");
 
