@@ -14,7 +14,7 @@ if grep -rnE 'crate::dialog|super::super::dialog|crate::\{[^}]*\bdialog\b' src/m
     exit 1
 fi
 
-scripts/install-deps.sh
+scripts/install-deps.sh --tests
 # Build (and fetch crates) outside the namespace: it has no network.
 cargo build --locked --all-targets
 cargo check --locked --features device --lib

@@ -324,10 +324,7 @@ impl Kamailio {
         if let Some(mut child) = self.child.take() {
             // Kamailio's process group (process_group(0) at spawn): main
             // process and all the children it forked.
-            let pgid = child.id() as i32;
-            unsafe {
-                kill(-pgid, SIGKILL);
-            }
+            kill_process_group(child.id());
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -357,6 +354,15 @@ impl Drop for Kamailio {
         } else {
             let _ = fs::remove_dir_all(&self.dir);
         }
+    }
+}
+
+/// SIGKILLs every process of the group `pgid` (a child spawned with
+/// `process_group(0)`: its id is the group's), e.g. a process and all it forked.
+pub fn kill_process_group(pgid: u32) {
+    // SAFETY: kill(2) with a process group id the caller created; no memory is shared.
+    unsafe {
+        kill(-(pgid as i32), SIGKILL);
     }
 }
 

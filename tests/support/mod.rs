@@ -7,6 +7,7 @@
 //! these socket helpers: `#[path = "support/sip_net.rs"] mod sip_net;`.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod kamailio;
 pub mod raw_ws;
 pub mod tone_peer;
