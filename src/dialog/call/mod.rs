@@ -477,7 +477,7 @@ pub(crate) struct Call {
     /// Outgoing, being cancelled: why (reported when the INVITE's final
     /// response comes).
     cancel_cause: Option<EndCause>,
-    /// DTMF digits sent by INFO (queue and pacing).
+    /// DTMF digits sent by INFO, awaiting their final responses.
     info_dtmf: dtmf_info::InfoDtmf,
     snapshot: CallSnapshot,
 }
@@ -512,10 +512,7 @@ impl Call {
 
     /// When this call needs [`Call::handle_timeout`].
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        [self.timers.next(), self.session_timer.as_ref().map(|t| t.deadline), self.info_dtmf_deadline()]
-            .into_iter()
-            .flatten()
-            .min()
+        [self.timers.next(), self.session_timer.as_ref().map(|t| t.deadline)].into_iter().flatten().min()
     }
 
     /// Input: time passed.
@@ -537,7 +534,6 @@ impl Call {
         if self.session_timer.as_ref().is_some_and(|t| now >= t.deadline) {
             self.handle_session_timer(ctx, now);
         }
-        self.handle_info_dtmf_timeout(ctx, now);
     }
 
     /// Input: a request in this call's dialog (or a new INVITE's CANCEL).
