@@ -3,7 +3,8 @@
 # missing: libopus (Opus codec), the ALSA headers (to build the `device`
 # feature), Kamailio with its WebSocket and TLS modules (the real SIP server
 # the tests use), iproute2 (to bring loopback up in a fresh network
-# namespace) and nftables (real packet loss in that namespace).
+# namespace), nftables (real packet loss in that namespace) and espeak-ng
+# (speech for the DTMF detector's false-detection test).
 #
 # With --tests, also what only the tests need: Debian's Chromium and the
 # browser peer's node modules (tests/browser: JsSIP, playwright-core,
@@ -24,6 +25,8 @@ pkg-config --exists opus 2>/dev/null || missing+=(libopus-dev pkg-config)
 command -v unshare >/dev/null || missing+=(util-linux)
 # nftables: the impaired-network test drops a share of UDP in its namespace
 command -v nft >/dev/null || [ -x /usr/sbin/nft ] || missing+=(nftables)
+# espeak-ng: tests/dtmf_speech.rs speaks paragraphs at test time (and fails without it)
+command -v espeak-ng >/dev/null || missing+=(espeak-ng)
 # ALSA headers for the `device` feature (cpal's alsa-sys finds libasound through pkg-config)
 dpkg -s libasound2-dev >/dev/null 2>&1 || missing+=(libasound2-dev)
 # Chromium for the browser peer (tests/browser_jssip.rs)

@@ -194,7 +194,8 @@ pub enum Action {
     /// Every line (call that has not ended) now, oldest first.
     Lines,
     /// Send DTMF digits (`0-9 * # A-D`, `,` a 2 s pause) on a call, after
-    /// those queued; one [`crate::Event::DtmfSent`] per digit.
+    /// those queued by any method (one queue per call, digits one at a
+    /// time); one [`crate::Event::DtmfSent`] per digit.
     Dtmf {
         /// The call (default: the current one).
         #[serde(default, skip_serializing_if = "Option::is_none")]

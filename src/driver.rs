@@ -409,7 +409,7 @@ impl Core {
             }
             Action::Dtmf { call, digits, method, duration_ms, gap_ms } => self
                 .current_call(call)
-                .and_then(|call| done(self.send_dtmf(call, &digits, method, duration_ms, gap_ms, t))),
+                .and_then(|call| done(self.send_dtmf(call, &digits, method, duration_ms, gap_ms))),
             Action::Stats { call } => match self.current_call(call).map(|call| self.media.stats(call)) {
                 Err(e) => Err(e),
                 Ok(None) => Err(no_such_call()),
@@ -442,8 +442,10 @@ impl Core {
         let _ = reply.send(outcome);
     }
 
-    /// Sends digits by the method asked (`auto`: RFC 4733 when the call's
-    /// media negotiated telephone-event, else INFO).
+    /// Queues digits on the call's one DTMF queue (in its audio, whatever
+    /// the method: see `media::engine`); INFO digits come back to the core
+    /// as [`MediaResult::DtmfInfoDue`] when their turn comes. `auto` is
+    /// decided per digit then (RFC 4733 when negotiated, else INFO).
     fn send_dtmf(
         &mut self,
         call: CallKey,
@@ -451,23 +453,15 @@ impl Core {
         method: DtmfMethod,
         duration_ms: Option<u32>,
         gap_ms: Option<u32>,
-        t: Instant,
     ) -> Result<(), Error> {
         let steps = crate::dtmf::parse_digits(digits, duration_ms, gap_ms).map_err(Error::InvalidAction)?;
-        let negotiated = self.media.telephone_event(call).is_some();
-        let method = match method {
-            DtmfMethod::Auto if negotiated => DtmfMethod::Rfc4733,
-            DtmfMethod::Auto => DtmfMethod::Info,
-            m => m,
-        };
+        let state = self.ua.call_state(call).ok_or_else(no_such_call)?;
         match method {
-            DtmfMethod::Rfc4733 if !negotiated => {
+            DtmfMethod::Rfc4733 if self.media.telephone_event(call).is_none() => {
                 Err(Error::InvalidAction("the call's media negotiated no telephone-event".into()))
             }
-            DtmfMethod::Rfc4733 | DtmfMethod::Inband => {
-                self.control(call, MediaControl::Dtmf { steps, inband: method == DtmfMethod::Inband })
-            }
-            _ => self.ua.send_dtmf_info(call, digits, duration_ms, gap_ms, t).map_err(Error::Call),
+            DtmfMethod::Info if state != CallState::Confirmed => Err(Error::Call(CallError::InvalidState)),
+            _ => self.control(call, MediaControl::Dtmf { steps, method }),
         }
     }
 
@@ -598,6 +592,12 @@ impl Core {
             MediaResult::DtmfSent { call, digit, method } => {
                 if let Some(snapshot) = self.ua.call_snapshot(call) {
                     shared.emit(Event::DtmfSent { call: shared.clock.call_info(snapshot), digit, method });
+                }
+            }
+            MediaResult::DtmfInfoDue { call, digit, duration_ms } => {
+                // Refused only once the call is ending: its queue goes with its media.
+                if let Err(e) = self.ua.send_dtmf_info(call, digit, duration_ms, now()) {
+                    tracing::debug!(%call, %digit, error = %e, "DTMF INFO not sent");
                 }
             }
         }

@@ -160,7 +160,8 @@
 //! [`Phone::send_dtmf`] (or the `dtmf` action) sends digits by RFC 4733
 //! telephone-events (payload type and clock from the negotiated SDP, on the
 //! audio's SSRC), SIP INFO or in-band tones; `auto` takes RFC 4733 when the
-//! peer negotiated telephone-event, else INFO. Digits received by any of the
+//! peer negotiated telephone-event, else INFO. A call's digits wait in one
+//! queue whatever their method and go out one at a time, in order. Digits received by any of the
 //! three come as [`Event::DtmfReceived`]; in-band detection runs when the
 //! peer negotiated no telephone-event or [`AudioSetup::detect_inband_dtmf`]
 //! asks for it. The pure parts (payloads, sender and receiver machines, INFO

@@ -377,7 +377,9 @@ impl Phone {
     }
 
     /// Sends DTMF digits (`0-9 * # A-D`, `,` a 2 s pause) on a call, after
-    /// those already queued; [`Event::DtmfSent`] reports each digit sent.
+    /// those already queued by any method: a call has one DTMF queue, and
+    /// its digits go out one at a time, in order; it is dropped when the
+    /// call ends. [`Event::DtmfSent`] reports each digit sent.
     pub async fn send_dtmf(
         &self,
         call: impl Into<CallKey>,

@@ -1,8 +1,8 @@
 //! Scenario: Alice calls Bob through a real Kamailio with real webrtc-rs
 //! media (Opus, both telephone-events negotiated) and both send all 16 DTMF
-//! symbols at once, by each method in turn: RFC 4733 events (with 10 ms
-//! frames), SIP INFO, and in-band tones (with 20 ms frames, detected by the
-//! Goertzel detector the setup turns on). Each side must report every
+//! symbols at once, by each method in turn: RFC 4733 events, SIP INFO, and
+//! in-band tones (detected by the Goertzel detector the setup turns on),
+//! each with 20 ms and with 10 ms frames. Each side must report every
 //! symbol the other sent, once and in order, with the method used, and one
 //! `DtmfSent` per symbol it sent. The RFC 4733 events must not show up as
 //! lost audio packets.
@@ -85,16 +85,31 @@ async fn both_ways(method: DtmfMethod, frame: FrameDuration) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc4733_every_symbol_both_ways_with_20ms_frames() {
+    both_ways(DtmfMethod::Rfc4733, FrameDuration::Ms20).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rfc4733_every_symbol_both_ways_with_10ms_frames() {
     both_ways(DtmfMethod::Rfc4733, FrameDuration::Ms10).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn info_every_symbol_both_ways() {
+async fn info_every_symbol_both_ways_with_20ms_frames() {
     both_ways(DtmfMethod::Info, FrameDuration::Ms20).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn inband_every_symbol_both_ways() {
+async fn info_every_symbol_both_ways_with_10ms_frames() {
+    both_ways(DtmfMethod::Info, FrameDuration::Ms10).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inband_every_symbol_both_ways_with_20ms_frames() {
     both_ways(DtmfMethod::Inband, FrameDuration::Ms20).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inband_every_symbol_both_ways_with_10ms_frames() {
+    both_ways(DtmfMethod::Inband, FrameDuration::Ms10).await;
 }

@@ -109,19 +109,22 @@ impl UserAgent {
         self.calls.get(&key).map(Call::held)
     }
 
-    /// Command: send DTMF digits by SIP INFO (`application/dtmf-relay`),
-    /// after the call's digits already queued, one INFO per digit, each
-    /// after the previous digit's duration and gap. The call must be confirmed.
+    /// Command: send one DTMF digit by SIP INFO (`application/dtmf-relay`)
+    /// now; [`CallEvent::DtmfSent`](super::CallEvent::DtmfSent) follows its
+    /// 2xx. The call must be confirmed. The core does not pace digits: the
+    /// driver's per-call DTMF queue (in the call's audio) says when each goes.
     pub fn send_dtmf_info(
         &mut self,
         key: CallKey,
-        digits: &str,
-        duration_ms: Option<u32>,
-        gap_ms: Option<u32>,
+        digit: char,
+        duration_ms: u32,
         now: Instant,
     ) -> Result<(), CallError> {
-        let steps = crate::dtmf::parse_digits(digits, duration_ms, gap_ms).map_err(CallError::InvalidDigits)?;
-        self.with_call(key, now, |call, ctx| call.send_dtmf_info(ctx, steps, now)).unwrap_or(Err(CallError::NoSuchCall))
+        let digit = crate::dtmf::normalize(digit)
+            .ok_or_else(|| CallError::InvalidDigits(format!("{digit:?} is not a DTMF symbol (0-9 * # A-D)")))?;
+        let duration_ms = duration_ms.clamp(crate::dtmf::DURATION_RANGE_MS.0, crate::dtmf::DURATION_RANGE_MS.1);
+        self.with_call(key, now, |call, ctx| call.send_dtmf_info(ctx, digit, duration_ms))
+            .unwrap_or(Err(CallError::NoSuchCall))
     }
 
     /// Input: the media side's SDP for `key` (the offer or answer asked

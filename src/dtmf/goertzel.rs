@@ -1,8 +1,13 @@
-//! An in-band DTMF detector: the signal is brought to 8 kHz (a box-car
-//! average of the input rate's samples), cut into blocks of
-//! [`BLOCK`] samples (13.25 ms, bins about 75 Hz wide) and each block's
-//! power at the eight Q.23 frequencies is measured with the Goertzel
-//! recurrence. A block holds a symbol when, in the style of ITU-T Q.24:
+//! An in-band DTMF detector. Every DTMF tone is below 1.7 kHz, so the
+//! signal is brought down to 4 kHz in two cheap steps: a box-car average of
+//! the input rate's samples to 8 kHz, then a 6-tap linear-phase FIR with
+//! zeros at 2.5, 3.1 and 4 kHz that keeps what would fold onto the tones
+//! (2.3–4 kHz) at least 34 dB down, keeping every other output. The 4 kHz
+//! signal is cut into blocks of [`BLOCK`] samples (13.25 ms, bins about
+//! 75 Hz wide) and each block's power at the eight Q.23 frequencies is
+//! measured with the Goertzel recurrence, then corrected for the two
+//! filters' known gain at that frequency. A block holds a symbol when, in
+//! the style of ITU-T Q.24:
 //! - the strongest row and column tone are each above a minimum level;
 //! - together they carry most of the block's energy (speech and music
 //!   spread theirs over many frequencies);
@@ -17,11 +22,14 @@
 
 use crate::dtmf::tone::{COLUMNS, KEYPAD, ROWS};
 
-/// The rate the detector works at.
-pub const RATE: u32 = 8000;
+/// The rate the Goertzel recurrences run at.
+pub const RATE: u32 = 4000;
+
+/// The rate between the two filters.
+const NARROW_RATE: u32 = 8000;
 
 /// Samples per analysis block at [`RATE`].
-pub const BLOCK: usize = 106;
+pub const BLOCK: usize = 53;
 
 /// Blocks analysed together: their recurrences are independent, so the CPU
 /// overlaps them (one block's 8 chains alone wait on their own latency).
@@ -46,6 +54,15 @@ const GROUP_MARGIN: f64 = 6.3; // 8 dB
 /// Allowed twist: column power / row power within these.
 const TWIST: (f64, f64) = (0.158, 2.51); // −8 dB .. +4 dB
 
+/// Zeros of the 8 → 4 kHz filter, Hz: the band that folds onto the tones.
+const FIR_ZEROS_HZ: [f64; 2] = [2500.0, 3100.0];
+
+/// Taps of the 8 → 4 kHz filter.
+const TAPS: usize = 6;
+
+/// 8 kHz samples buffered between the two filters (32 ms).
+const NARROW_CAP: usize = 256;
+
 /// A detected digit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Detected {
@@ -63,9 +80,17 @@ pub struct Detector {
     decimation: usize,
     acc: i32,
     acc_n: usize,
+    /// 8 kHz samples: the filter's last `TAPS - 1` inputs, then new ones.
+    narrow: [f32; NARROW_CAP],
+    narrow_len: usize,
+    /// Index in `narrow` of the next sample to end a filter output.
+    next_out: usize,
+    fir: [f32; TAPS],
     block: [f32; BLOCK * GROUP],
     fill: usize,
     coeffs: [f32; 8],
+    /// 1 / the two filters' power gain at each of the eight frequencies.
+    correction: [f32; 8],
     candidate: Option<char>,
     candidate_blocks: u32,
     current: Option<char>,
@@ -75,21 +100,89 @@ pub struct Detector {
     blocks: u64,
 }
 
+/// Writes the sum of each group of `n` samples, times `scale`, into `out`
+/// (as many as both hold); the usual group sizes are unrolled.
+fn boxcar(samples: &[i16], n: usize, scale: f32, out: &mut [f32]) {
+    fn sum(g: &[i16]) -> i32 {
+        g.iter().fold(0, |a, s| a + i32::from(*s))
+    }
+    fn fixed<const N: usize>(samples: &[i16], scale: f32, out: &mut [f32]) {
+        for (o, g) in out.iter_mut().zip(samples.as_chunks::<N>().0) {
+            *o = sum(g) as f32 * scale;
+        }
+    }
+    match n {
+        6 => fixed::<6>(samples, scale, out),
+        2 => fixed::<2>(samples, scale, out),
+        1 => fixed::<1>(samples, scale, out),
+        _ => {
+            for (o, g) in out.iter_mut().zip(samples.chunks_exact(n)) {
+                *o = sum(g) as f32 * scale;
+            }
+        }
+    }
+}
+
+/// The 8 → 4 kHz filter's taps: zeros at [`FIR_ZEROS_HZ`] and 4 kHz, unit gain at 0 Hz.
+fn fir_taps() -> [f64; TAPS] {
+    let mut taps = vec![1.0, 1.0]; // (1 + z⁻¹): the zero at 4 kHz
+    for hz in FIR_ZEROS_HZ {
+        let c = -2.0 * (2.0 * std::f64::consts::PI * hz / f64::from(NARROW_RATE)).cos();
+        let mut next = vec![0.0; taps.len() + 2];
+        for (i, t) in taps.iter().enumerate() {
+            next[i] += t;
+            next[i + 1] += c * t;
+            next[i + 2] += t;
+        }
+        taps = next;
+    }
+    let sum: f64 = taps.iter().sum();
+    let mut out = [0.0; TAPS];
+    for (o, t) in out.iter_mut().zip(&taps) {
+        *o = t / sum;
+    }
+    out
+}
+
+/// The power gain at `hz` of the box-car of `decimation` samples at
+/// `input_rate` followed by the filter `taps` at 8 kHz.
+fn power_gain(hz: f64, input_rate: f64, decimation: usize, taps: &[f64]) -> f64 {
+    use std::f64::consts::PI;
+    let n = decimation as f64;
+    let boxcar =
+        if decimation > 1 { (PI * hz * n / input_rate).sin() / (n * (PI * hz / input_rate).sin()) } else { 1.0 };
+    let w = 2.0 * PI * hz / f64::from(NARROW_RATE);
+    let (re, im) = taps
+        .iter()
+        .enumerate()
+        .fold((0.0, 0.0), |(re, im), (i, t)| (re + t * (w * i as f64).cos(), im - t * (w * i as f64).sin()));
+    boxcar * boxcar * (re * re + im * im)
+}
+
 impl Detector {
     /// A detector for audio at `input_rate` (a multiple of 8000: 8000, 16 000, 48 000).
     #[must_use]
     pub fn new(input_rate: u32) -> Detector {
-        let mut coeffs = [0f32; 8];
+        let decimation = (input_rate / NARROW_RATE).max(1) as usize;
+        let taps = fir_taps();
+        let (mut coeffs, mut correction) = ([0f32; 8], [0f32; 8]);
         for (i, f) in ROWS.iter().chain(COLUMNS.iter()).enumerate() {
             coeffs[i] = (2.0 * (2.0 * std::f64::consts::PI * f / f64::from(RATE)).cos()) as f32;
+            let rate = f64::from(NARROW_RATE) * decimation as f64;
+            correction[i] = (1.0 / power_gain(*f, rate, decimation, &taps)) as f32;
         }
         Detector {
-            decimation: (input_rate / RATE).max(1) as usize,
+            decimation,
             acc: 0,
             acc_n: 0,
+            narrow: [0.0; NARROW_CAP],
+            narrow_len: TAPS - 1,
+            next_out: TAPS - 1,
+            fir: taps.map(|t| t as f32),
             block: [0.0; BLOCK * GROUP],
             fill: 0,
             coeffs,
+            correction,
             candidate: None,
             candidate_blocks: 0,
             current: None,
@@ -108,21 +201,24 @@ impl Detector {
 
     /// Decoded samples, in order.
     pub fn handle_samples(&mut self, samples: &[i16]) {
-        let scale = 1.0 / (self.decimation as f32 * 32768.0);
+        let n = self.decimation;
+        let scale = 1.0 / (n as f32 * 32768.0);
         let mut rest = samples;
         // Finish a group of input samples begun by the last call.
         while self.acc_n != 0 && !rest.is_empty() {
             self.add_sample(rest[0], scale);
             rest = &rest[1..];
         }
-        // Whole groups: summed without a branch per sample.
-        let chunks = rest.chunks_exact(self.decimation);
-        let tail = chunks.remainder();
-        for group in chunks {
-            let sum: i32 = group.iter().map(|s| i32::from(*s)).sum();
-            self.push_decimated(sum as f32 * scale);
+        // Whole groups: summed without a branch per sample, as many as the buffer takes at a time.
+        while rest.len() >= n {
+            let take = (rest.len() / n).min(NARROW_CAP - self.narrow_len);
+            let (now, later) = rest.split_at(take * n);
+            boxcar(now, n, scale, &mut self.narrow[self.narrow_len..self.narrow_len + take]);
+            self.narrow_len += take;
+            self.filter();
+            rest = later;
         }
-        for s in tail {
+        for s in rest {
             self.add_sample(*s, scale);
         }
     }
@@ -131,11 +227,30 @@ impl Detector {
         self.acc += i32::from(s);
         self.acc_n += 1;
         if self.acc_n == self.decimation {
-            let x = self.acc as f32 * scale;
+            self.narrow[self.narrow_len] = self.acc as f32 * scale;
+            self.narrow_len += 1;
             self.acc = 0;
             self.acc_n = 0;
-            self.push_decimated(x);
+            self.filter();
         }
+    }
+
+    /// Runs the 8 → 4 kHz filter over the 8 kHz samples waiting, keeping
+    /// every other output, and keeps the last inputs for the next samples.
+    fn filter(&mut self) {
+        let h = self.fir;
+        let mut i = self.next_out;
+        while i < self.narrow_len {
+            let Ok(x) = <[f32; TAPS]>::try_from(&self.narrow[i + 1 - TAPS..=i]) else { break };
+            // Symmetric taps: three products.
+            let y = h[0] * (x[0] + x[5]) + h[1] * (x[1] + x[4]) + h[2] * (x[2] + x[3]);
+            self.push_decimated(y);
+            i += 2;
+        }
+        let keep_from = self.narrow_len - (TAPS - 1);
+        self.narrow.copy_within(keep_from..self.narrow_len, 0);
+        self.narrow_len = TAPS - 1;
+        self.next_out = i - keep_from;
     }
 
     fn push_decimated(&mut self, x: f32) {
@@ -156,7 +271,8 @@ impl Detector {
         self.out.pop_front()
     }
 
-    /// Each buffered block's power at the eight frequencies, and its energy.
+    /// Each buffered block's power at the eight frequencies (as filtered),
+    /// and its energy.
     fn powers(&self) -> [([f32; 8], f32); GROUP] {
         let c = self.coeffs;
         // All recurrences side by side: GROUP × 8 independent chains.
@@ -181,16 +297,21 @@ impl Detector {
         out
     }
 
-    /// The symbol a block holds, if any, from its powers and energy.
-    fn classify(&mut self, power: &[f32; 8], energy: f32) -> Option<char> {
+    /// The symbol a block holds, if any, from its powers and energy (as filtered).
+    fn classify(&mut self, filtered: &[f32; 8], energy: f32) -> Option<char> {
         self.blocks += 1;
         if energy <= 0.0 {
             return None;
         }
+        // The powers as they were in the input, for levels, margins and twist.
+        let mut power = [0f32; 8];
+        for k in 0..8 {
+            power[k] = filtered[k] * self.correction[k];
+        }
         // A sine of amplitude a gives |X|² ≈ (aN/2)² and energy ≈ a²N/2.
         let n = BLOCK as f32;
         let scale = |p: f32| f64::from(p / (n * n / 4.0)); // power relative to a full-scale sine
-        let share = |p: f32| f64::from(p / (energy * n / 2.0));
+        let share = |k: usize| f64::from(filtered[k] / (energy * n / 2.0));
         let best = |ps: &[f32]| {
             let (i, top) = ps.iter().enumerate().fold((0, 0f32), |b, (i, p)| if *p > b.1 { (i, *p) } else { b });
             let others_ok =
@@ -202,7 +323,7 @@ impl Detector {
         if !r_ok || !c_ok || scale(rp) < MIN_TONE_POWER || scale(cp) < MIN_TONE_POWER {
             return None;
         }
-        if share(rp) + share(cp) < MIN_ENERGY_SHARE {
+        if share(r) + share(4 + c) < MIN_ENERGY_SHARE {
             return None;
         }
         let twist = f64::from(cp / rp);
@@ -308,6 +429,30 @@ mod tests {
             })
             .collect();
         assert!(detect(&mut Detector::new(8000), &shifted).is_empty());
+    }
+
+    /// What folds onto a column tone at 4 kHz (4000 − f) is filtered out
+    /// first: a row tone with 2664 Hz (folds onto 1336 Hz) is no `5`, nor
+    /// with 2523 Hz (onto 1477 Hz) a `6`, at any input rate; the real pairs are.
+    #[test]
+    fn tones_that_would_fold_onto_a_column_are_no_digit() {
+        let pair = |low: f64, high: f64, rate: u32| -> Vec<i16> {
+            let tau = 2.0 * std::f64::consts::PI;
+            let mut v: Vec<i16> = (0..rate / 5)
+                .map(|n| {
+                    let t = f64::from(n) / f64::from(rate);
+                    (6000.0 * ((tau * low * t).sin() + (tau * high * t).sin())) as i16
+                })
+                .collect();
+            v.extend(silence(100, rate));
+            v
+        };
+        for rate in [8000, 16_000, 48_000] {
+            assert!(detect(&mut Detector::new(rate), &pair(770.0, 4000.0 - 1336.0, rate)).is_empty(), "{rate}");
+            assert!(detect(&mut Detector::new(rate), &pair(770.0, 4000.0 - 1477.0, rate)).is_empty(), "{rate}");
+            assert_eq!(detect(&mut Detector::new(rate), &pair(770.0, 1336.0, rate)), ['5'], "{rate}");
+            assert_eq!(detect(&mut Detector::new(rate), &pair(770.0, 1477.0, rate)), ['6'], "{rate}");
+        }
     }
 
     #[test]

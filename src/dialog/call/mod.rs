@@ -519,7 +519,7 @@ pub(crate) struct Call {
     /// Outgoing, being cancelled: why (reported when the INVITE's final
     /// response comes).
     cancel_cause: Option<EndCause>,
-    /// DTMF digits sent by INFO (queue and pacing).
+    /// DTMF digits sent by INFO, awaiting their final responses.
     info_dtmf: dtmf_info::InfoDtmf,
     /// Our REFER in progress (we transfer the call).
     transfer: Option<transfer::Transfer>,
@@ -573,7 +573,6 @@ impl Call {
         [
             self.timers.next(),
             self.session_timer.as_ref().map(|t| t.deadline),
-            self.info_dtmf_deadline(),
             self.transfer_deadline(),
             self.target_refresh_deadline(),
         ]
@@ -601,7 +600,6 @@ impl Call {
         if self.session_timer.as_ref().is_some_and(|t| now >= t.deadline) {
             self.handle_session_timer(ctx, now);
         }
-        self.handle_info_dtmf_timeout(ctx, now);
         self.handle_transfer_timeout(ctx, now);
         self.handle_target_refresh_timer(ctx, now);
     }

@@ -37,12 +37,12 @@ use tokio::time::Instant;
 
 use crate::contract::MediaDirection;
 use crate::dtmf::rfc4733::{self, PAYLOAD_LEN};
-use crate::dtmf::tone::{DEFAULT_LEVEL_DBFS, DtmfTone};
-use crate::dtmf::{DtmfMethod, DtmfStep, event_code, symbol};
+use crate::dtmf::{DtmfMethod, DtmfStep};
 use crate::media::codec::common::CodecError;
 use crate::media::dsp::meter::{DBFS_FLOOR, FrameAnalysis};
+use crate::media::engine::call_dtmf::{Dtmf, Sending};
 use crate::media::engine::pipeline::{ReceivePipeline, RtpOut, SendPipeline};
-use crate::media::frame::{FrameDuration, SAMPLE_RATE};
+use crate::media::frame::FrameDuration;
 use crate::media::io::sink::AudioSink;
 use crate::media::io::source::AudioSource;
 use crate::media::receive::impairment::ImpairmentStage;
@@ -85,9 +85,9 @@ pub(crate) enum AudioControl {
     LocalHold(bool),
     /// Play into this sink from now on.
     Sink(Box<dyn AudioSink>),
-    /// Send these DTMF steps after those queued: RFC 4733 events, or tones
-    /// in the audio (`inband`).
-    Dtmf { steps: Vec<DtmfStep>, inband: bool },
+    /// Send these DTMF steps by `method`, after every digit queued before
+    /// (the call's one DTMF queue, see `call_dtmf`).
+    Dtmf { steps: Vec<DtmfStep>, method: DtmfMethod },
 }
 
 impl std::fmt::Debug for AudioControl {
@@ -99,8 +99,8 @@ impl std::fmt::Debug for AudioControl {
             AudioControl::Source(_) => f.write_str("Source(..)"),
             AudioControl::LocalHold(h) => f.debug_tuple("LocalHold").field(h).finish(),
             AudioControl::Sink(_) => f.write_str("Sink(..)"),
-            AudioControl::Dtmf { steps, inband } => {
-                f.debug_struct("Dtmf").field("steps", steps).field("inband", inband).finish()
+            AudioControl::Dtmf { steps, method } => {
+                f.debug_struct("Dtmf").field("steps", steps).field("method", method).finish()
             }
         }
     }
@@ -118,112 +118,9 @@ pub(crate) enum AudioEvent {
     DtmfReceived { digit: char, duration_ms: u32, method: DtmfMethod },
     /// A DTMF digit was sent (its last end packet, or its last tone sample).
     DtmfSent { digit: char, method: DtmfMethod },
-}
-
-/// The digit being sent.
-struct SendingDigit {
-    digit: char,
-    gap: Duration,
-    /// In-band: its tone; RFC 4733 otherwise.
-    tone: Option<DtmfTone>,
-}
-
-/// A call's DTMF: the telephone-events negotiated, the RFC 4733 sender and
-/// receivers, and the queue of digits to send.
-struct Dtmf {
-    /// Payload type and clock we send events with.
-    send_te: Option<(u8, u32)>,
-    sender: Option<rfc4733::Sender>,
-    /// One receiver per telephone-event payload type the peer may use.
-    receivers: Vec<(u8, rfc4733::Receiver)>,
-    queue: VecDeque<(DtmfStep, bool)>,
-    current: Option<SendingDigit>,
-    /// No new digit before this (the last digit's gap, or a pause).
-    idle_until: Option<Instant>,
-    /// What the setup asked for in-band detection (`None`: when no telephone-event).
-    detect: Option<bool>,
-}
-
-impl Dtmf {
-    fn new(negotiated: &Negotiated, detect: Option<bool>) -> Dtmf {
-        let mut d = Dtmf {
-            send_te: None,
-            sender: None,
-            receivers: Vec::new(),
-            queue: VecDeque::new(),
-            current: None,
-            idle_until: None,
-            detect,
-        };
-        d.negotiated(negotiated);
-        d
-    }
-
-    /// Takes the telephone-events of a (re)negotiation.
-    fn negotiated(&mut self, n: &Negotiated) {
-        let send = n.telephone_event_pt.zip(n.telephone_event_rate);
-        if send != self.send_te {
-            self.send_te = send;
-            self.sender = send.map(|(_, rate)| rfc4733::Sender::new(rate, n.codec.clock_rate));
-        }
-        for (pt, rate) in n.telephone_events_received.iter().flatten() {
-            if !self.receivers.iter().any(|(p, _)| p == pt) {
-                self.receivers.push((*pt, rfc4733::Receiver::new(*rate)));
-            }
-        }
-        self.receivers.retain(|(p, _)| n.telephone_events_received.iter().flatten().any(|(pt, _)| pt == p));
-    }
-
-    /// Whether in-band detection runs.
-    fn detecting(&self) -> bool {
-        self.detect.unwrap_or(self.receivers.is_empty())
-    }
-
-    fn receiver(&mut self, pt: u8) -> Option<&mut rfc4733::Receiver> {
-        self.receivers.iter_mut().find(|(p, _)| *p == pt).map(|(_, r)| r)
-    }
-
-    fn next_timeout(&self) -> Option<Instant> {
-        self.receivers.iter().filter_map(|(_, r)| r.poll_timeout()).min().map(Instant::from_std)
-    }
-
-    /// Moves the receivers' finished events into `events`.
-    fn drain_received(&mut self, events: &mut VecDeque<AudioEvent>) {
-        for (_, r) in &mut self.receivers {
-            while let Some(e) = r.poll_event() {
-                if let Some(digit) = symbol(e.event) {
-                    events.push_back(AudioEvent::DtmfReceived {
-                        digit,
-                        duration_ms: e.duration_ms,
-                        method: DtmfMethod::Rfc4733,
-                    });
-                }
-            }
-        }
-    }
-
-    /// Starts the next queued digit if none is playing and the gap is over;
-    /// `timestamp` is the RTP timestamp of the frame about to be sent.
-    fn start_next(&mut self, now: Instant, timestamp: u32) {
-        while self.current.is_none() && self.idle_until.is_none_or(|t| now >= t) {
-            let Some((step, inband)) = self.queue.pop_front() else { return };
-            match step {
-                DtmfStep::Pause { ms } => self.idle_until = Some(now + Duration::from_millis(u64::from(ms))),
-                DtmfStep::Digit { digit, duration_ms, gap_ms } => {
-                    let gap = Duration::from_millis(u64::from(gap_ms));
-                    if inband {
-                        let tone = DtmfTone::new(digit, duration_ms, DEFAULT_LEVEL_DBFS, SAMPLE_RATE);
-                        self.current = Some(SendingDigit { digit, gap, tone });
-                    } else if let (Some(sender), Some(code)) = (self.sender.as_mut(), event_code(digit)) {
-                        sender.start(code, Duration::from_millis(u64::from(duration_ms)), timestamp);
-                        self.current = Some(SendingDigit { digit, gap, tone: None });
-                    } else {
-                        tracing::warn!(%digit, "no telephone-event negotiated: DTMF digit dropped");
-                    }
-                }
-            }
-        }
-    }
+    /// A DTMF digit to send by SIP INFO: its turn in the call's queue came,
+    /// send the INFO now.
+    DtmfInfoDue { digit: char, duration_ms: u32 },
 }
 
 /// A packet waiting in [`CallAudio::poll_transmit`].
@@ -377,9 +274,7 @@ impl CallAudio {
             self.playout_tick(now);
         }
         if self.dtmf.next_timeout().is_some_and(|t| now >= t) {
-            for (_, r) in &mut self.dtmf.receivers {
-                r.handle_timeout(now.into_std());
-            }
+            self.dtmf.handle_timeout(now);
             self.dtmf.drain_received(&mut self.events);
         }
     }
@@ -421,7 +316,7 @@ impl CallAudio {
                 self.source_end_reported = false;
             }
             AudioControl::Sink(s) => self.recv.set_sink(s),
-            AudioControl::Dtmf { steps, inband } => self.dtmf.queue.extend(steps.into_iter().map(|s| (s, inband))),
+            AudioControl::Dtmf { steps, method } => self.dtmf.push(steps, method),
         }
     }
 
@@ -517,12 +412,12 @@ impl CallAudio {
         if now.saturating_duration_since(due) > self.frame.duration() / 2 {
             self.late_ticks += 1;
         }
+        self.dtmf.start_next(now, self.send.next_timestamp(), self.direction.has_send(), &mut self.events);
         if self.direction.has_send() {
-            self.dtmf.start_next(now, self.send.next_timestamp());
             let frame = self.frame.duration();
-            let mut finished = None;
+            let mut finished = false;
             match self.dtmf.current.as_mut() {
-                Some(SendingDigit { digit, tone: None, .. }) => {
+                Some(Sending::Event { .. }) => {
                     // RFC 4733: the event replaces the audio; the audio still runs
                     // (source position, timestamps) but is not sent.
                     let _ = self.send.next_packet();
@@ -536,20 +431,16 @@ impl CallAudio {
                             len: PAYLOAD_LEN,
                         });
                     }
-                    if !self.dtmf.sender.as_ref().is_some_and(rfc4733::Sender::is_busy) {
-                        finished = Some((*digit, DtmfMethod::Rfc4733));
-                    }
+                    finished = !self.dtmf.sender.as_ref().is_some_and(rfc4733::Sender::is_busy);
                 }
-                Some(SendingDigit { digit, tone: Some(tone), .. }) => {
+                Some(Sending::Tone { tone, .. }) => {
                     // In-band: the tone replaces the source for the frame.
                     if let Ok(p) = self.send.next_packet_with(|pcm| {
                         tone.fill(pcm);
                     }) {
                         self.pending = Some(PendingPacket::stage(&p, &mut self.payload));
                     }
-                    if tone.is_done() {
-                        finished = Some((*digit, DtmfMethod::Inband));
-                    }
+                    finished = tone.is_done();
                 }
                 // Encoder failures are counted in SendStats, not logged per frame.
                 None if self.local_hold => {
@@ -570,10 +461,8 @@ impl CallAudio {
                     }
                 }
             }
-            if let Some((digit, method)) = finished {
-                let gap = self.dtmf.current.take().map_or(Duration::ZERO, |c| c.gap);
-                self.dtmf.idle_until = Some(now + gap);
-                self.events.push_back(AudioEvent::DtmfSent { digit, method });
+            if finished {
+                self.dtmf.finish(now, frame, &mut self.events);
             }
             if self.send.stats().source_ended && !self.source_end_reported {
                 self.source_end_reported = true;
@@ -677,6 +566,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
+    use crate::dtmf::symbol;
     use crate::media::codec::common::CodecKind;
     use crate::media::io::sink::NullSink;
     use crate::media::io::source::{Silence, Tone};
@@ -700,8 +590,17 @@ mod tests {
     }
 
     fn machine_with(source: Box<dyn AudioSource>, n: Negotiated, frame: FrameDuration, now: Instant) -> CallAudio {
-        let audio =
-            BuiltAudio { source, sink: Box::new(NullSink::new()), tracked: vec![], detect_dtmf: None, hold: None };
+        machine_detecting(source, n, frame, None, now)
+    }
+
+    fn machine_detecting(
+        source: Box<dyn AudioSource>,
+        n: Negotiated,
+        frame: FrameDuration,
+        detect_dtmf: Option<bool>,
+        now: Instant,
+    ) -> CallAudio {
+        let audio = BuiltAudio { source, sink: Box::new(NullSink::new()), tracked: vec![], detect_dtmf, hold: None };
         let cfg = MediaConfig { frame, ..MediaConfig::default() };
         CallAudio::new(&cfg, n, audio, 1234, now).expect("codecs build")
     }
@@ -799,13 +698,18 @@ mod tests {
         assert_eq!(ended, 2);
     }
 
-    /// Two machines on one fake clock, A's packets reaching B `latency` later.
+    /// Two machines on one fake clock, A's packets reaching B `latency` later;
+    /// what A sent and reported is logged with the time.
     struct Pair {
         a: CallAudio,
         b: CallAudio,
         now: Instant,
         seq: u16,
         in_flight: VecDeque<(Instant, RtpIn)>,
+        /// A's packets as sent: when, payload type, timestamp, payload.
+        a_sent: Vec<(Instant, u8, u32, Bytes)>,
+        /// A's events, when they came out.
+        a_events: Vec<(Instant, AudioEvent)>,
     }
 
     impl Pair {
@@ -817,7 +721,16 @@ mod tests {
             let now = Instant::now();
             let a = machine_with(Box::new(Tone::new(1000.0, -12.0)), n, frame, now);
             let b = machine_with(Box::new(Silence), n, frame, now);
-            Pair { a, b, now, seq: 0, in_flight: VecDeque::new() }
+            Pair::of(a, b, now)
+        }
+
+        fn of(a: CallAudio, b: CallAudio, now: Instant) -> Pair {
+            Pair { a, b, now, seq: 0, in_flight: VecDeque::new(), a_sent: vec![], a_events: vec![] }
+        }
+
+        /// A's events so far, without their times.
+        fn a_events(&self) -> Vec<AudioEvent> {
+            self.a_events.iter().map(|(_, e)| e.clone()).collect()
         }
 
         /// Runs both machines for `d` of fake time.
@@ -839,6 +752,7 @@ mod tests {
                     self.a.handle_timeout(t);
                 }
                 if let Some(p) = self.a.poll_transmit() {
+                    self.a_sent.push((t, p.payload_type, p.timestamp, Bytes::copy_from_slice(p.payload)));
                     let packet = RtpIn {
                         payload_type: p.payload_type,
                         sequence: self.seq,
@@ -851,6 +765,7 @@ mod tests {
                     self.seq = self.seq.wrapping_add(1);
                     self.in_flight.push_back((t + LATENCY, packet));
                 }
+                self.a_events.extend(std::iter::from_fn(|| self.a.poll_event()).map(|e| (t, e)));
                 while self.in_flight.front().is_some_and(|(at, _)| *at <= t) {
                     let (at, p) = self.in_flight.pop_front().expect("checked");
                     self.b.handle_rtp(p, at);
@@ -942,13 +857,13 @@ mod tests {
             let mut pair = Pair::with(with_telephone_events(OPUS, send), frame);
             pair.run(Duration::from_secs(1));
             let steps = crate::dtmf::parse_digits("0123456789*#ABCD", None, None).unwrap();
-            pair.a.handle_control(AudioControl::Dtmf { steps, inband: false });
+            pair.a.handle_control(AudioControl::Dtmf { steps, method: DtmfMethod::Rfc4733 });
             pair.run(Duration::from_secs(5));
             let got = received(&events(&mut pair.b));
             let digits: String = got.iter().map(|g| g.0).collect();
             assert_eq!(digits, "0123456789*#ABCD", "{send:?}");
             assert!(got.iter().all(|g| g.1 == 100 && g.2 == DtmfMethod::Rfc4733), "{got:?}");
-            assert_eq!(sent(&events(&mut pair.a)), "0123456789*#ABCD");
+            assert_eq!(sent(&pair.a_events()), "0123456789*#ABCD");
             let s = pair.b_stats();
             assert_eq!((s.rx_lost, s.concealed_frames > 0), (0, true), "{s:?}");
         }
@@ -960,12 +875,156 @@ mod tests {
         let mut pair = Pair::new(OPUS);
         pair.run(Duration::from_millis(500));
         let steps = crate::dtmf::parse_digits("0123456789*#ABCD", None, None).unwrap();
-        pair.a.handle_control(AudioControl::Dtmf { steps, inband: true });
+        pair.a.handle_control(AudioControl::Dtmf { steps, method: DtmfMethod::Inband });
         pair.run(Duration::from_secs(4));
         let got = received(&events(&mut pair.b));
         let digits: String = got.iter().map(|g| g.0).collect();
         assert_eq!(digits, "0123456789*#ABCD");
         assert!(got.iter().all(|g| g.2 == DtmfMethod::Inband && (70..=120).contains(&g.1)), "{got:?}");
-        assert_eq!(sent(&events(&mut pair.a)), "0123456789*#ABCD");
+        assert_eq!(sent(&pair.a_events()), "0123456789*#ABCD");
+    }
+
+    fn steps(digits: &str) -> Vec<DtmfStep> {
+        crate::dtmf::parse_digits(digits, Some(100), Some(70)).unwrap()
+    }
+
+    /// One DTMF queue for every method: requests by RFC 4733, INFO, in-band
+    /// and `auto` made back to back go out in order, one digit at a time:
+    /// each digit's span as sent (RFC 4733: first to last packet of its
+    /// event; in-band: its loud frames; INFO: from the moment it is due for
+    /// its duration) ends at least the gap (70 ms) before the next begins,
+    /// and `,` adds 2 s. Media digits are reported by `DtmfSent`, INFO ones by
+    /// `DtmfInfoDue`, once each; the far end hears the media ones in order.
+    /// With 20 and 10 ms frames.
+    #[test]
+    fn digits_of_every_method_share_one_queue_in_order_never_overlapping() {
+        use DtmfMethod::{Auto, Inband, Info, Rfc4733};
+        for frame in [FrameDuration::Ms20, FrameDuration::Ms10] {
+            let n = with_telephone_events(PCMU, (126, 8000));
+            let t0 = Instant::now();
+            // A sends silence: any loud PCMU frame is a tone.
+            let a = machine_with(Box::new(Silence), n, frame, t0);
+            let b = machine_detecting(Box::new(Silence), n, frame, Some(true), t0);
+            let mut pair = Pair::of(a, b, t0);
+            pair.run(Duration::from_millis(200));
+            for (digits, method) in [("12", Rfc4733), ("3", Info), (",45", Inband), ("6", Auto), ("7", Info)] {
+                pair.a.handle_control(AudioControl::Dtmf { steps: steps(digits), method });
+            }
+            pair.run(Duration::from_secs(5));
+
+            let mut spans: Vec<(Instant, Instant, char, DtmfMethod)> = vec![];
+            let (mut last_event_ts, mut last_loud) = (None, None);
+            for (t, pt, ts, payload) in &pair.a_sent {
+                match pt {
+                    // The packets of one event share its timestamp.
+                    126 => {
+                        match spans.last_mut() {
+                            Some(s) if s.3 == Rfc4733 && last_event_ts == Some(*ts) => s.1 = *t,
+                            _ => spans.push((*t, *t, symbol(payload[0]).expect("a DTMF event"), Rfc4733)),
+                        }
+                        last_event_ts = Some(*ts);
+                    }
+                    0 if payload.iter().any(|b| b & 0x7F < 0x70) => {
+                        match (spans.last_mut(), last_loud) {
+                            (Some(s), Some(l)) if s.3 == Inband && *t - l == frame.duration() => s.1 = *t,
+                            _ => spans.push((*t, *t, '?', Inband)),
+                        }
+                        last_loud = Some(*t);
+                    }
+                    _ => {}
+                }
+            }
+            for (t, e) in &pair.a_events {
+                if let AudioEvent::DtmfInfoDue { digit, duration_ms } = e {
+                    spans.push((*t, *t + Duration::from_millis(u64::from(*duration_ms)), *digit, Info));
+                }
+            }
+            spans.sort_by_key(|s| s.0);
+            let order: Vec<DtmfMethod> = spans.iter().map(|s| s.3).collect();
+            assert_eq!(order, [Rfc4733, Rfc4733, Info, Inband, Inband, Rfc4733, Info], "{frame:?}: {spans:?}");
+            let digits: String = spans.iter().map(|s| s.2).collect();
+            assert_eq!(digits, "123??67", "{frame:?}");
+            for (i, pair_of) in spans.windows(2).enumerate() {
+                let (prev, next) = (pair_of[0], pair_of[1]);
+                assert!(prev.1 >= prev.0);
+                let gap = next.0.saturating_duration_since(prev.1);
+                let want = if i == 2 { Duration::from_millis(2070) } else { Duration::from_millis(70) };
+                assert!(next.0 > prev.1 && gap >= want, "{frame:?}: span {} then {}: gap {gap:?}", i, i + 1);
+            }
+            let a_events = pair.a_events();
+            assert_eq!(sent(&a_events), "12456", "{frame:?}");
+            let due: Vec<_> = a_events
+                .iter()
+                .filter_map(|e| {
+                    if let AudioEvent::DtmfInfoDue { digit, duration_ms } = e {
+                        Some((*digit, *duration_ms))
+                    } else {
+                        None
+                    }
+                })
+                .collect();
+            assert_eq!(due, [('3', 100), ('7', 100)], "{frame:?}");
+            let methods: Vec<DtmfMethod> = a_events
+                .iter()
+                .filter_map(|e| if let AudioEvent::DtmfSent { method, .. } = e { Some(*method) } else { None })
+                .collect();
+            assert_eq!(methods, [Rfc4733, Rfc4733, Inband, Inband, Rfc4733], "{frame:?}: `auto` took RFC 4733");
+            let got = received(&events(&mut pair.b));
+            let heard: Vec<(char, DtmfMethod)> = got.iter().map(|g| (g.0, g.2)).collect();
+            assert_eq!(
+                heard,
+                [('1', Rfc4733), ('2', Rfc4733), ('4', Inband), ('5', Inband), ('6', Rfc4733)],
+                "{frame:?}"
+            );
+        }
+    }
+
+    /// Runs one machine alone until `until`: its events with their times,
+    /// and the payload types it sent.
+    fn run_alone(a: &mut CallAudio, until: Instant) -> (Vec<(Instant, AudioEvent)>, Vec<u8>) {
+        let (mut events, mut sent) = (vec![], vec![]);
+        while a.poll_timeout() <= until {
+            let t = a.poll_timeout();
+            a.handle_timeout(t);
+            sent.extend(a.poll_transmit().map(|p| p.payload_type));
+            events.extend(std::iter::from_fn(|| a.poll_event()).map(|e| (t, e)));
+        }
+        (events, sent)
+    }
+
+    /// While the call sends nothing (held), a media digit waits and the INFO
+    /// digit queued behind it waits too (order is kept); on resume both go.
+    /// `auto` goes by INFO once no telephone-event is negotiated.
+    #[test]
+    fn the_queue_waits_on_hold_in_order_and_auto_without_telephone_event_is_info() {
+        let t0 = Instant::now();
+        let n = with_telephone_events(PCMU, (126, 8000));
+        let held = Negotiated { direction: MediaDirection::RecvOnly, ..n };
+        let mut a = machine_with(Box::new(Silence), held, FrameDuration::Ms20, t0);
+        a.handle_control(AudioControl::Dtmf { steps: steps("1"), method: DtmfMethod::Rfc4733 });
+        a.handle_control(AudioControl::Dtmf { steps: steps("2"), method: DtmfMethod::Info });
+        let (events, sent) = run_alone(&mut a, t0 + Duration::from_secs(3));
+        assert!(events.is_empty() && sent.is_empty(), "{events:?} {sent:?}");
+
+        let resumed = t0 + Duration::from_secs(3);
+        a.handle_negotiated(n, resumed).unwrap();
+        let (events, sent) = run_alone(&mut a, resumed + Duration::from_secs(1));
+        assert!(sent.contains(&126));
+        let events: Vec<AudioEvent> = events.into_iter().map(|(_, e)| e).collect();
+        assert_eq!(
+            events,
+            [
+                AudioEvent::DtmfSent { digit: '1', method: DtmfMethod::Rfc4733 },
+                AudioEvent::DtmfInfoDue { digit: '2', duration_ms: 100 }
+            ]
+        );
+
+        let later = resumed + Duration::from_secs(1);
+        a.handle_negotiated(negotiated(PCMU), later).unwrap();
+        a.handle_control(AudioControl::Dtmf { steps: steps("3"), method: DtmfMethod::Auto });
+        let (events, sent) = run_alone(&mut a, later + Duration::from_secs(1));
+        assert!(!sent.contains(&126));
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].1, AudioEvent::DtmfInfoDue { digit: '3', duration_ms: 100 });
     }
 }

@@ -34,6 +34,9 @@ pub(crate) enum MediaResult {
     Dtmf { call: CallKey, digit: char, duration_ms: u32, method: DtmfMethod },
     /// A DTMF digit went out in the call's media (its last packet or sample).
     DtmfSent { call: CallKey, digit: char, method: DtmfMethod },
+    /// A DTMF digit's turn came in the call's queue and it goes by SIP
+    /// INFO: the core must send it now.
+    DtmfInfoDue { call: CallKey, digit: char, duration_ms: u32 },
 }
 
 /// A change of a call's running audio, applied from its next frame on.
@@ -50,9 +53,10 @@ pub(crate) enum MediaControl {
     LocalHold(bool),
     /// Play what arrives into this from now on (opened off the audio task).
     ReceiveAudio(ReceiveAudio),
-    /// Send these DTMF steps after those queued, as RFC 4733 events
-    /// (`inband` false) or tones in the audio.
-    Dtmf { steps: Vec<DtmfStep>, inband: bool },
+    /// Send these DTMF steps by `method` after every digit queued before,
+    /// whatever its method (the call's one queue; INFO digits come back as
+    /// [`MediaResult::DtmfInfoDue`] when their turn comes).
+    Dtmf { steps: Vec<DtmfStep>, method: DtmfMethod },
 }
 
 struct CallMedia {
@@ -362,7 +366,9 @@ mod tests {
             MediaResult::Failed { reason, .. } => panic!("media failed: {reason}"),
             MediaResult::Quality { alert, .. } => panic!("unexpected quality alert {alert:?}"),
             MediaResult::SourceEnded { .. } => panic!("unexpected end of source"),
-            MediaResult::Dtmf { .. } | MediaResult::DtmfSent { .. } => panic!("unexpected DTMF"),
+            MediaResult::Dtmf { .. } | MediaResult::DtmfSent { .. } | MediaResult::DtmfInfoDue { .. } => {
+                panic!("unexpected DTMF")
+            }
         }
     }
 

@@ -9,11 +9,13 @@
 //! frame clocks, pipelines, playout, impairment and quality checks): it
 //! sleeps until the machine's `poll_timeout`, feeds it received RTP,
 //! renegotiations and controls ([`MediaControl`], through a channel: they
-//! apply at the next frame) and sends the packets and reports the events
+//! apply at the next frame; the call's one DTMF queue, for every method,
+//! is there too) and sends the packets and reports the events
 //! that come out. Its figures are published for [`MediaEngine::stats`]
 //! every few frames.
 
 pub(crate) mod call_audio;
+mod call_dtmf;
 pub(crate) mod calls;
 pub mod pipeline;
 pub(crate) mod runtime;

@@ -85,6 +85,7 @@ pub(crate) async fn run_audio(
                     MediaResult::Dtmf { call, digit, duration_ms, method }
                 }
                 AudioEvent::DtmfSent { digit, method } => MediaResult::DtmfSent { call, digit, method },
+                AudioEvent::DtmfInfoDue { digit, duration_ms } => MediaResult::DtmfInfoDue { call, digit, duration_ms },
             };
             let _ = tx.send(result);
         }
@@ -121,7 +122,7 @@ pub(crate) async fn run_audio(
                     MediaControl::ReceiveAudio(receive) => {
                         opening.spawn_blocking(move || receive.build().map(AudioControl::Sink));
                     }
-                    MediaControl::Dtmf { steps, inband } => audio.handle_control(AudioControl::Dtmf { steps, inband }),
+                    MediaControl::Dtmf { steps, method } => audio.handle_control(AudioControl::Dtmf { steps, method }),
                 },
                 // The engine dropped the call.
                 None => return,
