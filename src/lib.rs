@@ -113,7 +113,10 @@
 //! ## Not yet
 //! Transfer (REFER, Replaces), the seeds' compatibility facades and the
 //! control server are the next milestones. DTMF is not sent as RFC 2198
-//! redundant events, and INFO digits are not re-sent after a failure.
+//! redundant events, and INFO digits are not re-sent after a failure. A
+//! call's digits leave in order whatever their methods, but INFO travels
+//! by SIP and the others in the media: a far end whose SIP path is slower
+//! than the gap between two digits of different methods may see them swapped.
 
 pub mod dialog;
 pub mod dtmf;
