@@ -168,14 +168,18 @@
 //! bodies, tones, the detector) are in [`dtmf`].
 //!
 //! ## Not yet
-//! The seeds' compatibility facades and the control server are the next
+//! Of the seeds' compatibility facades only Bizfly's is here ([`compat`]);
+//! the others, the call history and the control server are the next
 //! milestones. A call a transfer gives us takes its audio from
 //! [`PhoneConfigBuilder::transfer_audio`], not from the call it replaces
 //! (the running source is not moved from one call to the other). An
 //! attended transfer names the consulted party's Contact: a GRUU when its
 //! registrar gave one, else a Contact the proxy must be able to route
 //! (Kamailio: see the README). DTMF is not sent as RFC 2198
-//! redundant events, and INFO digits are not re-sent after a failure.
+//! redundant events, and INFO digits are not re-sent after a failure. A
+//! call's digits leave in order whatever their methods, but INFO travels
+//! by SIP and the others in the media: a far end whose SIP path is slower
+//! than the gap between two digits of different methods may see them swapped.
 
 pub mod compat;
 pub mod dialog;

@@ -135,6 +135,10 @@ pub struct AudioSetup {
     /// Detect DTMF tones in the received audio (a Goertzel detector on the
     /// decoded frames; its digits come as `DtmfReceived` with method
     /// `inband`). `None`: only when the peer negotiated no telephone-event.
+    /// Tones are heard only as whole as the audio: with the default jitter
+    /// buffer (one frame deep) a bursty sender makes it conceal or skip
+    /// frames, which can cut a tone in two; a deeper buffer
+    /// (`PhoneConfigBuilder::jitter_buffer`, 60 ms say) keeps them whole.
     pub detect_inband_dtmf: Option<bool>,
     /// What the peer hears while we hold the call (music on hold, a
     /// "please wait" loop); `None`: silence. The main source keeps running

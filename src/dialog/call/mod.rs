@@ -91,7 +91,8 @@ pub enum CallError {
     /// An extra header is malformed (name not a token, CR/LF in the value).
     #[error("invalid header {0:?}")]
     InvalidHeader(String),
-    /// A DTMF digit string holds something else than `0-9 * # A-D ,`.
+    /// A DTMF digit (or digit string) holds something else than `0-9 * # A-D`
+    /// (and `,` in a string).
     #[error("invalid DTMF digits: {0}")]
     InvalidDigits(String),
 }

@@ -869,19 +869,28 @@ mod tests {
         }
     }
 
-    /// In-band tones through Opus, detected because no telephone-event was negotiated.
+    /// In-band tones through Opus, detected because no telephone-event was
+    /// negotiated: every symbol once, most of its length, with 20 and 10 ms
+    /// frames, default and short digits.
     #[test]
     fn inband_digits_are_heard_when_no_telephone_event_was_negotiated() {
-        let mut pair = Pair::new(OPUS);
-        pair.run(Duration::from_millis(500));
-        let steps = crate::dtmf::parse_digits("0123456789*#ABCD", None, None).unwrap();
-        pair.a.handle_control(AudioControl::Dtmf { steps, method: DtmfMethod::Inband });
-        pair.run(Duration::from_secs(4));
-        let got = received(&events(&mut pair.b));
-        let digits: String = got.iter().map(|g| g.0).collect();
-        assert_eq!(digits, "0123456789*#ABCD");
-        assert!(got.iter().all(|g| g.2 == DtmfMethod::Inband && (70..=120).contains(&g.1)), "{got:?}");
-        assert_eq!(sent(&pair.a_events()), "0123456789*#ABCD");
+        for frame in [FrameDuration::Ms20, FrameDuration::Ms10] {
+            for (duration, gap) in [(100, 70), (80, 60)] {
+                let mut pair = Pair::with(negotiated(OPUS), frame);
+                pair.run(Duration::from_millis(500));
+                let steps = crate::dtmf::parse_digits("0123456789*#ABCD", Some(duration), Some(gap)).unwrap();
+                pair.a.handle_control(AudioControl::Dtmf { steps, method: DtmfMethod::Inband });
+                pair.run(Duration::from_secs(4));
+                let got = received(&events(&mut pair.b));
+                let digits: String = got.iter().map(|g| g.0).collect();
+                assert_eq!(digits, "0123456789*#ABCD", "{frame:?}");
+                assert!(
+                    got.iter().all(|g| g.2 == DtmfMethod::Inband && (duration - 30..=duration + 20).contains(&g.1)),
+                    "{frame:?}: {got:?}"
+                );
+                assert_eq!(sent(&pair.a_events()), "0123456789*#ABCD");
+            }
+        }
     }
 
     fn steps(digits: &str) -> Vec<DtmfStep> {
