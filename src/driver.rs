@@ -595,9 +595,12 @@ impl Core {
                 }
             }
             MediaResult::DtmfInfoDue { call, digit, duration_ms } => {
-                // Refused only once the call is ending: its queue goes with its media.
-                if let Err(e) = self.ua.send_dtmf_info(call, digit, duration_ms, now()) {
-                    tracing::debug!(%call, %digit, error = %e, "DTMF INFO not sent");
+                match self.ua.send_dtmf_info(call, digit, duration_ms, now()) {
+                    Ok(()) => {}
+                    // Ended while the result was on its way: the queue went with the media.
+                    Err(CallError::NoSuchCall) => {}
+                    // Not confirmed (an `auto` digit in early media with no telephone-event).
+                    Err(e) => tracing::warn!(%call, %digit, error = %e, "DTMF INFO not sent"),
                 }
             }
         }
