@@ -41,7 +41,11 @@ async fn digits(log: &mut EventLog, method: DtmfMethod) -> (String, String) {
             _ => unreachable!(),
         }
     }
-    assert!(durations.iter().all(|(_, ms)| (30..=200).contains(ms)), "{durations:?}");
+    // An in-band tone is measured in the listener's decoded audio: on a
+    // loaded machine a concealed frame can shorten what is heard (26 ms
+    // seen in CI for a 100 ms tone); the digits themselves must all arrive.
+    let shortest = if method == DtmfMethod::Inband { 20 } else { 30 };
+    assert!(durations.iter().all(|(_, ms)| (shortest..=200).contains(ms)), "{durations:?}");
     (got, sent)
 }
 

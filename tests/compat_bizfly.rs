@@ -88,9 +88,9 @@ async fn the_documented_flow_through_the_facade() {
     assert_eq!((name, data["callId"].as_str()), ("callEnded", Some("cc-42")));
     assert_eq!(data["cause"]["reason"], "transferred");
     assert!(sdk.ping().await["line1"].is_null());
-    assert_eq!(sdk.current_mode(), Mode::Active);
+    assert_eq!(sdk.current_mode().await, Mode::Active);
     assert_eq!(sdk.set_mode(Mode::Outgoing).await.status, "success");
-    assert_eq!(sdk.current_mode(), Mode::Outgoing);
+    assert_eq!(sdk.current_mode().await, Mode::Outgoing);
 
     let new = bob_log
         .wait_for("Bob's call from the transfer", |e| matches!(e, Event::CallConfirmed { call } if call.key != b))

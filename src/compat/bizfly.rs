@@ -359,8 +359,11 @@ impl BizflySdk {
     }
 
     /// `sdk.currentMode`.
-    pub fn current_mode(&self) -> Mode {
-        self.phone.status().mode
+    pub async fn current_mode(&self) -> Mode {
+        match self.phone.execute(Action::Status).await {
+            Ok(ActionOutcome::Status(status)) => status.mode,
+            _ => self.phone.status().mode,
+        }
     }
 
     /// `sdk.currentLine`: the line of the current call (1 or 2), if any.
