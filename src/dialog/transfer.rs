@@ -27,7 +27,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::call::{CallError, CallKey, CallRequest, CallState, ReferRequest, TransferPolicy};
+use super::call::{CallError, CallKey, CallRequest, CallState, ReferRequest, TransferPolicy, names_dialog};
 use super::transaction::TransactionKey;
 use super::{AgentEvent, CallEvent, UserAgent};
 use crate::sip::{HeaderName, Replaces, Request, StatusCode, TypedHeader};
@@ -144,7 +144,7 @@ impl UserAgent {
         if accept {
             self.accept_refer(key, pending, now);
         } else {
-            self.decline_refer(key, &pending, now);
+            self.decline_refer(&pending, now);
         }
         Ok(())
     }
@@ -168,7 +168,7 @@ impl UserAgent {
         let pending = PendingRefer { request: req.clone(), tx: tx.clone(), refer, deadline: now + ASK_TIMEOUT };
         match self.cfg.calls.transfer_policy {
             TransferPolicy::Accept => self.accept_refer(key, pending, now),
-            TransferPolicy::Reject => self.decline_refer(key, &pending, now),
+            TransferPolicy::Reject => self.decline_refer(&pending, now),
             TransferPolicy::Ask => {
                 self.transfers.pending.retain(|(k, _)| *k != key);
                 self.transfers.pending.push((key, pending));
@@ -183,11 +183,11 @@ impl UserAgent {
         self.transfers.pending = keep;
         for (key, pending) in due {
             tracing::info!(call = %key, "transfer request not answered in time: declined");
-            self.decline_refer(key, &pending, now);
+            self.decline_refer(&pending, now);
         }
     }
 
-    fn decline_refer(&mut self, _key: CallKey, pending: &PendingRefer, now: Instant) {
+    fn decline_refer(&mut self, pending: &PendingRefer, now: Instant) {
         self.reply(&pending.request, &pending.tx, StatusCode::DECLINE, now);
     }
 
@@ -258,11 +258,7 @@ impl UserAgent {
         let found = self.calls.values().find(|c| !c.is_ended() && c.replaced_by(&replaces)).map(|c| (c.key(), c));
         let Some((old, call)) = found else {
             let ended = self.calls.values().any(|c| c.is_ended() && c.replaced_by(&replaces))
-                || self.transfers.ended.iter().any(|(id, local, remote)| {
-                    *id == replaces.call_id
-                        && ((*local == replaces.to_tag && *remote == replaces.from_tag)
-                            || (*local == replaces.from_tag && *remote == replaces.to_tag))
-                });
+                || self.transfers.ended.iter().any(|(id, local, remote)| names_dialog(&replaces, id, local, remote));
             let status = if ended { StatusCode::DECLINE } else { StatusCode::CALL_DOES_NOT_EXIST };
             return self.reply(req, tx, status, now);
         };

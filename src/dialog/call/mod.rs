@@ -52,8 +52,8 @@ pub(crate) use session::OfferAnswer;
 use session::OfferCarrier;
 pub(crate) use session_timer::SessionTimer;
 pub(crate) use setup::SUPPORTED;
-pub(crate) use transfer::ReferRequest;
 pub use transfer::TransferPolicy;
+pub(crate) use transfer::{ReferRequest, names_dialog};
 
 /// What the application asks for when placing a call.
 #[derive(Clone, Debug, Default)]

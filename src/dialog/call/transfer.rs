@@ -286,10 +286,7 @@ impl Call {
     /// received).
     pub(crate) fn replaced_by(&self, replaces: &Replaces) -> bool {
         let d = &self.dialog;
-        let Some(remote) = d.remote_tag.as_deref() else { return false };
-        d.call_id == replaces.call_id
-            && ((d.local_tag == replaces.to_tag && remote == replaces.from_tag)
-                || (d.local_tag == replaces.from_tag && remote == replaces.to_tag))
+        d.remote_tag.as_deref().is_some_and(|remote| names_dialog(replaces, &d.call_id, &d.local_tag, remote))
     }
 
     // ------------------------------------------------------------ transferee
@@ -378,4 +375,12 @@ impl Call {
         req.body = sipfrag::body(code, reason).into();
         ctx.send(req, Purpose::Notify);
     }
+}
+
+/// Whether `replaces` names the dialog (Call-ID, our tag, the peer's tag),
+/// in either tag order.
+pub(crate) fn names_dialog(replaces: &Replaces, call_id: &str, local: &str, remote: &str) -> bool {
+    call_id == replaces.call_id
+        && ((local == replaces.to_tag && remote == replaces.from_tag)
+            || (local == replaces.from_tag && remote == replaces.to_tag))
 }
