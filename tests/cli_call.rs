@@ -80,6 +80,8 @@ fn call_and_answer_verbs_through_kamailio() {
         assert!(call["audio"]["rx_packets"].as_u64().unwrap_or(0) >= 50, "{who}: {call:#}");
         let started = call["started_ms"].as_u64().unwrap();
         let first_audio = call["first_audio_ms"].as_u64().expect("first audio time");
+        let first_rtp = call["first_rtp_ms"].as_u64().expect("first RTP time");
+        assert!(first_rtp <= first_audio, "{who}: first RTP {first_rtp} after first audio {first_audio}");
         assert!(
             first_audio >= started && first_audio - started < 3000,
             "{who}: first audio {first_audio} vs start {started}"

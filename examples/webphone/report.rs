@@ -411,6 +411,7 @@ fn call_json(key: CallKey, c: &CallRecord) -> Option<Value> {
         "confirmed": c.confirmed,
         "started_ms": info.started_ms,
         "connected_ms": info.connected_ms,
+        "first_rtp_ms": c.stats.as_ref().and_then(|s| s.first_rtp_ms),
         "first_audio_ms": c.stats.as_ref().and_then(|s| s.first_audio_ms),
         "ended_ms": info.ended_ms,
         "end": info.end,

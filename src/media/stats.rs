@@ -56,6 +56,11 @@ pub struct CallStats {
     /// When the media connected.
     #[serde(skip)]
     pub media_connected: Option<Instant>,
+    /// When the first audio packet arrived.
+    #[serde(skip)]
+    pub first_rtp: Option<Instant>,
+    /// The same, in milliseconds since the Unix epoch.
+    pub first_rtp_ms: Option<u64>,
     /// When non-silent remote audio was first played out.
     #[serde(skip)]
     pub first_audio: Option<Instant>,
@@ -90,6 +95,7 @@ impl std::fmt::Debug for CallStats {
             .field("rx_dominant_hz", &self.rx_dominant_hz)
             .field("tracked", &self.tracked)
             .field("media_connected", &self.media_connected.is_some())
+            .field("first_rtp_ms", &self.first_rtp_ms)
             .field("first_audio_after_connect", &first_audio_after_connect)
             .field("first_audio_ms", &self.first_audio_ms)
             .finish()
@@ -131,6 +137,10 @@ impl CallStats {
         self.decoded_frames = recv.frames_decoded;
         self.rx_level_dbfs = level_dbfs;
         self.rx_dominant_hz = dominant_hz;
+        if self.first_rtp_ms.is_none() {
+            self.first_rtp_ms = pipeline.first_packet().map(|at| epoch_ms(at, now.into_std()));
+        }
+        self.first_rtp = pipeline.first_packet();
         if self.first_audio_ms.is_none() {
             self.first_audio_ms = first_audio.map(|at| epoch_ms(at, now.into_std()));
         }

@@ -25,8 +25,9 @@
 //!
 //! 1. the window is multiplied by a periodic Hann window and packed as 4096 complex samples (even samples real,
 //!    odd samples imaginary);
-//! 2. a 4096-point complex FFT (`rustfft`, planned once, scratch preallocated) and a split step give the 8192-point
-//!    real spectrum, 5.86 Hz per bin;
+//! 2. a 4096-point complex FFT (`rustfft`, planned once per process; its buffers are one set per thread, since a
+//!    call's meter uses them for microseconds every half second) and a split step give the 8192-point real
+//!    spectrum, 5.86 Hz per bin;
 //! 3. the largest bin in the band is refined with the exact two-bin interpolation for a Hann window,
 //!    `δ = (2·|X[k±1]| − |X[k]|) / (|X[k]| + |X[k±1]|)`, using the larger neighbour. For a steady pure tone
 //!    this is exact up to leakage from other components: the error measured over 200–4000 Hz is below
@@ -80,7 +81,7 @@
 use std::f64::consts::TAU;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError};
 
 use rustfft::num_complex::Complex;
 use rustfft::{Fft, FftPlanner};
@@ -327,10 +328,49 @@ impl MeterHandle {
     }
 }
 
+/// What every meter's spectrum needs and no meter changes: the Hann window, the FFT plan and the
+/// real-FFT split's twiddles (about 100 KiB), built once per process.
+struct SpectrumTables {
+    hann: Box<[f32]>,
+    fft: Arc<dyn Fft<f32>>,
+    scratch_len: usize,
+    /// `e^{-2πik/N}` for the real-FFT split.
+    twiddles: Box<[Complex<f32>]>,
+}
+
+impl SpectrumTables {
+    fn get() -> &'static SpectrumTables {
+        static TABLES: OnceLock<SpectrumTables> = OnceLock::new();
+        TABLES.get_or_init(|| {
+            let fft = FftPlanner::<f32>::new().plan_fft_forward(HALF);
+            let scratch_len = fft.get_inplace_scratch_len();
+            let hann = (0..ANALYSIS_WINDOW)
+                .map(|n| (0.5 - 0.5 * (TAU * n as f64 / ANALYSIS_WINDOW as f64).cos()) as f32)
+                .collect();
+            let twiddles = (0..HALF)
+                .map(|k| {
+                    let a = -TAU * k as f64 / ANALYSIS_WINDOW as f64;
+                    Complex::new(a.cos() as f32, a.sin() as f32)
+                })
+                .collect();
+            SpectrumTables { hann, fft, scratch_len, twiddles }
+        })
+    }
+}
+
+/// The FFT's input/output and scratch buffers (about 64 KiB): one set per thread, used only during an
+/// analysis, so meters on the same thread share them.
+type SpectrumWorkspace = Option<(Box<[Complex<f32>]>, Box<[Complex<f32>]>)>;
+
+thread_local! {
+    static SPECTRUM_WORKSPACE: std::cell::RefCell<SpectrumWorkspace> = const { std::cell::RefCell::new(None) };
+}
+
 /// Measures level, peak and dominant frequency of 48 kHz mono audio, frame by frame.
 ///
-/// See the [module documentation](self) for the method and its cost. All buffers are allocated by
-/// [`Meter::new`]; [`Meter::process`] does not allocate.
+/// See the [module documentation](self) for the method and its cost. A meter owns its 16 KiB window;
+/// the tables of the spectrum are the process's and its FFT buffers the thread's (allocated on the
+/// thread's first analysis). [`Meter::process`] does not allocate otherwise.
 pub struct Meter {
     config: MeterConfig,
     /// The last `ANALYSIS_WINDOW` samples; the oldest is at `ring_pos`.
@@ -338,12 +378,8 @@ pub struct Meter {
     ring_pos: usize,
     /// Exact sum of squares of `ring`.
     ring_energy: u64,
-    hann: Box<[f32]>,
-    fft: Arc<dyn Fft<f32>>,
-    fft_buf: Box<[Complex<f32>]>,
-    fft_scratch: Box<[Complex<f32>]>,
-    /// `e^{-2πik/N}` for the real-FFT split.
-    twiddles: Box<[Complex<f32>]>,
+    /// The window, FFT plan and twiddles, shared by every meter of the process.
+    tables: &'static SpectrumTables,
     bin_range: (usize, usize),
     /// The latest dominant frequency computed, carried between spectrum frames.
     dominant: Option<f64>,
@@ -380,17 +416,6 @@ impl Meter {
 
     /// A meter with `config` (frequency limits are clamped to the analysable range).
     pub fn with_config(config: MeterConfig) -> Self {
-        let fft = FftPlanner::<f32>::new().plan_fft_forward(HALF);
-        let scratch_len = fft.get_inplace_scratch_len();
-        let hann = (0..ANALYSIS_WINDOW)
-            .map(|n| (0.5 - 0.5 * (TAU * n as f64 / ANALYSIS_WINDOW as f64).cos()) as f32)
-            .collect();
-        let twiddles = (0..HALF)
-            .map(|k| {
-                let a = -TAU * k as f64 / ANALYSIS_WINDOW as f64;
-                Complex::new(a.cos() as f32, a.sin() as f32)
-            })
-            .collect();
         let lo = if config.min_frequency_hz.is_finite() { (config.min_frequency_hz / BIN_HZ).ceil() } else { 0.0 };
         let hi = if config.max_frequency_hz.is_finite() { (config.max_frequency_hz / BIN_HZ).floor() } else { 0.0 };
         let lo = (lo.max(2.0) as usize).min(HALF - 2);
@@ -402,11 +427,7 @@ impl Meter {
             ring: vec![0; ANALYSIS_WINDOW].into_boxed_slice(),
             ring_pos: 0,
             ring_energy: 0,
-            hann,
-            fft,
-            fft_buf: vec![Complex::new(0.0, 0.0); HALF].into_boxed_slice(),
-            fft_scratch: vec![Complex::new(0.0, 0.0); scratch_len].into_boxed_slice(),
-            twiddles,
+            tables: SpectrumTables::get(),
             bin_range: (lo, hi),
             dominant: None,
             last: None,
@@ -484,36 +505,52 @@ impl Meter {
         analysis
     }
 
+    /// Runs `f` on the half-length complex FFT of the Hann-windowed window (even samples as real parts,
+    /// odd ones as imaginary parts: [`real_bin`] splits it into the real spectrum). The FFT works in the
+    /// calling thread's workspace, allocated on the thread's first analysis.
+    fn with_spectrum<R>(&self, f: impl FnOnce(&[Complex<f32>]) -> R) -> R {
+        let tables = self.tables;
+        SPECTRUM_WORKSPACE.with_borrow_mut(|w| {
+            let (buf, scratch) = w.get_or_insert_with(|| {
+                let zero = Complex::new(0.0, 0.0);
+                (vec![zero; HALF].into_boxed_slice(), vec![zero; tables.scratch_len].into_boxed_slice())
+            });
+            for (n, z) in buf.iter_mut().enumerate() {
+                let i = (self.ring_pos + 2 * n) & MASK;
+                let re = f32::from(self.ring[i]) * tables.hann[2 * n];
+                let im = f32::from(self.ring[(i + 1) & MASK]) * tables.hann[2 * n + 1];
+                *z = Complex::new(re, im);
+            }
+            tables.fft.process_with_scratch(buf, scratch);
+            f(buf)
+        })
+    }
+
     /// The Hann-windowed real spectrum of the window, its largest bin in the band, and the interpolated peak.
     fn dominant_frequency(&mut self) -> Option<f64> {
-        for (n, z) in self.fft_buf.iter_mut().enumerate() {
-            let i = (self.ring_pos + 2 * n) & MASK;
-            let re = f32::from(self.ring[i]) * self.hann[2 * n];
-            let im = f32::from(self.ring[(i + 1) & MASK]) * self.hann[2 * n + 1];
-            *z = Complex::new(re, im);
-        }
-        self.fft.process_with_scratch(&mut self.fft_buf, &mut self.fft_scratch);
-
         let (lo, hi) = self.bin_range;
-        let mut best = lo;
-        let mut best_power = 0.0f32;
-        for k in lo..=hi {
-            let p = real_bin(&self.fft_buf, &self.twiddles, k).norm_sqr();
-            if p > best_power {
-                best_power = p;
-                best = k;
+        let twiddles = &self.tables.twiddles;
+        self.with_spectrum(|spectrum| {
+            let mut best = lo;
+            let mut best_power = 0.0f32;
+            for k in lo..=hi {
+                let p = real_bin(spectrum, twiddles, k).norm_sqr();
+                if p > best_power {
+                    best_power = p;
+                    best = k;
+                }
             }
-        }
-        if best_power <= 0.0 {
-            return None;
-        }
-        let b = f64::from(best_power.sqrt());
-        let l = f64::from(real_bin(&self.fft_buf, &self.twiddles, best - 1).norm());
-        let r = f64::from(real_bin(&self.fft_buf, &self.twiddles, best + 1).norm());
-        // Exact for a Hann window: |X[k+1]| / |X[k]| = (1 + δ) / (2 − δ) for a tone at bin k + δ.
-        let (side, neighbour) = if r >= l { (1.0, r) } else { (-1.0, l) };
-        let delta = ((2.0 * neighbour - b) / (b + neighbour)).clamp(0.0, 1.0);
-        Some((best as f64 + side * delta) * BIN_HZ)
+            if best_power <= 0.0 {
+                return None;
+            }
+            let b = f64::from(best_power.sqrt());
+            let l = f64::from(real_bin(spectrum, twiddles, best - 1).norm());
+            let r = f64::from(real_bin(spectrum, twiddles, best + 1).norm());
+            // Exact for a Hann window: |X[k+1]| / |X[k]| = (1 + δ) / (2 − δ) for a tone at bin k + δ.
+            let (side, neighbour) = if r >= l { (1.0, r) } else { (-1.0, l) };
+            let delta = ((2.0 * neighbour - b) / (b + neighbour)).clamp(0.0, 1.0);
+            Some((best as f64 + side * delta) * BIN_HZ)
+        })
     }
 
     fn publish(&mut self) {
@@ -594,7 +631,7 @@ impl Meter {
         let (mut s1, mut s2, mut total) = (0.0f64, 0.0f64, 0.0f64);
         // The oldest sample is at `ring_pos`: chronological order is `ring[pos..]` then `ring[..pos]`.
         let (newest, oldest) = self.ring.split_at(self.ring_pos);
-        for (&x, &w) in oldest.iter().chain(newest).zip(self.hann.iter()) {
+        for (&x, &w) in oldest.iter().chain(newest).zip(self.tables.hann.iter()) {
             let v = f64::from(x) * f64::from(w);
             total += v * v;
             let s0 = v + coeff * s1 - s2;
@@ -730,10 +767,10 @@ mod tests {
         let mut m = Meter::new();
         let mut src = Mix(Tone::new(700.0, -6.0), Tone::new(5300.0, -12.0));
         feed(&mut m, &mut src, 10);
-        m.dominant_frequency();
+        let spectrum = m.with_spectrum(<[Complex<f32>]>::to_vec);
         let (newest, oldest) = m.ring.split_at(m.ring_pos);
         let x: Vec<f64> =
-            oldest.iter().chain(newest).zip(m.hann.iter()).map(|(&s, &w)| f64::from(s) * f64::from(w)).collect();
+            oldest.iter().chain(newest).zip(m.tables.hann.iter()).map(|(&s, &w)| f64::from(s) * f64::from(w)).collect();
         for k in [1usize, 17, 119, 120, 905, 2048, 4095] {
             let (mut re, mut im) = (0.0, 0.0);
             for (n, v) in x.iter().enumerate() {
@@ -741,7 +778,7 @@ mod tests {
                 re += v * a.cos();
                 im += v * a.sin();
             }
-            let got = real_bin(&m.fft_buf, &m.twiddles, k);
+            let got = real_bin(&spectrum, &m.tables.twiddles, k);
             let scale = (re * re + im * im).sqrt().max(1e3);
             assert!((f64::from(got.re) - re).abs() / scale < 1e-3, "bin {k}: {got} vs {re}+{im}i");
             assert!((f64::from(got.im) - im).abs() / scale < 1e-3, "bin {k}: {got} vs {re}+{im}i");

@@ -195,6 +195,7 @@ pub struct ReceivePipeline {
     /// Linear gain in 1/1024 steps (1024 = unity).
     gain: i32,
     stats: ReceiveStats,
+    first_packet: Option<Instant>,
     first_audio: Option<Instant>,
     /// Sequence numbers taken by packets that are not audio (telephone-events
     /// on the same SSRC): audio packets are renumbered past them, so the
@@ -226,6 +227,7 @@ impl ReceivePipeline {
             muted: false,
             gain: 1024,
             stats: ReceiveStats::default(),
+            first_packet: None,
             first_audio: None,
             seq_offset: 0,
             dtmf: None,
@@ -279,6 +281,11 @@ impl ReceivePipeline {
         self.jitter.awaiting_next()
     }
 
+    /// When the first packet of the audio's payload type arrived.
+    pub fn first_packet(&self) -> Option<Instant> {
+        self.first_packet
+    }
+
     /// When non-silent audio was first played out.
     pub fn first_audio(&self) -> Option<Instant> {
         self.first_audio
@@ -325,6 +332,7 @@ impl ReceivePipeline {
         let sequence = sequence.wrapping_sub(self.seq_offset);
         self.stats.packets += 1;
         self.stats.bytes += payload.len() as u64;
+        self.first_packet.get_or_insert(arrival);
         // Whatever the buffer does with it is counted in its stats.
         let _ = self.jitter.insert(sequence, timestamp, payload, arrival);
     }

@@ -4,8 +4,10 @@
 //!
 //! # Model
 //!
-//! [`JitterBuffer::insert`] copies each packet into a ring of [`SLOTS`] preallocated slots of
-//! [`SLOT_BYTES`] bytes (indexed by sequence number); [`JitterBuffer::pop`] is called once per
+//! [`JitterBuffer::insert`] copies each packet into a ring of [`SLOTS`] slots (indexed by
+//! sequence number) of [`INITIAL_SLOT_BYTES`] bytes, widened when a larger packet arrives (up
+//! to [`SLOT_BYTES`]: a ring sized for the largest packet at once would cost 96 KiB per call
+//! where a 32 kbit/s Opus stream needs 5 KiB); [`JitterBuffer::pop`] is called once per
 //! frame tick and returns what to play for that tick ([`Playout`]). Time is always passed in
 //! (`arrival`, `now`): the buffer never reads a clock, so tests drive it deterministically.
 //!
@@ -54,8 +56,13 @@ use crate::media::frame::FrameDuration;
 /// Number of packet slots in the ring.
 pub const SLOTS: usize = 64;
 
-/// Bytes per slot: the largest payload that is buffered (larger ones are discarded).
+/// Bytes per slot at most: the largest payload that is buffered (larger ones are discarded).
 pub const SLOT_BYTES: usize = 1500;
+
+/// Bytes per slot at first: a 20 ms frame of G.711, or of Opus up to 64 kbit/s. The first
+/// larger packet widens every slot to twice this (or more, up to [`SLOT_BYTES`]): a
+/// reallocation that happens at most a few times in a stream's life.
+pub const INITIAL_SLOT_BYTES: usize = 160;
 
 /// Multiplier of the jitter estimate in the target delay.
 const JITTER_MULTIPLIER: f64 = 4.0;
@@ -225,7 +232,9 @@ pub struct JitterBuffer {
     min_ts: i64,
     max_ts: i64,
     slots: Box<[Slot]>,
+    /// The slots' payloads, `slot_bytes` apart.
     data: Box<[u8]>,
+    slot_bytes: usize,
     buffered: usize,
     mode: Mode,
     /// Highest extended sequence number of this numbering; `None` before the first packet.
@@ -262,7 +271,7 @@ pub struct JitterBuffer {
 }
 
 impl JitterBuffer {
-    /// Creates a buffer; all memory (64 × 1500-byte slots) is allocated here.
+    /// Creates a buffer of 64 slots of [`INITIAL_SLOT_BYTES`] (widened by the first larger packet).
     pub fn new(config: JitterConfig) -> Self {
         let clock_rate = config.clock_rate.max(1000);
         let frame_ts = i64::from(clock_rate) * i64::from(config.frame.millis()) / 1000;
@@ -278,7 +287,8 @@ impl JitterBuffer {
             min_ts,
             max_ts,
             slots: vec![EMPTY_SLOT; SLOTS].into_boxed_slice(),
-            data: vec![0; SLOTS * SLOT_BYTES].into_boxed_slice(),
+            data: vec![0; SLOTS * INITIAL_SLOT_BYTES].into_boxed_slice(),
+            slot_bytes: INITIAL_SLOT_BYTES,
             buffered: 0,
             mode: Mode::Buffering { initial: true },
             highest_seq: None,
@@ -576,7 +586,7 @@ impl JitterBuffer {
     }
 
     fn payload(&self, idx: usize) -> &[u8] {
-        let start = idx * SLOT_BYTES;
+        let start = idx * self.slot_bytes;
         &self.data[start..start + self.slots[idx].len]
     }
 
@@ -714,6 +724,19 @@ impl JitterBuffer {
         self.buffered = 0;
     }
 
+    /// Widens every slot to hold `len` bytes (at least doubling, at most [`SLOT_BYTES`]),
+    /// moving what the slots hold.
+    fn widen_slots(&mut self, len: usize) {
+        let wider = len.max(2 * self.slot_bytes).min(SLOT_BYTES);
+        let mut data = vec![0; SLOTS * wider].into_boxed_slice();
+        for (idx, slot) in self.slots.iter().enumerate() {
+            let (from, to) = (idx * self.slot_bytes, idx * wider);
+            data[to..to + slot.len].copy_from_slice(&self.data[from..from + slot.len]);
+        }
+        self.data = data;
+        self.slot_bytes = wider;
+    }
+
     fn store(&mut self, seq: i64, ts: i64, payload: &[u8], arrival: Instant) {
         let idx = slot_index(seq);
         if self.slots[idx].state == SlotState::Filled {
@@ -721,7 +744,10 @@ impl JitterBuffer {
             self.release(idx, SlotState::Empty);
             self.stats.discarded += 1;
         }
-        let start = idx * SLOT_BYTES;
+        if payload.len() > self.slot_bytes {
+            self.widen_slots(payload.len());
+        }
+        let start = idx * self.slot_bytes;
         self.data[start..start + payload.len()].copy_from_slice(payload);
         self.slots[idx] = Slot { state: SlotState::Filled, seq, ts, len: payload.len(), arrival: Some(arrival) };
         self.buffered += 1;
@@ -1167,6 +1193,24 @@ mod tests {
         jb.reset();
         assert_eq!(jb.stats().buffered, 0);
         assert_eq!(jb.insert(60_000, 5, &[1], later), InsertOutcome::Stored);
+    }
+
+    #[test]
+    fn slots_widen_for_a_larger_packet_and_keep_what_they_hold() {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(config());
+        assert_eq!(jb.insert(1, 0, &[1u8; 80], t0), InsertOutcome::Stored);
+        assert_eq!(jb.insert(2, F, &[2u8; INITIAL_SLOT_BYTES + 1], t0), InsertOutcome::Stored);
+        assert_eq!(jb.insert(3, 2 * F, &[3u8; 1200], t0), InsertOutcome::Stored);
+        let mut played = Vec::new();
+        let mut now = t0;
+        for _ in 0..20 {
+            if let Playout::Frame(p) = jb.pop(now) {
+                played.push((p[0], p.len()));
+            }
+            now += Duration::from_millis(20);
+        }
+        assert_eq!(played, vec![(1, 80), (2, INITIAL_SLOT_BYTES + 1), (3, 1200)]);
     }
 
     #[test]
