@@ -344,8 +344,10 @@ impl PhoneConfigBuilder {
         self
     }
 
-    /// ICE connectivity check interval (default 50 ms; 20 ms connects a
-    /// loopback call in about 30 ms).
+    /// ICE connectivity check interval while connecting (default 10 ms: a
+    /// loopback call connects in about 22 ms, 69 ms at 50 ms; once connected
+    /// the agent only sends keep-alives, so a shorter interval costs nothing
+    /// during the call).
     pub fn ice_check_interval(mut self, interval: Duration) -> Self {
         self.media.peer.ice.check_interval = interval;
         self

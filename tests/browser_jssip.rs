@@ -144,9 +144,20 @@ async fn we_call_jssip_and_audio_crosses_both_ways() {
     browser.command("bob", "answer", json!({"call": call})).await;
     let offer = browser.wire_sdp("bob", "in", 1).await;
     assert_eq!(direction(&offer), "sendrecv", "{offer}");
-    log.wait_confirmed(out.key()).await;
+    let confirmed = log.wait_confirmed(out.key()).await;
     browser.wait("bob", "confirmed", Some(&call)).await;
-    alice_hears_browser(&alice, out.key(), 0).await;
+    let heard = alice_hears_browser(&alice, out.key(), 0).await;
+    // Media start, for the record (speed is measured, not asserted, here).
+    if let (Some(answered), Some(rtp), Some(audio)) = (confirmed.connected_ms, heard.first_rtp_ms, heard.first_audio_ms) {
+        println!(
+            "alice: 200 OK to first RTP {} ms, to first audio {} ms",
+            rtp.saturating_sub(answered),
+            audio.saturating_sub(answered)
+        );
+    }
+    if let (Some(c), Some(r)) = (heard.media_connected, heard.first_rtp) {
+        println!("alice: media connected to first RTP {:?}", r.saturating_duration_since(c));
+    }
     browser.wait_tone("bob", &call, PHONE_HZ, true).await;
     assert!(raised_alerts(&mut log).is_empty(), "no quality alert on a clean call: {:#?}", log.seen);
 

@@ -87,6 +87,9 @@ fn call_and_answer_verbs_through_kamailio() {
             "{who}: first audio {first_audio} vs start {started}"
         );
         println!("{who}: call() to first audio {} ms", first_audio - started);
+        if let Some(connected) = call["connected_ms"].as_u64() {
+            println!("{who}: answer to first RTP {} ms", first_rtp.saturating_sub(connected));
+        }
     }
     assert_eq!(a["calls"][0]["direction"], "outgoing");
     assert_eq!(a["calls"][0]["end"]["by"], "local");

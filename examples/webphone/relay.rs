@@ -28,12 +28,10 @@ struct Routes {
     branches: HashMap<String, ConnId>,
 }
 
-/// Media on 127.0.0.1 only, with fast ICE checks: for phones in a
-/// loopback lab (the relay's, or `--allow-loopback`).
+/// Media on 127.0.0.1 only: for phones in a loopback lab (the relay's, or
+/// `--allow-loopback`).
 pub fn loopback_media(b: webphone::PhoneConfigBuilder) -> webphone::PhoneConfigBuilder {
-    b.allow_loopback(true)
-        .media_interfaces(vec![std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)])
-        .ice_check_interval(std::time::Duration::from_millis(20))
+    b.allow_loopback(true).media_interfaces(vec![std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)])
 }
 
 /// A running relay.

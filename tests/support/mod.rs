@@ -70,9 +70,7 @@ pub async fn registered_phone_with(
     customize: impl FnOnce(PhoneConfigBuilder) -> PhoneConfigBuilder,
 ) -> (webphone::Phone, EventLog) {
     let config = customize(
-        phone_config(&[kamailio.ws_url()], user, password)
-            .allow_loopback(true)
-            .ice_check_interval(Duration::from_millis(20)),
+        phone_config(&[kamailio.ws_url()], user, password).allow_loopback(true),
     )
     .build()
     .expect("valid config");
@@ -199,7 +197,7 @@ pub fn cli() -> std::path::PathBuf {
 pub async fn loopback_peer() -> std::sync::Arc<webphone::media::rtc::peer::Peer> {
     use webphone::media::rtc::peer::{IceConfig, Peer, PeerConfig};
     let config = PeerConfig {
-        ice: IceConfig { allow_loopback: true, check_interval: Duration::from_millis(20), ..Default::default() },
+        ice: IceConfig { allow_loopback: true, ..Default::default() },
         ..Default::default()
     };
     std::sync::Arc::new(Peer::new(&config).await.expect("test peer"))

@@ -332,7 +332,6 @@ mod tests {
                 ice: IceConfig {
                     allow_loopback: true,
                     interfaces: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
-                    check_interval: Duration::from_millis(20),
                     ..Default::default()
                 },
                 ..Default::default()

@@ -46,13 +46,15 @@ pub(crate) async fn run_audio(
     tx: mpsc::UnboundedSender<MediaResult>,
 ) {
     let AudioStart { setup, stats, mut inputs } = start;
+    // Opening files or audio devices may block: not on an async worker; and
+    // while ICE and DTLS connect, so the first frame goes out once they have.
+    let building = tokio::task::spawn_blocking(move || setup.build());
     if let Err(reason) = wait_connected(peer.state(), cfg.connect_timeout).await {
         let _ = tx.send(MediaResult::Failed { call, reason });
         return;
     }
     let mut rtp_in = peer.take_rtp_receiver();
-    // Opening files or audio devices may block: not on an async worker.
-    let built = tokio::task::spawn_blocking(move || setup.build()).await;
+    let built = building.await;
     let built = match built.unwrap_or_else(|e| Err(format!("opening audio: {e}"))) {
         Ok(parts) => parts,
         Err(reason) => {

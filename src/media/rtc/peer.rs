@@ -15,7 +15,7 @@
 //! - **Wildcard binding**: `0.0.0.0` expands silently to every interface
 //!   (docker, VPN ...). We never pass a wildcard: see [`IceConfig::interfaces`].
 //! - **Slow DTLS start**: DTLS waits for the next ICE check tick, 200 ms by
-//!   default. [`IceConfig::check_interval`] (default 50 ms) is passed to
+//!   default. [`IceConfig::check_interval`] (default 10 ms) is passed to
 //!   the agent, with the per-pair attempt count raised so a pair still gets
 //!   about 1.4 s before it is declared failed.
 //! - **Silent drops**: `write_rtp` returns `Ok` while the driver drops the
@@ -1207,7 +1207,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn offer_answer_connects_and_reports_connect_time() {
-        for check_ms in [20u64, 50, 200] {
+        for check_ms in [10u64, 20, 50, 200] {
             let (a, b, na, nb, offer, answer) =
                 connected_pair(check_ms, MediaDirection::SendRecv, MediaDirection::SendRecv).await;
             let ta = a.connected_at().unwrap() - a.created_at();
