@@ -98,7 +98,11 @@ async fn tone_survives_loss_and_jitter_and_alerts_report_the_network() {
     let mut poll = tokio::time::interval(Duration::from_millis(200));
     let stats = loop {
         poll.tick().await;
-        let s = bob.call_stats(incoming.key).await.expect("call has stats");
+        let s = match bob.call_stats(incoming.key).await {
+            Ok(s) => s,
+            // Say how the call ended, if it did.
+            Err(e) => panic!("no stats ({e}); bob's events: {:#?}", bob_log.drain()),
+        };
         if s.decoded_frames + s.fec_frames + s.concealed_frames >= 500 {
             break s;
         }
