@@ -14,6 +14,30 @@
 //! only writes into the caller's output slice.
 //!
 //! [`process`]: Resampler::process
+//!
+//! # Against rubato
+//!
+//! Measured side by side with rubato 5.1's `Fft<f32>` (`FixedSync::Both`, one 20 ms frame per
+//! chunk: its recommended resampler for fixed ratios), both fed 20 ms frames of `i16` as the
+//! pipeline feeds them (`benches/resample.rs`, `tests/resample_quality.rs`). Speed is the median
+//! µs per frame of one `nice -n 19` run on a loaded 2-core machine (absolute values are noisy,
+//! the ratio within the run is what counts); SNR is a 50 Hz to 0.85 × lower-Nyquist sweep
+//! against its analytic ideal, 16-bit output; delay is measured by correlation.
+//!
+//! | conversion | ours µs | rubato µs | ours SNR dB | rubato SNR dB | ours delay | rubato delay |
+//! |------------|--------:|----------:|------------:|--------------:|-----------:|-------------:|
+//! | 8k → 48k   | 56      | 30        | 73.9        | 88.8          | 3.5 ms     | 10 ms        |
+//! | 16k → 48k  | 63      | 31        | 74.8        | 89.7          | 1.7 ms     | 10 ms        |
+//! | 44.1k → 48k| 77      | 32        | 74.9        | 88.8          | 0.6 ms     | 10 ms        |
+//! | 48k → 8k   | 42      | 17        | 75.0        | 90.7          | 3.1 ms     | 10 ms        |
+//! | 48k → 16k  | 49      | 19        | 78.3        | 91.6          | 1.6 ms     | 10 ms        |
+//! | 48k → 44.1k| 57      | 42        | 75.9        | 89.0          | 0.6 ms     | 10 ms        |
+//!
+//! rubato is about twice as fast and about 15 dB cleaner; ours is kept because it adds 0.6 to
+//! 3.5 ms of delay where rubato adds 10 ms per conversion (20 ms more mouth-to-ear on a G.711
+//! call, which converts both ways), and it takes frames of any length (the device capture path
+//! feeds it variable lengths), while both costs are below 0.5 % of a core per call and ours'
+//! 74 dB is far above what G.711 (about 38 dB) or a speaker can show.
 
 use std::f64::consts::PI;
 use std::fmt;
