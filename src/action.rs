@@ -220,6 +220,36 @@ pub enum Action {
     },
     /// The phone's status now.
     Status,
+    /// The call history's newest records, newest first (needs
+    /// [`crate::PhoneConfigBuilder::history`]).
+    #[cfg(feature = "history")]
+    History {
+        /// How many (default 30, as Bizfly's `histories`).
+        #[serde(default = "thirty")]
+        limit: usize,
+    },
+    /// Note or rate calls in the history (Bizfly `note`): the fields given
+    /// replace the record's, the others stay.
+    #[cfg(feature = "history")]
+    Note {
+        /// Which records: `{"record": 12}`, `{"call_id": "..."}` or
+        /// `{"header": {"name": "...", "value": "..."}}`.
+        of: crate::history::CallRef,
+        /// Free text.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+        /// A rating.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rate: Option<i64>,
+        /// What the rating says.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        report: Option<String>,
+    },
+}
+
+#[cfg(feature = "history")]
+fn thirty() -> usize {
+    30
 }
 
 fn busy_here() -> u16 {
@@ -254,6 +284,10 @@ impl Action {
             Action::Dtmf { .. } => "dtmf",
             Action::Stats { .. } => "stats",
             Action::Status => "status",
+            #[cfg(feature = "history")]
+            Action::History { .. } => "history",
+            #[cfg(feature = "history")]
+            Action::Note { .. } => "note",
         }
     }
 }
@@ -273,6 +307,9 @@ pub enum ActionOutcome {
     Status(PhoneStatus),
     /// The lines.
     Lines(Vec<LineInfo>),
+    /// Call history records, newest first.
+    #[cfg(feature = "history")]
+    History(Vec<crate::history::CallRecord>),
 }
 
 /// One line: a call that has not ended (Bizfly's `ping`).
@@ -348,5 +385,24 @@ mod tests {
         let a: Action = serde_json::from_str(r#"{"action":"accept_transfer"}"#).unwrap();
         assert!(matches!(a, Action::AcceptTransfer { call: None, .. }));
         assert!(serde_json::from_str::<Action>(r#"{"action":"complete","call":1}"#).is_err(), "`with` is required");
+    }
+
+    #[cfg(feature = "history")]
+    #[test]
+    fn history_actions_read_as_bizfly_writes_them() {
+        use crate::history::CallRef;
+        let a: Action = serde_json::from_str(r#"{"action":"history"}"#).unwrap();
+        assert!(matches!(a, Action::History { limit: 30 }), "Bizfly's default is 30: {a:?}");
+        let a: Action = serde_json::from_str(
+            r#"{"action":"note","of":{"header":{"name":"X-bizfly-call-center-call-id","value":"8842"}},"rate":1,"report":"Good"}"#,
+        )
+        .unwrap();
+        assert_eq!(a.name(), "note");
+        let Action::Note { of, note, rate, report } = a else { panic!("not note") };
+        assert_eq!(of, CallRef::Header { name: "X-bizfly-call-center-call-id".into(), value: "8842".into() });
+        assert_eq!((note, rate, report.as_deref()), (None, Some(1), Some("Good")));
+        let a: Action = serde_json::from_str(r#"{"action":"note","of":{"record":3},"note":"called back"}"#).unwrap();
+        assert!(matches!(a, Action::Note { of: CallRef::Record(3), .. }));
+        assert!(serde_json::from_str::<Action>(r#"{"action":"note","note":"x"}"#).is_err(), "`of` is required");
     }
 }

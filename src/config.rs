@@ -43,6 +43,8 @@ pub struct PhoneConfig {
     pub(crate) incoming_audio: Option<AudioChooser>,
     pub(crate) transfer_audio: Option<AudioChooser>,
     pub(crate) event_queue_capacity: usize,
+    #[cfg(feature = "history")]
+    pub(crate) history: Option<std::path::PathBuf>,
 }
 
 /// Chooses the audio of a call the application did not place or answer
@@ -104,6 +106,8 @@ pub struct PhoneConfigBuilder {
     incoming_audio: Option<AudioChooser>,
     transfer_audio: Option<AudioChooser>,
     event_queue_capacity: usize,
+    #[cfg(feature = "history")]
+    history: Option<std::path::PathBuf>,
 }
 
 impl Default for PhoneConfigBuilder {
@@ -132,6 +136,8 @@ impl Default for PhoneConfigBuilder {
             incoming_audio: None,
             transfer_audio: None,
             event_queue_capacity: 1024,
+            #[cfg(feature = "history")]
+            history: None,
         }
     }
 }
@@ -400,6 +406,15 @@ impl PhoneConfigBuilder {
         self
     }
 
+    /// Keeps a history of every call in the SQLite database at `path`
+    /// (created if need be; see [`crate::history`]), read with
+    /// [`crate::Phone::history`]. Off by default.
+    #[cfg(feature = "history")]
+    pub fn history(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.history = Some(path.into());
+        self
+    }
+
     /// Checks and builds the configuration.
     pub fn build(self) -> Result<PhoneConfig, Error> {
         if self.servers.is_empty() {
@@ -438,6 +453,8 @@ impl PhoneConfigBuilder {
             incoming_audio: self.incoming_audio,
             transfer_audio: self.transfer_audio,
             event_queue_capacity: self.event_queue_capacity,
+            #[cfg(feature = "history")]
+            history: self.history,
         })
     }
 }

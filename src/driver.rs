@@ -431,6 +431,11 @@ impl Core {
             }
             Action::Lines => Ok(ActionOutcome::Lines(self.lines(shared))),
             Action::Status => Ok(ActionOutcome::Status(self.status())),
+            // `Phone::execute` answers these from the history itself.
+            #[cfg(feature = "history")]
+            Action::History { .. } | Action::Note { .. } => {
+                Err(Error::InvalidAction(format!("{name} is the phone's, not the driver's")))
+            }
         };
         // Refused for the state of a call or the phone's mode: Aliyun's 9001.
         let outcome = match outcome {

@@ -64,6 +64,11 @@ pub enum Error {
     /// `start` was called on a running phone.
     #[error("the phone is already running")]
     AlreadyRunning,
+    /// The call history could not be opened, read or written, or names no
+    /// such call.
+    #[cfg(feature = "history")]
+    #[error("call history: {0}")]
+    History(String),
 }
 
 impl Error {
@@ -104,6 +109,8 @@ impl Error {
             Error::CallVetoed(_) => "vetoed",
             Error::NoRuntime => "no_runtime",
             Error::AlreadyRunning => "already_running",
+            #[cfg(feature = "history")]
+            Error::History(_) => "history",
         }
     }
 }

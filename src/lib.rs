@@ -100,6 +100,8 @@
 //! module over the processes' AoRs, tested with one process killed).
 //!
 //! ## Features
+//! - `history` (default): the call history in an embedded SQLite database
+//!   ([`history`]; SQLite is compiled in, nothing to install).
 //! - `device`: audio devices through cpal (needs `libasound2-dev` on Linux).
 //!
 //! ## Calls
@@ -169,8 +171,8 @@
 //!
 //! ## Not yet
 //! Of the seeds' compatibility facades only Bizfly's is here ([`compat`]);
-//! the others, the call history and the control server are the next
-//! milestones. A call a transfer gives us takes its audio from
+//! the others and the control server are the next milestones. A call a
+//! transfer gives us takes its audio from
 //! [`PhoneConfigBuilder::transfer_audio`], not from the call it replaces
 //! (the running source is not moved from one call to the other). An
 //! attended transfer names the consulted party's Contact: a GRUU when its
@@ -185,6 +187,8 @@ pub mod compat;
 pub mod control;
 pub mod dialog;
 pub mod dtmf;
+#[cfg(feature = "history")]
+pub mod history;
 pub mod media;
 pub mod sip;
 mod transport;

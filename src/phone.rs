@@ -15,6 +15,8 @@ use crate::contract::CallKey;
 use crate::dialog::{CallError, CallRequest};
 use crate::event::{Event, WallClock};
 use crate::event_queue::EventQueue;
+#[cfg(feature = "history")]
+use crate::history::{CallRecord, CallRef, Note, writer::HistoryWriter};
 use crate::media::{AudioSetup, CallStats, ReceiveAudio, SendAudio};
 
 /// A phone: a cheap, clonable handle to one SIP user agent.
@@ -51,11 +53,19 @@ pub(crate) struct Shared {
     control: Mutex<Option<Control>>,
     pub(crate) clock: WallClock,
     interceptor: Mutex<Option<DialInterceptor>>,
+    /// The call history's writer, when the configuration asks for one (or
+    /// why it could not be opened).
+    #[cfg(feature = "history")]
+    history: Option<Result<HistoryWriter, Error>>,
 }
 
 impl Shared {
     pub(crate) fn emit(&self, event: Event) {
         tracing::debug!(?event, "event");
+        #[cfg(feature = "history")]
+        if let Some(Ok(history)) = &self.history {
+            history.observe(&event);
+        }
         lock(&self.subscribers).retain(|s| match s.upgrade() {
             Some(queue) => {
                 queue.push(event.clone());
@@ -128,8 +138,12 @@ impl std::fmt::Debug for Phone {
 }
 
 impl Phone {
-    /// A phone that is not started yet.
+    /// A phone that is not started yet. With a
+    /// [history](crate::PhoneConfigBuilder::history) configured, its
+    /// database is opened here; [`Phone::start`] fails if it could not be.
     pub fn new(config: PhoneConfig) -> Phone {
+        #[cfg(feature = "history")]
+        let history = config.history.as_deref().map(HistoryWriter::open);
         let shared = Arc::new(Shared {
             config,
             subscribers: Mutex::new(Vec::new()),
@@ -137,6 +151,8 @@ impl Phone {
             control: Mutex::new(None),
             clock: WallClock::new(),
             interceptor: Mutex::new(None),
+            #[cfg(feature = "history")]
+            history,
         });
         Phone { _last_handle: Arc::new(StopOnDrop(shared.clone())), shared }
     }
@@ -158,6 +174,10 @@ impl Phone {
     /// unless the configuration says not to. Must be called inside a tokio
     /// runtime. Returns at once; progress arrives as events.
     pub fn start(&self) -> Result<(), Error> {
+        #[cfg(feature = "history")]
+        if let Some(Err(e)) = &self.shared.history {
+            return Err(e.clone());
+        }
         let mut control = lock(&self.shared.control);
         if control.as_ref().is_some_and(|c| !c.task.is_finished()) {
             return Err(Error::AlreadyRunning);
@@ -175,6 +195,11 @@ impl Phone {
         let control = lock(&self.shared.control).take().ok_or(Error::NotRunning)?;
         let _ = control.commands.send(Command::Stop);
         let _ = control.task.await;
+        // Once stopped, the history holds every call's end.
+        #[cfg(feature = "history")]
+        if let Ok(history) = self.history_writer() {
+            history.recent(0).await?;
+        }
         Ok(())
     }
 
@@ -182,7 +207,16 @@ impl Phone {
     /// front ends that read actions as data (the CLI's `phone` verb, a
     /// control protocol) call directly. For [`Action::Call`] the dial
     /// interceptor runs first.
-    pub async fn execute(&self, mut action: Action) -> Result<ActionOutcome, Error> {
+    pub async fn execute(&self, action: Action) -> Result<ActionOutcome, Error> {
+        #[cfg(feature = "history")]
+        let action = match action {
+            Action::History { limit } => return self.history(limit).await.map(ActionOutcome::History),
+            Action::Note { of, note, rate, report } => {
+                return self.note(of, Note { note, rate, report }).await.map(|_| ActionOutcome::Done);
+            }
+            other => other,
+        };
+        let mut action = action;
         if let Action::Call { target, display_name, headers, .. } = &mut action {
             let interceptor = lock(&self.shared.interceptor).clone();
             if let Some(intercept) = interceptor {
@@ -195,9 +229,49 @@ impl Phone {
                 (*target, *display_name, *headers) = (request.target, request.display_name, request.headers);
             }
         }
+        #[cfg(feature = "history")]
+        let sent_headers = match &action {
+            Action::Call { headers, .. } | Action::Consult { headers, .. } if !headers.is_empty() => {
+                self.history_writer().ok().map(|history| (history, headers.clone()))
+            }
+            _ => None,
+        };
         let (reply, outcome) = oneshot::channel();
         self.command(Command::Execute { action, reply })?;
-        outcome.await.map_err(|_| Error::NotRunning)?
+        let outcome = outcome.await.map_err(|_| Error::NotRunning)?;
+        #[cfg(feature = "history")]
+        if let (Ok(ActionOutcome::Call(key)), Some((history, headers))) = (&outcome, sent_headers) {
+            history.sent_headers(*key, headers);
+        }
+        outcome
+    }
+
+    /// The call history's `limit` newest records, newest first, every call
+    /// event so far included (needs [`crate::PhoneConfigBuilder::history`];
+    /// works whether the phone runs or not).
+    #[cfg(feature = "history")]
+    pub async fn history(&self, limit: usize) -> Result<Vec<CallRecord>, Error> {
+        self.history_writer()?.recent(limit).await
+    }
+
+    /// Notes or rates the calls `which` names in the history (Bizfly
+    /// `note`); returns how many records were. Fails when none matches or
+    /// `note` sets nothing.
+    #[cfg(feature = "history")]
+    pub async fn note(&self, which: CallRef, note: Note) -> Result<usize, Error> {
+        if note.is_empty() {
+            return Err(Error::InvalidAction("a note needs a note, a rate or a report".into()));
+        }
+        self.history_writer()?.note(which, note).await
+    }
+
+    #[cfg(feature = "history")]
+    fn history_writer(&self) -> Result<&HistoryWriter, Error> {
+        match &self.shared.history {
+            Some(Ok(history)) => Ok(history),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err(Error::History("no history configured (PhoneConfigBuilder::history)".into())),
+        }
     }
 
     /// Runs an action whose progress arrives as events, without waiting.

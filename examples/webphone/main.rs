@@ -204,6 +204,9 @@ struct CallArgs {
     /// Extra INVITE header, `Name: value` (repeatable).
     #[arg(long = "header")]
     headers: Vec<String>,
+    /// Keep a history of the calls in this SQLite database (created if need be).
+    #[arg(long, value_name = "DB")]
+    history: Option<PathBuf>,
     #[command(flatten)]
     dtmf: DtmfArgs,
     #[command(flatten)]
@@ -224,6 +227,9 @@ struct AnswerArgs {
     /// Exit after this many calls have ended (default: until Ctrl-C).
     #[arg(long)]
     max_calls: Option<usize>,
+    /// Keep a history of the calls in this SQLite database (created if need be).
+    #[arg(long, value_name = "DB")]
+    history: Option<PathBuf>,
     /// Hang up this many seconds after answering (default: wait for the far end).
     #[arg(long)]
     duration: Option<f64>,
@@ -246,6 +252,9 @@ struct PhoneArgs {
     /// (default: only when an `answer` action says so).
     #[arg(long)]
     answer_after: Option<f64>,
+    /// Keep a history of the calls in this SQLite database (created if need be).
+    #[arg(long, value_name = "DB")]
+    history: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -262,6 +271,9 @@ struct ServeArgs {
     /// The token clients must give (`?token=`); or set WEBPHONE_CONTROL_TOKEN.
     #[arg(long, env = "WEBPHONE_CONTROL_TOKEN", hide_env_values = true)]
     token: String,
+    /// Keep a history of the calls in this SQLite database (created if need be).
+    #[arg(long, value_name = "DB")]
+    history: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -315,7 +327,7 @@ async fn main() -> ExitCode {
     }
 }
 
-fn config(account: &Account, audio: Option<&Audio>) -> Result<PhoneConfig, String> {
+fn config(account: &Account, audio: Option<&Audio>, history: Option<&std::path::Path>) -> Result<PhoneConfig, String> {
     let mut b = PhoneConfig::builder()
         .user(&account.user)
         .password(account.password.as_str())
@@ -345,6 +357,9 @@ fn config(account: &Account, audio: Option<&Audio>) -> Result<PhoneConfig, Strin
         let audio = audio.clone();
         let index = std::sync::atomic::AtomicUsize::new(1);
         b = b.transfer_audio(move |_| audio.setup(index.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
+    }
+    if let Some(path) = history {
+        b = b.history(path);
     }
     b.build().map_err(|e| e.to_string())
 }
@@ -415,7 +430,7 @@ async fn finish(phone: &Phone, mut rec: Recorder, output: &Output, result: Resul
 }
 
 async fn register(args: RegisterArgs) -> Result<(), String> {
-    let phone = Phone::new(config(&args.account, None)?);
+    let phone = Phone::new(config(&args.account, None, None)?);
     let mut rec = Recorder::new(&phone, "register", args.output.json_events, false);
     let result = async {
         start_registered(&phone, &mut rec, args.account.timeout).await?;
@@ -448,7 +463,7 @@ fn parse_header(h: &str) -> Result<(String, String), String> {
 
 async fn call(args: CallArgs) -> Result<(), String> {
     let headers = args.headers.iter().map(|h| parse_header(h)).collect::<Result<Vec<_>, _>>()?;
-    let phone = Phone::new(config(&args.account, Some(&args.audio))?);
+    let phone = Phone::new(config(&args.account, Some(&args.audio), args.history.as_deref())?);
     let mut rec = Recorder::new(&phone, "call", args.output.json_events, true);
     let result = async {
         start_registered(&phone, &mut rec, args.account.timeout).await?;
@@ -469,7 +484,7 @@ async fn call(args: CallArgs) -> Result<(), String> {
 }
 
 async fn answer(args: AnswerArgs) -> Result<(), String> {
-    let phone = Phone::new(config(&args.account, Some(&args.audio))?);
+    let phone = Phone::new(config(&args.account, Some(&args.audio), args.history.as_deref())?);
     let mut rec = Recorder::new(&phone, "answer", args.output.json_events, true);
     let result = async {
         start_registered(&phone, &mut rec, args.account.timeout).await?;

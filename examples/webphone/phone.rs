@@ -21,7 +21,7 @@ use crate::report::Recorder;
 use crate::{Output, PhoneArgs, config, finish, start_registered};
 
 pub async fn run(args: PhoneArgs) -> Result<(), String> {
-    let phone = Phone::new(config(&args.account, Some(&args.audio))?);
+    let phone = Phone::new(config(&args.account, Some(&args.audio), args.history.as_deref())?);
     let mut rec = Recorder::new(&phone, "phone", true, false);
     let output = Output { json_events: true, report: args.report.clone() };
     let result = async {

@@ -16,7 +16,7 @@ use crate::report::Recorder;
 use crate::{Output, ServeArgs, config, finish, start_registered};
 
 pub async fn run(args: ServeArgs) -> Result<(), String> {
-    let phone = Phone::new(config(&args.account, Some(&args.audio))?);
+    let phone = Phone::new(config(&args.account, Some(&args.audio), args.history.as_deref())?);
     let mut rec = Recorder::new(&phone, "serve", args.output.json_events, false);
     let result = async {
         start_registered(&phone, &mut rec, args.account.timeout).await?;

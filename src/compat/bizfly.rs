@@ -14,6 +14,7 @@
 //! | `transferCall(phone)` | line 1: blind transfer to `phone`; line 2: line 1 joins line 2 (attended) |
 //! | `ping()` | `{line1, line2}` |
 //! | `setMode`, `currentMode`, `currentLine`, `isRegistered`, `isConnected`, `isMuted`, `isOnHold` | the same |
+//! | `histories(limit)`, `note(callId, data)` | [`BizflySdk::histories`], [`BizflySdk::note`]: the phone's [call history](crate::history) |
 //!
 //! Listener names: `alerts` (call quality, lost connection), `connected`,
 //! `disconnected`, `registered`, `unregistered`, `registrationFailed`,
@@ -25,8 +26,8 @@
 //! Not here: Bizfly's account API (`baseURL`, `username` as a dashboard
 //! e-mail, `hotlines`, `chooseHotline`, `contacts`, `currentExtension`) is
 //! its server's, so [`BizflySdk::init`] takes the SIP account itself; the
-//! call history and notes (`histories`, `note`) wait for webphone's own
-//! call history.
+//! history is the phone's own (the configuration's
+//! [`history`](crate::PhoneConfigBuilder::history)), not the call center's.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -390,4 +391,56 @@ impl BizflySdk {
     pub async fn is_on_hold(&self) -> bool {
         self.current().await.is_some_and(|l| l.held_local)
     }
+
+    /// `sdk.histories(limit)`: the `limit` newest calls (30 when `None`),
+    /// newest first, each a [`crate::history::CallRecord`] with its
+    /// `callId` as listeners see it.
+    #[cfg(feature = "history")]
+    pub async fn histories(&self, limit: Option<usize>) -> BizflyResult {
+        let records = self.phone.history(limit.unwrap_or(30)).await;
+        BizflyResult::from(records.map(|records| records.iter().map(history_item).collect()))
+    }
+
+    /// `sdk.note(callId, data)`, `data` being `{note}` or `{rate, report}`:
+    /// `callId` is a call's `X-bizfly-call-center-call-id`, else its SIP
+    /// Call-ID, else a history item's `id`.
+    #[cfg(feature = "history")]
+    pub async fn note(&self, call_id: &str, data: &Value) -> BizflyResult {
+        use crate::history::{CallRef, Note};
+        let note = match serde_json::from_value::<Note>(data.clone()) {
+            Ok(note) if !note.is_empty() => note,
+            _ => {
+                let why = format!("note data must be {{note}} or {{rate, report}}, not {data}");
+                return BizflyResult::from(Err(Error::InvalidAction(why)));
+            }
+        };
+        let mut refs = vec![
+            CallRef::Header { name: CALL_ID_HEADER.into(), value: call_id.into() },
+            CallRef::CallId(call_id.into()),
+        ];
+        refs.extend(call_id.parse().ok().map(CallRef::Record));
+        let mut result = Err(Error::InvalidAction("no call id".into()));
+        for which in refs {
+            result = self.phone.note(which, note.clone()).await;
+            if result.is_ok() {
+                break;
+            }
+        }
+        BizflyResult::from(result.map(|_| Value::Null))
+    }
+}
+
+/// A history record as `histories` gives it: the record, and its `callId`
+/// as the listeners give it.
+#[cfg(feature = "history")]
+fn history_item(record: &crate::history::CallRecord) -> Value {
+    let call_center_id = record
+        .headers
+        .iter()
+        .chain(&record.sent_headers)
+        .find(|(n, _)| n.eq_ignore_ascii_case(CALL_ID_HEADER))
+        .map(|(_, v)| v.clone());
+    let mut item = serde_json::to_value(record).unwrap_or(Value::Null);
+    item["callId"] = Value::String(call_center_id.unwrap_or_else(|| record.call_id.clone()));
+    item
 }
