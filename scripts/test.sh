@@ -18,6 +18,7 @@ scripts/install-deps.sh --tests
 # Build (and fetch crates) outside the namespace: it has no network.
 cargo build --locked --all-targets
 cargo check --locked --features device --lib
+cargo check --locked --no-default-features --lib
 # The benches must compile (they are run by hand: see the README).
 cargo bench --locked --no-run
 # Fuzz targets: built here, then run briefly on their seeds and random input.

@@ -169,6 +169,13 @@
 //! asks for it. The pure parts (payloads, sender and receiver machines, INFO
 //! bodies, tones, the detector) are in [`dtmf`].
 //!
+//! ## Call history
+//! With [`PhoneConfigBuilder::history`] every call is kept in an embedded
+//! SQLite database ([`history`], feature `history`): written when it
+//! starts, completed as it goes (a killed process loses no call), read
+//! with [`Phone::history`], noted and rated with [`Phone::note`] (Bizfly's
+//! `histories` and `note`), exported as JSON or CSV.
+//!
 //! ## Not yet
 //! Of the seeds' compatibility facades only Bizfly's is here ([`compat`]);
 //! the others and the control server are the next milestones. A call a

@@ -78,7 +78,7 @@ pub fn give_audio(action: &mut Action, audio: AudioSetup) {
 }
 
 /// The result of an action: `ok` with what it produced (`call`, `stats`,
-/// `status`, `lines`), or the error's kind and message.
+/// `status`, `lines`, `history`), or the error's kind and message.
 pub fn action_result(id: Option<Value>, action: &str, outcome: Result<ActionOutcome, Error>) -> Value {
     match outcome {
         Ok(outcome) => {
@@ -88,6 +88,8 @@ pub fn action_result(id: Option<Value>, action: &str, outcome: Result<ActionOutc
                 ActionOutcome::Stats(stats) => v["stats"] = json!(stats),
                 ActionOutcome::Status(status) => v["status"] = json!(status),
                 ActionOutcome::Lines(lines) => v["lines"] = json!(lines),
+                #[cfg(feature = "history")]
+                ActionOutcome::History(records) => v["history"] = json!(records),
                 _ => {}
             }
             v
