@@ -191,6 +191,7 @@ impl Phone {
 
     /// Unregisters (waiting at most the configured unregister timeout for
     /// the answer), hangs up, closes the connection and ends the driver.
+    /// With a history, returns once every call's record is written.
     pub async fn stop(&self) -> Result<(), Error> {
         let control = lock(&self.shared.control).take().ok_or(Error::NotRunning)?;
         let _ = control.commands.send(Command::Stop);
