@@ -220,6 +220,27 @@ pub enum Action {
     },
     /// The phone's status now.
     Status,
+    /// Record the call to a WAV file from now on (48 kHz 16-bit): `stereo`
+    /// (what we send left, what we hear right, the default) or `mixed`. A
+    /// recording already running is completed first.
+    /// [`crate::Event::RecordingStarted`] follows, then
+    /// [`crate::Event::RecordingStopped`] once the file is complete.
+    Record {
+        /// The call (default: the current one).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call: Option<CallKey>,
+        /// The file to write.
+        path: std::path::PathBuf,
+        /// `stereo` or `mixed`.
+        #[serde(default)]
+        channels: crate::media::RecordChannels,
+    },
+    /// Stop recording the call (its file is completed).
+    StopRecording {
+        /// The call (default: the current one).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call: Option<CallKey>,
+    },
     /// The call history's newest records, newest first (needs
     /// [`crate::PhoneConfigBuilder::history`]).
     #[cfg(feature = "history")]
@@ -284,6 +305,8 @@ impl Action {
             Action::Dtmf { .. } => "dtmf",
             Action::Stats { .. } => "stats",
             Action::Status => "status",
+            Action::Record { .. } => "record",
+            Action::StopRecording { .. } => "stop_recording",
             #[cfg(feature = "history")]
             Action::History { .. } => "history",
             #[cfg(feature = "history")]
@@ -385,6 +408,21 @@ mod tests {
         let a: Action = serde_json::from_str(r#"{"action":"accept_transfer"}"#).unwrap();
         assert!(matches!(a, Action::AcceptTransfer { call: None, .. }));
         assert!(serde_json::from_str::<Action>(r#"{"action":"complete","call":1}"#).is_err(), "`with` is required");
+    }
+
+    #[test]
+    fn record_actions_read_as_the_readme_writes_them() {
+        use crate::media::RecordChannels;
+        let a: Action = serde_json::from_str(r#"{"action":"record","path":"call.wav"}"#).unwrap();
+        assert_eq!(a.name(), "record");
+        let Action::Record { call, path, channels } = a else { panic!("not record") };
+        assert_eq!((call, path.to_str(), channels), (None, Some("call.wav"), RecordChannels::Stereo));
+        let a: Action =
+            serde_json::from_str(r#"{"action":"record","call":2,"path":"m.wav","channels":"mixed"}"#).unwrap();
+        assert!(matches!(a, Action::Record { call: Some(CallKey(2)), channels: RecordChannels::Mixed, .. }));
+        let a: Action = serde_json::from_str(r#"{"action":"stop_recording"}"#).unwrap();
+        assert!(matches!(a, Action::StopRecording { call: None }));
+        assert!(serde_json::from_str::<Action>(r#"{"action":"record"}"#).is_err(), "`path` is required");
     }
 
     #[cfg(feature = "history")]

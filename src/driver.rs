@@ -431,6 +431,16 @@ impl Core {
             }
             Action::Lines => Ok(ActionOutcome::Lines(self.lines(shared))),
             Action::Status => Ok(ActionOutcome::Status(self.status())),
+            Action::Record { call, path, channels } => self.current_call(call).and_then(|call| {
+                let snapshot = self.ua.call_snapshot(call).ok_or_else(no_such_call)?;
+                let info = shared.clock.call_info(snapshot);
+                self.control(call, MediaControl::Record(Some((path.clone(), channels))))?;
+                shared.emit(Event::RecordingStarted { call: info, path, channels });
+                Ok(ActionOutcome::Done)
+            }),
+            Action::StopRecording { call } => {
+                self.current_call(call).and_then(|call| done(self.control(call, MediaControl::Record(None))))
+            }
             // `Phone::execute` answers these from the history itself.
             #[cfg(feature = "history")]
             Action::History { .. } | Action::Note { .. } => {
@@ -597,6 +607,14 @@ impl Core {
             MediaResult::DtmfSent { call, digit, method } => {
                 if let Some(snapshot) = self.ua.call_snapshot(call) {
                     shared.emit(Event::DtmfSent { call: shared.clock.call_info(snapshot), digit, method });
+                }
+            }
+            MediaResult::RecordingDone { call, path, error } => {
+                if let Some(e) = &error {
+                    tracing::warn!(%call, path = %path.display(), error = %e, "recording failed");
+                }
+                if let Some(snapshot) = self.ua.call_snapshot(call) {
+                    shared.emit(Event::RecordingStopped { call: shared.clock.call_info(snapshot), path, error });
                 }
             }
             MediaResult::DtmfInfoDue { call, digit, duration_ms } => {

@@ -307,6 +307,28 @@ pub enum Event {
         /// `rfc4733`, `info` or `inband`.
         method: crate::dtmf::DtmfMethod,
     },
+    /// A call's recording began ([`crate::Action::Record`]): the file is
+    /// being written.
+    RecordingStarted {
+        /// The call.
+        call: CallInfo,
+        /// The WAV file.
+        path: std::path::PathBuf,
+        /// `stereo` (what we send left, what we hear right) or `mixed`.
+        channels: crate::media::RecordChannels,
+    },
+    /// A call's recording is complete (stopped, or replaced by another).
+    /// A recording still running when the call ends is completed too, but
+    /// reported only by the history and the file.
+    RecordingStopped {
+        /// The call.
+        call: CallInfo,
+        /// The WAV file.
+        path: std::path::PathBuf,
+        /// What went wrong writing it, if anything (the file holds what was
+        /// written before).
+        error: Option<String>,
+    },
     /// Malformed messages were received and dropped or rejected. A burst
     /// is reported in one event per second at most: the first at once,
     /// the rest counted.
@@ -359,7 +381,9 @@ impl Event {
             | Event::CallQuality { call, .. }
             | Event::SendAudioEnded { call }
             | Event::DtmfReceived { call, .. }
-            | Event::DtmfSent { call, .. } => Some(call),
+            | Event::DtmfSent { call, .. }
+            | Event::RecordingStarted { call, .. }
+            | Event::RecordingStopped { call, .. } => Some(call),
             _ => None,
         }
     }

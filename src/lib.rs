@@ -176,6 +176,14 @@
 //! with [`Phone::history`], noted and rated with [`Phone::note`] (Bizfly's
 //! `histories` and `note`), exported as JSON or CSV.
 //!
+//! ## Recording
+//! [`Phone::record`] (or the `record` action) records a call to a WAV file
+//! from now on, both directions as stereo (what we send left, what we hear
+//! right) or mixed; [`Phone::stop_recording`] completes the file. Frames go
+//! to a writer thread through a bounded queue: a slow disk drops frames
+//! (counted in [`CallStats::recording_dropped_frames`]) and never delays
+//! one. The path lands in the call's history record.
+//!
 //! ## Not yet
 //! Of the seeds' compatibility facades only Bizfly's is here ([`compat`]);
 //! the others and the control server are the next milestones. A call a

@@ -466,6 +466,26 @@ impl Phone {
             .await
     }
 
+    /// Records a call to a WAV file from now on: both directions, as
+    /// stereo (what we send left, what we hear right) or mixed. Written off
+    /// the audio task: a slow disk drops frames (counted in
+    /// [`CallStats::recording_dropped_frames`]), it never delays one.
+    /// [`Event::RecordingStarted`] follows, and [`Event::RecordingStopped`]
+    /// once the file is complete; the call's history record keeps the path.
+    pub async fn record(
+        &self,
+        call: impl Into<CallKey>,
+        path: impl Into<std::path::PathBuf>,
+        channels: crate::media::RecordChannels,
+    ) -> Result<(), Error> {
+        self.done(Action::Record { call: Some(call.into()), path: path.into(), channels }).await
+    }
+
+    /// Stops recording a call; its file is completed.
+    pub async fn stop_recording(&self, call: impl Into<CallKey>) -> Result<(), Error> {
+        self.done(Action::StopRecording { call: Some(call.into()) }).await
+    }
+
     async fn done(&self, action: Action) -> Result<(), Error> {
         self.execute(action).await.map(|_| ())
     }
@@ -609,6 +629,20 @@ impl Call {
     /// Plays what the call receives into `audio` from now on.
     pub async fn set_receive_audio(&self, audio: ReceiveAudio) -> Result<(), Error> {
         self.phone.set_receive_audio(self.key, audio).await
+    }
+
+    /// Records the call to a WAV file (see [`Phone::record`]).
+    pub async fn record(
+        &self,
+        path: impl Into<std::path::PathBuf>,
+        channels: crate::media::RecordChannels,
+    ) -> Result<(), Error> {
+        self.phone.record(self.key, path, channels).await
+    }
+
+    /// Stops recording the call.
+    pub async fn stop_recording(&self) -> Result<(), Error> {
+        self.phone.stop_recording(self.key).await
     }
 
     /// This call's events from now on (every event that carries it).

@@ -71,7 +71,7 @@ pub struct CallRecord {
     pub dtmf_sent: String,
     /// DTMF digits received, in order.
     pub dtmf_received: String,
-    /// Where the call was recorded, if it was.
+    /// Where the call was recorded, if it was (its latest recording).
     pub recording: Option<String>,
     /// The note written about the call.
     pub note: Option<String>,

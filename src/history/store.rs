@@ -168,6 +168,17 @@ impl Store {
         self.conn.execute(sql, params![at.session, at.key.0 as i64, digit.to_string()]).map(|_| ()).map_err(error)
     }
 
+    /// Keeps where a call is recorded (its latest recording's file).
+    pub(super) fn set_recording(&self, at: &RecordKey, path: &Path) -> Result<(), Error> {
+        self.conn
+            .execute(
+                "UPDATE calls SET recording = ?3 WHERE session = ?1 AND call_key = ?2",
+                params![at.session, at.key.0 as i64, path.to_string_lossy()],
+            )
+            .map(|_| ())
+            .map_err(error)
+    }
+
     /// Notes or rates the calls `which` names (Bizfly `note`): the fields
     /// `note` gives replace the record's, the others stay. Fails when no
     /// record matches; returns how many did (a Call-ID names both legs of
@@ -327,6 +338,8 @@ mod tests {
         let s = r.stats.as_ref().unwrap();
         assert_eq!((s["codec"].as_str(), s["rx_packets"].as_u64()), (Some("opus"), Some(400)));
         assert_eq!(r.recording, None);
+        store.set_recording(&at, Path::new("/var/calls/4.wav")).unwrap();
+        assert_eq!(store.get(r.id).unwrap().unwrap().recording.as_deref(), Some("/var/calls/4.wav"));
     }
 
     #[test]

@@ -56,6 +56,7 @@ impl HistoryWriter {
                 | Event::CallEnded { .. }
                 | Event::DtmfSent { .. }
                 | Event::DtmfReceived { .. }
+                | Event::RecordingStarted { .. }
         );
         if records {
             self.send(Op::Event(Box::new(event.clone())));
@@ -153,6 +154,7 @@ fn record(
         }
         Event::DtmfSent { call, digit, .. } => store.add_dtmf(&at(call.key), digit, true),
         Event::DtmfReceived { call, digit, .. } => store.add_dtmf(&at(call.key), digit, false),
+        Event::RecordingStarted { call, path, .. } => store.set_recording(&at(call.key), &path),
         _ => Ok(()),
     }
 }

@@ -40,6 +40,7 @@ pub mod stats;
 
 pub use engine::pipeline;
 pub use frame::{FrameDuration, MAX_FRAME_SAMPLES, SAMPLE_RATE};
+pub use io::recording::RecordChannels;
 pub use io::{AppSink, AppSinkReader, AppSource, AppSourceWriter, app_sink_channel, app_source_channel};
 pub use rtc::{IceConfig, IceServer};
 pub use setup::{AudioSetup, MediaConfig, ReceiveAudio, SendAudio};

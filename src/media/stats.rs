@@ -44,6 +44,9 @@ pub struct CallStats {
     pub playout_adjustments: u64,
     /// Packets dropped by the simulated impairment, when configured.
     pub impairment_dropped: u64,
+    /// Frames a recording of the call dropped because its writer was
+    /// behind (a disk slower than real time).
+    pub recording_dropped_frames: u64,
     /// Round-trip time from ICE consent checks, ms.
     pub rtt_ms: Option<f64>,
     /// Level of the latest received frame, dBFS.
@@ -90,6 +93,7 @@ impl std::fmt::Debug for CallStats {
             .field("late_ticks", &self.late_ticks)
             .field("playout_adjustments", &self.playout_adjustments)
             .field("impairment_dropped", &self.impairment_dropped)
+            .field("recording_dropped_frames", &self.recording_dropped_frames)
             .field("rtt_ms", &self.rtt_ms)
             .field("rx_level_dbfs", &self.rx_level_dbfs)
             .field("rx_dominant_hz", &self.rx_dominant_hz)

@@ -43,6 +43,7 @@ use crate::media::dsp::meter::{DBFS_FLOOR, FrameAnalysis};
 use crate::media::engine::call_dtmf::{Dtmf, Sending};
 use crate::media::engine::pipeline::{ReceivePipeline, RtpOut, SendPipeline};
 use crate::media::frame::FrameDuration;
+use crate::media::io::recording::Recorder;
 use crate::media::io::sink::AudioSink;
 use crate::media::io::source::AudioSource;
 use crate::media::receive::impairment::ImpairmentStage;
@@ -88,6 +89,9 @@ pub(crate) enum AudioControl {
     /// Send these DTMF steps by `method`, after every digit queued before
     /// (the call's one DTMF queue, see `call_dtmf`).
     Dtmf { steps: Vec<DtmfStep>, method: DtmfMethod },
+    /// Record both directions into this from now on (`None`: stop
+    /// recording; dropping the recorder completes its file).
+    Record(Option<Recorder>),
 }
 
 impl std::fmt::Debug for AudioControl {
@@ -102,6 +106,7 @@ impl std::fmt::Debug for AudioControl {
             AudioControl::Dtmf { steps, method } => {
                 f.debug_struct("Dtmf").field("steps", steps).field("method", method).finish()
             }
+            AudioControl::Record(r) => f.debug_tuple("Record").field(&r.is_some()).finish(),
         }
     }
 }
@@ -181,6 +186,10 @@ pub(crate) struct CallAudio {
     /// We hold the call: the hold source (or silence) replaces the source.
     local_hold: bool,
     hold_source: Option<Box<dyn AudioSource>>,
+    /// Where both directions are recorded, while they are.
+    recorder: Option<Recorder>,
+    /// Frames dropped by recorders that were stopped.
+    recording_dropped: u64,
 }
 
 impl CallAudio {
@@ -244,6 +253,8 @@ impl CallAudio {
             dtmf,
             local_hold: false,
             hold_source: hold,
+            recorder: None,
+            recording_dropped: 0,
         })
     }
 
@@ -317,6 +328,11 @@ impl CallAudio {
             }
             AudioControl::Sink(s) => self.recv.set_sink(s),
             AudioControl::Dtmf { steps, method } => self.dtmf.push(steps, method),
+            AudioControl::Record(recorder) => {
+                if let Some(old) = std::mem::replace(&mut self.recorder, recorder) {
+                    self.recording_dropped += old.dropped();
+                }
+            }
         }
     }
 
@@ -400,6 +416,7 @@ impl CallAudio {
         out.late_ticks = self.late_ticks;
         out.playout_adjustments = self.clock.adjustments();
         out.impairment_dropped = self.impairment.as_ref().map_or(0, |i| i.stats().dropped);
+        out.recording_dropped_frames = self.recording_dropped + self.recorder.as_ref().map_or(0, Recorder::dropped);
     }
 
     // ---- the frame clocks --------------------------------------------------------------------
@@ -461,6 +478,9 @@ impl CallAudio {
                     }
                 }
             }
+            if let Some(recorder) = self.recorder.as_mut() {
+                recorder.local(self.send.last_frame());
+            }
             if finished {
                 self.dtmf.finish(now, frame, &mut self.events);
             }
@@ -503,6 +523,9 @@ impl CallAudio {
             self.late_ticks += 1;
         }
         let a = self.recv.tick(now.into_std());
+        if let Some(recorder) = self.recorder.as_mut() {
+            recorder.remote(self.recv.last_frame());
+        }
         while let Some(d) = self.recv.poll_dtmf() {
             self.events.push_back(AudioEvent::DtmfReceived {
                 digit: d.digit,
@@ -635,6 +658,32 @@ mod tests {
 
     fn events(a: &mut CallAudio) -> Vec<AudioEvent> {
         std::iter::from_fn(|| a.poll_event()).collect()
+    }
+
+    #[test]
+    fn a_recording_gets_every_frame_sent_from_the_next_one_on() {
+        let path = std::env::temp_dir().join(format!("webphone-call-audio-rec-{}.wav", std::process::id()));
+        let t0 = Instant::now();
+        let mut a = machine(Box::new(Ending(u32::MAX)), OPUS, t0);
+        next_payload(&mut a);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let recorder = Recorder::start(&path, crate::media::RecordChannels::Stereo, move |d| tx.send(d).unwrap());
+        a.handle_control(AudioControl::Record(Some(recorder.unwrap())));
+        for _ in 0..5 {
+            next_payload(&mut a);
+        }
+        a.handle_control(AudioControl::Record(None));
+        next_payload(&mut a);
+        let done = rx.recv().expect("the file is completed when the recording stops");
+        assert_eq!(done.error, None);
+        let mut stats = CallStats::default();
+        a.publish_stats(&mut stats, t0);
+        assert_eq!(stats.recording_dropped_frames, 0);
+        let samples: Vec<i16> = hound::WavReader::open(&path).unwrap().samples().map(Result::unwrap).collect();
+        let _ = std::fs::remove_file(&path);
+        // Five 20 ms frames, stereo: ours (the source's 1000) left, nothing heard right.
+        assert_eq!(samples.len(), 5 * 960 * 2);
+        assert!(samples.chunks(2).all(|lr| lr == [1000, 0]), "{:?}", &samples[..8]);
     }
 
     #[test]

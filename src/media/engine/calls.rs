@@ -4,6 +4,7 @@
 //! audio through a channel.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -14,6 +15,7 @@ use crate::contract::{CallKey, MediaRequest};
 use crate::dtmf::{DtmfMethod, DtmfStep};
 use crate::media::engine::runtime::spawn;
 use crate::media::engine::shell::{AudioInput, AudioStart, run_audio};
+use crate::media::io::recording::RecordChannels;
 use crate::media::receive::quality::QualityAlert;
 use crate::media::rtc::peer::Peer;
 use crate::media::setup::{AudioSetup, MediaConfig, ReceiveAudio, SendAudio};
@@ -37,6 +39,8 @@ pub(crate) enum MediaResult {
     /// A DTMF digit's turn came in the call's queue and it goes by SIP
     /// INFO: the core must send it now.
     DtmfInfoDue { call: CallKey, digit: char, duration_ms: u32 },
+    /// A recording of the call is complete (stopped, or the call ended).
+    RecordingDone { call: CallKey, path: PathBuf, error: Option<String> },
 }
 
 /// A change of a call's running audio, applied from its next frame on.
@@ -57,6 +61,9 @@ pub(crate) enum MediaControl {
     /// whatever its method (the call's one queue; INFO digits come back as
     /// [`MediaResult::DtmfInfoDue`] when their turn comes).
     Dtmf { steps: Vec<DtmfStep>, method: DtmfMethod },
+    /// Record both directions to this WAV file from now on (created by
+    /// the recording's own writer thread), or stop recording (`None`).
+    Record(Option<(PathBuf, RecordChannels)>),
 }
 
 struct CallMedia {
@@ -368,6 +375,7 @@ mod tests {
             MediaResult::Dtmf { .. } | MediaResult::DtmfSent { .. } | MediaResult::DtmfInfoDue { .. } => {
                 panic!("unexpected DTMF")
             }
+            MediaResult::RecordingDone { .. } => panic!("unexpected recording"),
         }
     }
 

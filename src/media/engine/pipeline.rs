@@ -128,6 +128,12 @@ impl SendPipeline {
         self.timestamp_step
     }
 
+    /// The samples of the last frame produced (after mute and overlay):
+    /// what the far end hears.
+    pub fn last_frame(&self) -> &[i16] {
+        &self.pcm
+    }
+
     /// Produces the next frame's packet. On an encoder error the frame is
     /// skipped (its timestamp still advances, as for silence suppression).
     pub fn next_packet(&mut self) -> Result<RtpOut<'_>, CodecError> {
@@ -335,6 +341,11 @@ impl ReceivePipeline {
         self.first_packet.get_or_insert(arrival);
         // Whatever the buffer does with it is counted in its stats.
         let _ = self.jitter.insert(sequence, timestamp, payload, arrival);
+    }
+
+    /// The samples of the last frame played (volume and mute applied).
+    pub fn last_frame(&self) -> &[i16] {
+        &self.pcm
     }
 
     /// One frame tick: plays out one frame into the sink. Returns the

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use crate::contract::CallKey;
 use crate::media::engine::call_audio::{AudioControl, AudioEvent, CallAudio};
 use crate::media::engine::calls::{MediaControl, MediaResult};
+use crate::media::io::recording::{Recorder, RecordingDone};
 use crate::media::rtc::peer::{Negotiated, Peer, PeerState};
 use crate::media::setup::{AudioSetup, MediaConfig};
 use crate::media::stats::CallStats;
@@ -125,6 +126,19 @@ pub(crate) async fn run_audio(
                         opening.spawn_blocking(move || receive.build().map(AudioControl::Sink));
                     }
                     MediaControl::Dtmf { steps, method } => audio.handle_control(AudioControl::Dtmf { steps, method }),
+                    MediaControl::Record(None) => audio.handle_control(AudioControl::Record(None)),
+                    MediaControl::Record(Some((path, channels))) => {
+                        // The writer thread creates the file: applied in order
+                        // with the other controls, a stop that follows stops it.
+                        let tx = tx.clone();
+                        let done = move |d: RecordingDone| {
+                            let _ = tx.send(MediaResult::RecordingDone { call, path: d.path, error: d.error });
+                        };
+                        match Recorder::start(&path, channels, done) {
+                            Ok(r) => audio.handle_control(AudioControl::Record(Some(r))),
+                            Err(reason) => tracing::warn!(%call, %reason, "could not record the call"),
+                        }
+                    }
                 },
                 // The engine dropped the call.
                 None => return,
