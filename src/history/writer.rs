@@ -2,7 +2,9 @@
 //! The phone hands it every event as it is emitted (a channel send, never
 //! a wait); the thread turns call events into writes, each committed on
 //! its own. Queries (`recent`, `note`) travel the same channel, so they see
-//! every event emitted before them.
+//! every event emitted before them. The channel is unbounded (the driver
+//! must never wait on the disk); a call makes a handful of writes, so what
+//! queues while a disk stalls stays small.
 
 use std::collections::HashMap;
 use std::sync::mpsc;
