@@ -140,7 +140,8 @@ impl std::fmt::Debug for Phone {
 impl Phone {
     /// A phone that is not started yet. With a
     /// [history](crate::PhoneConfigBuilder::history) configured, its
-    /// database is opened here; [`Phone::start`] fails if it could not be.
+    /// database is opened (and migrated) here, a short blocking file
+    /// operation; [`Phone::start`] fails if it could not be.
     pub fn new(config: PhoneConfig) -> Phone {
         #[cfg(feature = "history")]
         let history = config.history.as_deref().map(HistoryWriter::open);

@@ -143,6 +143,7 @@ mod tests {
             note: Some("line one\nline two, with a comma".into()),
             rate: Some(-1),
             report: Some("said \"fine\"".into()),
+            noted_ms: Some(1_700_000_100_000),
         }
     }
 

@@ -79,6 +79,8 @@ pub struct CallRecord {
     pub rate: Option<i64>,
     /// The report that goes with the rating.
     pub report: Option<String>,
+    /// When the note or rating was last written.
+    pub noted_ms: Option<u64>,
 }
 
 /// A note or a rating for a call (Bizfly `note(callId, {note})` or

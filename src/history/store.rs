@@ -62,7 +62,7 @@ fn from_json<T: serde::de::DeserializeOwned>(row: &Row<'_>, i: usize) -> rusqlit
 
 const COLUMNS: &str = "id, call_key, call_id, direction, local_uri, local_user, local_display, remote_uri, \
     remote_user, remote_display, headers, sent_headers, started_ms, answered_ms, ended_ms, end_by, end_status, \
-    end_reason, end_bye_status, stats, dtmf_sent, dtmf_received, recording, note, rate, report";
+    end_reason, end_bye_status, stats, dtmf_sent, dtmf_received, recording, note, rate, report, noted_ms";
 
 impl Store {
     /// Opens (or creates) the history at `path`, migrating it to this
@@ -179,10 +179,11 @@ impl Store {
             .map_err(error)
     }
 
-    /// Notes or rates the calls `which` names (Bizfly `note`): the fields
-    /// `note` gives replace the record's, the others stay. Fails when no
-    /// record matches; returns how many did (a Call-ID names both legs of
-    /// a call between two phones sharing one history).
+    /// Notes or rates the calls `which` names (Bizfly `note`) at `now_ms`
+    /// (ms since the epoch): the fields `note` gives replace the record's,
+    /// the others stay. Fails when no record matches; returns how many did
+    /// (a Call-ID names both legs of a call between two phones sharing one
+    /// history).
     pub fn note(&self, which: &CallRef, note: &Note, now_ms: u64) -> Result<usize, Error> {
         let ids = self.matching(which)?;
         if ids.is_empty() {
@@ -273,6 +274,7 @@ fn record(row: &Row<'_>) -> rusqlite::Result<CallRecord> {
         note: row.get(23)?,
         rate: row.get(24)?,
         report: row.get(25)?,
+        noted_ms: ms(26)?,
     })
 }
 
@@ -384,6 +386,7 @@ mod tests {
         store.note(&CallRef::Record(id), &Note { rate: Some(1), report: Some("Good".into()), note: None }, 2).unwrap();
         let r = store.get(id).unwrap().unwrap();
         assert_eq!((r.note.as_deref(), r.rate, r.report.as_deref()), (Some("Note"), Some(1), Some("Good")));
+        assert_eq!(r.noted_ms, Some(2));
         store
             .note(&CallRef::CallId("n@h".into()), &Note { note: Some("edited".into()), ..Default::default() }, 3)
             .unwrap();
