@@ -1,6 +1,9 @@
 //! Call recording to a WAV file: both directions of a call, as stereo
 //! (what we send on the left, what we hear on the right) or mixed to mono,
-//! 48 kHz 16-bit.
+//! 48 kHz 16-bit. "What we send" is each frame as encoded (mute and
+//! in-band DTMF applied; while an RFC 4733 digit replaces the audio, the
+//! audio it replaced); "what we hear" is each frame as played (volume and
+//! mute applied).
 //!
 //! The audio task hands each frame to a [`Recorder`], which queues it in a
 //! bounded channel for a writer thread and never waits: when the channel is
