@@ -51,6 +51,8 @@
 //! `m_permission_*`, `m_stream_*`, `media_added` / `_removed`,
 //! `i_ect_notify`, `i_notify`).
 
+pub mod aliyun;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
