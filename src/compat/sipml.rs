@@ -194,7 +194,14 @@ impl std::fmt::Debug for SipmlEvent {
 
 impl SipmlEvent {
     fn new(kind: &'static str, description: impl Into<String>) -> SipmlEvent {
-        SipmlEvent { kind, description: description.into(), code: None, session: None, data: Value::Null, new_session: None }
+        SipmlEvent {
+            kind,
+            description: description.into(),
+            code: None,
+            session: None,
+            data: Value::Null,
+            new_session: None,
+        }
     }
 
     fn code(mut self, code: Option<u16>) -> SipmlEvent {
@@ -232,7 +239,10 @@ impl EventsListener {
     }
 
     /// `{events: [...], listener}`; a name SIPml5 does not have is refused.
-    pub fn only(events: &[&str], listener: impl Fn(&SipmlEvent) + Send + Sync + 'static) -> Result<EventsListener, Error> {
+    pub fn only(
+        events: &[&str],
+        listener: impl Fn(&SipmlEvent) + Send + Sync + 'static,
+    ) -> Result<EventsListener, Error> {
         let events = events
             .iter()
             .map(|e| {
@@ -293,7 +303,8 @@ impl Slot {
     /// Sets (or replaces) the listener; the first one starts delivery.
     fn listen(&self, listener: EventsListener) {
         *lock(&self.listener) = Some(listener);
-        if let Some(mut rx) = lock(&self.rx).take() {
+        let rx = lock(&self.rx).take();
+        if let Some(mut rx) = rx {
             let current = self.listener.clone();
             tokio::spawn(async move {
                 while let Some(event) = rx.recv().await {
@@ -357,10 +368,12 @@ impl Stack {
     /// `failed_to_start`). Must be called inside a tokio runtime.
     pub fn start(&self) -> Result<(), Error> {
         let slot = &self.inner.stack_slot;
-        if let Some(listener) = lock(&slot.listener).take() {
+        let listener = lock(&slot.listener).take();
+        if let Some(listener) = listener {
             slot.listen(listener);
         }
-        if let Some(events) = lock(&self.inner.events).take() {
+        let events = lock(&self.inner.events).take();
+        if let Some(events) = events {
             tokio::spawn(dispatch(self.clone(), events));
         }
         slot.send(SipmlEvent::new("starting", "Stack starting"));
@@ -380,7 +393,11 @@ impl Stack {
         let session = match kind {
             "register" => Session { stack: self.clone(), register: true, slot: self.inner.register_slot.clone() },
             "call-audio" => Session { stack: self.clone(), register: false, slot: Slot::new() },
-            other => return Err(Error::InvalidAction(format!("session type {other:?} is not supported (audio calls and registration only)"))),
+            other => {
+                return Err(Error::InvalidAction(format!(
+                    "session type {other:?} is not supported (audio calls and registration only)"
+                )));
+            }
         };
         session.slot.listen(listener);
         Ok(session)
@@ -413,7 +430,8 @@ async fn dispatch(stack: Stack, mut events: crate::Events) {
             }
             Event::Registered { expires, .. } if !registered => {
                 registered = true;
-                register.send(SipmlEvent::new("connected", "Connected").code(Some(200)).with("expires", json!(expires)));
+                register
+                    .send(SipmlEvent::new("connected", "Connected").code(Some(200)).with("expires", json!(expires)));
             }
             Event::Unregistered { reason, .. } => {
                 registered = false;
@@ -511,7 +529,8 @@ async fn dispatch(stack: Stack, mut events: crate::Events) {
                     e.session = Some(old);
                     slot(old).send(e);
                 }
-                let (status, reason) = call.end.as_ref().map_or((None, "Call terminated".to_string()), |c| (c.status, c.reason.clone()));
+                let (status, reason) =
+                    call.end.as_ref().map_or((None, "Call terminated".to_string()), |c| (c.status, c.reason.clone()));
                 slot(call.key).send(SipmlEvent::new("terminated", reason).code(status).call(call));
                 sessions.remove(&call.key);
             }

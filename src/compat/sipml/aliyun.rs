@@ -446,8 +446,12 @@ impl Workbench {
                 Consent::Refuse => return Ok(Done::Intercepted),
             }
         }
-        let action =
-            Action::Call { target, display_name: None, headers: caller_headers(caller, &self.inner.domain), audio: self.audio() };
+        let action = Action::Call {
+            target,
+            display_name: None,
+            headers: caller_headers(caller, &self.inner.domain),
+            audio: self.audio(),
+        };
         self.run("call", action).await.map(|_| Done::Done)
     }
 
@@ -655,7 +659,9 @@ impl Task {
                     // No calls in after-call work.
                     let _ = self.phone.execute(Action::SetMode { mode: Mode::Inactive }).await;
                 }
-                self.show(&serde_json::to_value(state).ok().and_then(|s| s.as_str().map(str::to_string)).unwrap_or_default());
+                self.show(
+                    &serde_json::to_value(state).ok().and_then(|s| s.as_str().map(str::to_string)).unwrap_or_default(),
+                );
             }
             Event::Registered { server, expires } if !self.registered => {
                 self.registered = true;
@@ -672,9 +678,9 @@ impl Task {
                     (CallDirection::Incoming, true) => "inbound",
                     (CallDirection::Outgoing, true) => "outbound",
                 };
-                if let Some(end) = call.end.as_ref().filter(|e| {
-                    e.by == crate::Originator::System && e.reason.starts_with("media: ")
-                }) {
+                if let Some(end) =
+                    call.end.as_ref().filter(|e| e.by == crate::Originator::System && e.reason.starts_with("media: "))
+                {
                     let notice = ErrorNotice::new(json!(8001), end.reason.clone(), "GetUserMediaFailed");
                     self.hooks.call("onErrorNotify", &json!(notice));
                 }
@@ -755,7 +761,10 @@ mod tests {
         let other = ErrorNotice::from_error("x", &Error::InvalidAction("bad".into()), 3);
         assert_eq!(other.error_code, json!("invalid_action"));
         let shape = serde_json::to_value(ErrorNotice::not_allowed("callHold", 3)).unwrap();
-        assert_eq!(shape, json!({"errorCode": 9001, "errorMsg": "callHold is not allowed in status 3", "errorMsgTip": "当前状态不能操作该api", "requestId": null}));
+        assert_eq!(
+            shape,
+            json!({"errorCode": 9001, "errorMsg": "callHold is not allowed in status 3", "errorMsgTip": "当前状态不能操作该api", "requestId": null})
+        );
         assert!(caller_headers("auto", "example.com").is_empty() && caller_headers("", "example.com").is_empty());
         let ppi = ("P-Preferred-Identity".to_string(), "<sip:0571@example.com>".to_string());
         assert_eq!(caller_headers("0571", "example.com"), vec![ppi]);
