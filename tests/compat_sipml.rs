@@ -197,6 +197,14 @@ async fn the_documented_flow_through_the_stack_and_sessions() {
     stack.stop().await.unwrap();
     stack_heard.expect("stopping").await;
     stack_heard.expect("stopped").await;
+    // SIPml5 stacks start again after a stop.
+    stack.start().unwrap();
+    stack_heard.expect("starting").await;
+    stack_heard.expect("started").await;
+    assert!(stack.start().is_err(), "already running");
+    stack.stop().await.unwrap();
+    stack_heard.expect("stopping").await;
+    stack_heard.expect("stopped").await;
     bob.stop().await.unwrap();
     carol.stop().await.unwrap();
 }

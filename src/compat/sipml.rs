@@ -329,7 +329,6 @@ struct StackInner {
     /// an action that adds an event of ours runs, so that the event takes
     /// its place before anything the phone reports after it.
     sessions: tokio::sync::Mutex<HashMap<CallKey, Arc<Slot>>>,
-    events: Mutex<Option<crate::Events>>,
 }
 
 /// SIPml5's `SIPml.Stack` over a [`Phone`].
@@ -347,15 +346,10 @@ impl Stack {
         config.register_on_start = false;
         config.calls.transfer_policy = crate::TransferPolicy::Ask;
         let phone = Phone::new(config);
-        let events = phone.events();
         let stack_slot = Slot::new();
         *lock(&stack_slot.listener) = Some(listener);
-        let inner = StackInner {
-            stack_slot,
-            register_slot: Slot::new(),
-            sessions: tokio::sync::Mutex::new(HashMap::new()),
-            events: Mutex::new(Some(events)),
-        };
+        let inner =
+            StackInner { stack_slot, register_slot: Slot::new(), sessions: tokio::sync::Mutex::new(HashMap::new()) };
         Stack { phone, inner: Arc::new(inner) }
     }
 
@@ -365,19 +359,20 @@ impl Stack {
     }
 
     /// `stack.start()`: `starting`, then `started` once connected (or
-    /// `failed_to_start`). Must be called inside a tokio runtime.
+    /// `failed_to_start`); again after a `stop`. Must be called inside a
+    /// tokio runtime.
     pub fn start(&self) -> Result<(), Error> {
         let slot = &self.inner.stack_slot;
-        let listener = lock(&slot.listener).take();
+        let listener = lock(&slot.listener).clone();
         if let Some(listener) = listener {
             slot.listen(listener);
         }
-        let events = lock(&self.inner.events).take();
-        if let Some(events) = events {
-            tokio::spawn(dispatch(self.clone(), events));
-        }
+        // Subscribed before the phone starts, so that nothing is missed.
+        let events = self.phone.events();
+        self.phone.start()?;
         slot.send(SipmlEvent::new("starting", "Stack starting"));
-        self.phone.start()
+        tokio::spawn(dispatch(self.clone(), events));
+        Ok(())
     }
 
     /// `stack.stop()`: `stopping`, then `stopped` (calls are hung up, the

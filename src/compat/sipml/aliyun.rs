@@ -284,7 +284,7 @@ pub fn allowed(code: i32, method: &str) -> bool {
         "ready" => code == 5,
         "call" => code == 3,
         "answer" => matches!(code, 3 | 6),
-        "hangUp" => matches!(code, 8 | 9 | 10),
+        "hangUp" => matches!(code, 8..=10),
         "callHold" | "thirdCallTransfer" | "initiateAttendedTransfer" => in_call,
         "callRetrieve" => code == 12,
         "muteAgent" | "unMuteAgent" | "changeVolumeInCall" => matches!(code, 9 | 10 | 12 | 16 | 17),
@@ -338,6 +338,7 @@ impl Workbench {
     /// options and hooks; `onInit` fires. Must be called inside a tokio
     /// runtime: the hooks run on a task of their own, in event order.
     pub fn new(mut config: PhoneConfig, options: WorkbenchConfig, mut hooks: Hooks) -> Workbench {
+        config.register_on_start = true;
         config.calls.auto_answer = options.auto_answer_call;
         if let Some(audio) = options.audio.clone() {
             config.incoming_audio = Some(crate::config::AudioChooser(Arc::new(move |_| audio())));
