@@ -204,7 +204,7 @@ impl SipmlEvent {
         }
     }
 
-    fn code(mut self, code: Option<u16>) -> SipmlEvent {
+    fn with_code(mut self, code: Option<u16>) -> SipmlEvent {
         self.code = code;
         self
     }
@@ -425,8 +425,9 @@ async fn dispatch(stack: Stack, mut events: crate::Events) {
             }
             Event::Registered { expires, .. } if !registered => {
                 registered = true;
-                register
-                    .send(SipmlEvent::new("connected", "Connected").code(Some(200)).with("expires", json!(expires)));
+                register.send(
+                    SipmlEvent::new("connected", "Connected").with_code(Some(200)).with("expires", json!(expires)),
+                );
             }
             Event::Unregistered { reason, .. } => {
                 registered = false;
@@ -434,7 +435,7 @@ async fn dispatch(stack: Stack, mut events: crate::Events) {
             }
             Event::RegistrationFailed { status, reason, .. } => {
                 registered = false;
-                register.send(SipmlEvent::new("terminated", reason.clone()).code(*status));
+                register.send(SipmlEvent::new("terminated", reason.clone()).with_code(*status));
             }
             Event::CallIncoming { call } => {
                 let session = stack.call_session(slot(call.key));
@@ -453,15 +454,16 @@ async fn dispatch(stack: Stack, mut events: crate::Events) {
             }
             Event::CallProgress { call, status, reason, early_media } => {
                 let s = slot(call.key);
-                s.send(SipmlEvent::new("i_ao_request", reason.clone()).code(Some(*status)).call(call));
+                s.send(SipmlEvent::new("i_ao_request", reason.clone()).with_code(Some(*status)).call(call));
                 if *early_media {
-                    s.send(SipmlEvent::new("m_early_media", "Early media started").code(Some(*status)).call(call));
+                    s.send(SipmlEvent::new("m_early_media", "Early media started").with_code(Some(*status)).call(call));
                 }
             }
             Event::CallConfirmed { call } => {
-                slot(call.key).send(SipmlEvent::new("connected", "In Call").code(Some(200)).call(call));
+                slot(call.key).send(SipmlEvent::new("connected", "In Call").with_code(Some(200)).call(call));
                 if let Some(old) = call.transferred_from {
-                    let mut e = SipmlEvent::new("i_ect_completed", "Transfer completed").code(Some(200)).call(call);
+                    let mut e =
+                        SipmlEvent::new("i_ect_completed", "Transfer completed").with_code(Some(200)).call(call);
                     e.session = Some(old);
                     slot(old).send(e);
                 }
@@ -477,26 +479,26 @@ async fn dispatch(stack: Stack, mut events: crate::Events) {
             Event::HoldFailed { call, status, reason } => {
                 let s = slot(call.key);
                 let kind = if s.holding.load(Ordering::SeqCst) { "m_local_hold_nok" } else { "m_local_resume_nok" };
-                s.send(SipmlEvent::new(kind, reason.clone()).code(*status).call(call));
+                s.send(SipmlEvent::new(kind, reason.clone()).with_code(*status).call(call));
             }
             Event::TransferProgress { call, status, reason } => {
                 let s = slot(call.key);
                 if !s.ect_accepted.swap(true, Ordering::SeqCst) {
                     s.send(SipmlEvent::new("o_ect_accepted", "Transfer accepted").call(call));
                 }
-                s.send(SipmlEvent::new("o_ect_notify", reason.clone()).code(Some(*status)).call(call));
+                s.send(SipmlEvent::new("o_ect_notify", reason.clone()).with_code(Some(*status)).call(call));
             }
             Event::TransferAccepted { call } => {
                 let s = slot(call.key);
                 if !s.ect_accepted.swap(true, Ordering::SeqCst) {
                     s.send(SipmlEvent::new("o_ect_accepted", "Transfer accepted").call(call));
                 }
-                s.send(SipmlEvent::new("o_ect_completed", "Transfer completed").code(Some(200)).call(call));
+                s.send(SipmlEvent::new("o_ect_completed", "Transfer completed").with_code(Some(200)).call(call));
             }
             Event::TransferFailed { call, status, reason } => {
                 let s = slot(call.key);
                 s.ect_accepted.store(false, Ordering::SeqCst);
-                s.send(SipmlEvent::new("o_ect_failed", reason.clone()).code(*status).call(call));
+                s.send(SipmlEvent::new("o_ect_failed", reason.clone()).with_code(*status).call(call));
             }
             Event::TransferRequested { call, target, referred_by, replaces } => {
                 let e = SipmlEvent::new("i_ect_requested", "Transfer requested")
@@ -526,7 +528,7 @@ async fn dispatch(stack: Stack, mut events: crate::Events) {
                 }
                 let (status, reason) =
                     call.end.as_ref().map_or((None, "Call terminated".to_string()), |c| (c.status, c.reason.clone()));
-                slot(call.key).send(SipmlEvent::new("terminated", reason).code(status).call(call));
+                slot(call.key).send(SipmlEvent::new("terminated", reason).with_code(status).call(call));
                 sessions.remove(&call.key);
             }
             Event::Stopped => {
