@@ -111,7 +111,8 @@ async fn register(workbench: &Workbench, heard: &mut Heard) {
 
 /// Outbound: a refused dial (no INVITE), a rewritten one, connected, 8003,
 /// hold / retrieve, a refused then a consented hang-up, manual after-call
-/// work (incoming calls refused, `call` 9001) until `ready()`.
+/// work (incoming calls refused, `call` 9001) until `ready()`; then a call
+/// whose microphone fails: 8001.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outbound_call_interceptors_hold_and_manual_after_call_work() {
     let kamailio = start_kamailio();
@@ -139,8 +140,18 @@ async fn outbound_call_interceptors_hold_and_manual_after_call_work() {
             let first = asked.fetch_add(1, Ordering::SeqCst) == 0;
             Box::pin(async move { if first { Consent::Refuse } else { Consent::Proceed } })
         });
-    let options =
-        WorkbenchConfig { after_call_rule: AfterCallRule::Manual, audio: agent_audio(440.0), ..Default::default() };
+    // The agent's microphone, until it breaks (a file that is not there).
+    let broken = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let microphone = broken.clone();
+    let audio: webphone::compat::sipml::aliyun::AgentAudio = Arc::new(move || {
+        if microphone.load(Ordering::SeqCst) {
+            let path = std::env::temp_dir().join("webphone-no-such-microphone.wav");
+            AudioSetup { send: SendAudio::WavFile { path, looping: false }, ..Default::default() }
+        } else {
+            tone(440.0)
+        }
+    });
+    let options = WorkbenchConfig { after_call_rule: AfterCallRule::Manual, audio: Some(audio), ..Default::default() };
     let workbench = Workbench::new(agent_config(&kamailio), options, hooks);
     assert_eq!(heard.next().await.0, "onInit");
     assert!(Hooks::new().on("onCallCome", |_| {}).is_err(), "a misspelt hook is refused");
@@ -225,6 +236,18 @@ async fn outbound_call_interceptors_hold_and_manual_after_call_work() {
     assert_eq!(statuses(&seen), [(3, 5)], "{seen:#?}");
     assert_eq!(workbench.get_status_code().code, 3);
     assert_eq!(workbench.get_status_code().last_code, 5);
+
+    // The microphone fails: the call ends and onErrorNotify says 8001.
+    broken.store(true, Ordering::SeqCst);
+    assert_eq!(workbench.call("bob", "").await, Ok(Done::Done));
+    let b = bob_log.wait_incoming().await.key;
+    bob.answer_with(b, tone(880.0)).await.unwrap();
+    let seen = heard.until("onCallRelease").await;
+    let notice = seen.iter().find(|(n, _)| *n == "onErrorNotify").map(|(_, v)| v).expect("onErrorNotify");
+    assert_eq!(notice["errorCode"], 8001, "{seen:#?}");
+    assert_eq!(notice["errorMsgTip"], "GetUserMediaFailed");
+    assert!(notice["errorMsg"].as_str().is_some_and(|m| m.contains("webphone-no-such-microphone")), "{notice:#}");
+    bob_log.wait_ended(b).await;
 
     workbench.phone().stop().await.unwrap();
     bob.stop().await.unwrap();
