@@ -4,3 +4,4 @@
 //! (the behaviour is the phone's). One module per seed.
 
 pub mod bizfly;
+pub mod sipml;
