@@ -185,8 +185,9 @@
 //! one. The path lands in the call's history record.
 //!
 //! ## Not yet
-//! Of the seeds' compatibility facades only Bizfly's is here ([`compat`]);
-//! the others and the control server are the next milestones. A call a
+//! The seeds' facades ([`compat`]: Bizfly, SIPml5 and the Aliyun
+//! workbench) translate what their documents describe; each module says
+//! which of its seed's parts have no counterpart here. A call a
 //! transfer gives us takes its audio from
 //! [`PhoneConfigBuilder::transfer_audio`], not from the call it replaces
 //! (the running source is not moved from one call to the other). An
