@@ -8,5 +8,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
-cargo build --locked --example webphone
-exec scripts/in-netns.sh target/debug/examples/webphone demo "$@"
+cargo build --locked --features cli --bin webphone
+exec scripts/in-netns.sh target/debug/webphone demo "$@"

@@ -16,13 +16,13 @@ fi
 
 scripts/install-deps.sh --tests
 # Build (and fetch crates) outside the namespace: it has no network.
-cargo build --locked --all-targets
+cargo build --locked --all-targets --features cli
 cargo check --locked --features device --lib
 cargo check --locked --no-default-features --lib
 # The benches must compile (they are run by hand: see the README).
 cargo bench --locked --no-run
 # Fuzz targets: built here, then run briefly on their seeds and random input.
 CARGO_TARGET_DIR="$PWD/target" cargo build --locked --manifest-path fuzz/Cargo.toml
-scripts/in-netns.sh cargo test --locked --offline --all-targets --no-fail-fast
+scripts/in-netns.sh cargo test --locked --offline --all-targets --features cli --no-fail-fast
 scripts/in-netns.sh cargo test --locked --offline --doc
 scripts/in-netns.sh fuzz/smoke.sh

@@ -1,6 +1,6 @@
 //! `latency_probe`: mouth-to-ear latency of a webphone call, measured on the audio itself.
 //!
-//! The demo's setup (the loopback relay from `examples/webphone/relay.rs`, two phones A and B in this
+//! The demo's setup (the loopback relay from `src/bin/webphone/relay.rs`, two phones A and B in this
 //! process, media on 127.0.0.1): A calls B, B answers at once. A sends through a probe source that produces
 //! silence with, every 500 ms, a tone burst (1 kHz, -10 dBFS peak, 200 ms) starting at an exact sample index
 //! (burst `k` starts at sample `k·24000 + (173·k mod 960)`, so its onset falls at a different offset inside
@@ -44,7 +44,7 @@
 //! Exits 1 when no onset was detected (or the call failed).
 
 // The demo's loopback SIP relay, shared rather than copied.
-#[path = "../webphone/relay.rs"]
+#[path = "../../src/bin/webphone/relay.rs"]
 mod relay;
 use relay::loopback_media;
 

@@ -9,7 +9,7 @@
 //!    (`SendPipeline::next_packet`, `ReceivePipeline::push_packet` + `tick`) are timed the same way, for the
 //!    split of the per-leg cost.
 //! 2. **Calls.** Phone A (`max_calls N`) calls phone B (`max_calls N`) N times through the demo's loopback
-//!    relay (`examples/webphone/relay.rs`); B answers each call as it rings. Every leg sends the speech-like
+//!    relay (`src/bin/webphone/relay.rs`); B answers each call as it rings. Every leg sends the speech-like
 //!    signal through a custom source replaying one precomputed second (shared by all legs: it costs a copy)
 //!    and discards what it hears (after decoding it). The default N is `ceil(0.85 × ceiling / 2)`: 85 % of
 //!    the ceiling in legs. The run waits for every call to be confirmed and audio to flow on every leg
@@ -41,7 +41,7 @@
 //! Exits 1 when a run could not set its calls up, or missed a goal.
 
 // The demo's loopback SIP relay, shared rather than copied.
-#[path = "../webphone/relay.rs"]
+#[path = "../../src/bin/webphone/relay.rs"]
 mod relay;
 use relay::loopback_media;
 

@@ -180,13 +180,13 @@ impl EventLog {
     }
 }
 
-/// The CLI example's binary (`cargo test` builds examples beside the tests).
+/// The `webphone` command (`cargo test --features cli` builds it beside the tests).
 pub fn cli() -> std::path::PathBuf {
-    // target/debug/deps/TEST-HASH → target/debug/examples/webphone
+    // target/debug/deps/TEST-HASH → target/debug/webphone
     let exe = std::env::current_exe().expect("test binary path");
     let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let cli = dir.join("examples").join("webphone");
-    assert!(cli.exists(), "{} not built (cargo test builds examples)", cli.display());
+    let cli = dir.join("webphone");
+    assert!(cli.exists(), "{} not built (run the tests with --features cli)", cli.display());
     cli
 }
 
