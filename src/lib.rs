@@ -182,6 +182,7 @@
 //! than the gap between two digits of different methods may see them swapped.
 
 pub mod compat;
+pub mod control;
 pub mod dialog;
 pub mod dtmf;
 pub mod media;

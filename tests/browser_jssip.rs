@@ -148,7 +148,8 @@ async fn we_call_jssip_and_audio_crosses_both_ways() {
     browser.wait("bob", "confirmed", Some(&call)).await;
     let heard = alice_hears_browser(&alice, out.key(), 0).await;
     // Media start, for the record (speed is measured, not asserted, here).
-    if let (Some(answered), Some(rtp), Some(audio)) = (confirmed.connected_ms, heard.first_rtp_ms, heard.first_audio_ms) {
+    if let (Some(answered), Some(rtp), Some(audio)) = (confirmed.connected_ms, heard.first_rtp_ms, heard.first_audio_ms)
+    {
         println!(
             "alice: 200 OK to first RTP {} ms, to first audio {} ms",
             rtp.saturating_sub(answered),

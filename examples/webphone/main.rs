@@ -6,6 +6,7 @@
 //! webphone answer --server ... --answer-after 1 --max-calls 1 --record heard.wav
 //! webphone call 1002 --server ... --hold-at 2 --resume-at 4 --transfer-to 1003 --transfer-at 6
 //! webphone phone --server ... --allow-loopback   # JSON actions in on stdin, JSON events out
+//! webphone serve --server ... --token T           # the same over ws://127.0.0.1:PORT/control, and the iframe pages
 //! webphone demo          # two phones on loopback through a built-in relay: no server needed
 //! ```
 //!
@@ -20,6 +21,7 @@ mod relay;
 use relay::loopback_media;
 mod phone;
 mod report;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,6 +50,10 @@ enum Command {
     /// Register and stay up, driven by JSON actions on stdin (one per line),
     /// printing every event and each action's result as JSON lines.
     Phone(PhoneArgs),
+    /// Register and serve the phone on a local WebSocket (`/control?token=`,
+    /// the `phone` verb's JSON vocabulary) and the pages that replace the
+    /// NXCloud, myCC and NICE MAX iframe widgets (`/nxcloud`, `/mycc`, `/max`).
+    Serve(ServeArgs),
     /// Two phones in this process call each other through a built-in
     /// loopback relay, with real WebRTC audio: no server needed.
     Demo(DemoArgs),
@@ -243,6 +249,22 @@ struct PhoneArgs {
 }
 
 #[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    account: Account,
+    #[command(flatten)]
+    audio: Audio,
+    #[command(flatten)]
+    output: Output,
+    /// Listen here (loopback addresses only).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: std::net::SocketAddr,
+    /// The token clients must give (`?token=`); or set WEBPHONE_CONTROL_TOKEN.
+    #[arg(long, env = "WEBPHONE_CONTROL_TOKEN", hide_env_values = true)]
+    token: String,
+}
+
+#[derive(Args)]
 struct DemoArgs {
     /// How long the demo call lasts once answered, in seconds.
     #[arg(long, default_value_t = 3.0)]
@@ -281,6 +303,7 @@ async fn main() -> ExitCode {
         Command::Call(args) => call(args).await,
         Command::Answer(args) => answer(args).await,
         Command::Phone(args) => phone::run(args).await,
+        Command::Serve(args) => serve::run(args).await,
         Command::Demo(args) => demo(args).await,
     };
     match outcome {

@@ -69,11 +69,9 @@ pub async fn registered_phone_with(
     password: &str,
     customize: impl FnOnce(PhoneConfigBuilder) -> PhoneConfigBuilder,
 ) -> (webphone::Phone, EventLog) {
-    let config = customize(
-        phone_config(&[kamailio.ws_url()], user, password).allow_loopback(true),
-    )
-    .build()
-    .expect("valid config");
+    let config = customize(phone_config(&[kamailio.ws_url()], user, password).allow_loopback(true))
+        .build()
+        .expect("valid config");
     let phone = webphone::Phone::new(config);
     let mut log = EventLog::new(phone.events());
     phone.start().expect("started");
@@ -196,9 +194,6 @@ pub fn cli() -> std::path::PathBuf {
 /// themselves (editing offers, checking packets).
 pub async fn loopback_peer() -> std::sync::Arc<webphone::media::rtc::peer::Peer> {
     use webphone::media::rtc::peer::{IceConfig, Peer, PeerConfig};
-    let config = PeerConfig {
-        ice: IceConfig { allow_loopback: true, ..Default::default() },
-        ..Default::default()
-    };
+    let config = PeerConfig { ice: IceConfig { allow_loopback: true, ..Default::default() }, ..Default::default() };
     std::sync::Arc::new(Peer::new(&config).await.expect("test peer"))
 }
