@@ -4,7 +4,8 @@
 //! page, named by the test (`ua`). Chromium's fake microphone sends a sine
 //! of the frequency given to [`Browser::start`]; a meter on each call's
 //! remote audio measures tones and hears DTMF (see the script's docs for the
-//! commands and events).
+//! commands and events). [`Browser::start_crm`] runs CRM pages that embed
+//! webphone's iframe widget pages instead (`tests/browser/crm-parent.mjs`).
 //!
 //! Needs `node`, `/usr/bin/chromium` and `npm ci` in `tests/browser`
 //! (`scripts/install-deps.sh --tests` sees to all three); without them the test fails
@@ -63,11 +64,22 @@ impl Browser {
     /// Starts Chromium; its fake microphone plays `tone_hz`. Panics with
     /// what to install when node, Chromium or the node modules are missing.
     pub async fn start(tone_hz: u32) -> Browser {
+        Browser::spawn("jssip-peer.mjs", &["--tone-hz", &tone_hz.to_string()]).await
+    }
+
+    /// Starts Chromium with the CRM pages of `tests/browser/crm` instead of
+    /// JsSIP (`tests/browser/crm-parent.mjs`: open, post, click; `message`
+    /// events carry what a CRM page received from its widget).
+    pub async fn start_crm() -> Browser {
+        Browser::spawn("crm-parent.mjs", &[]).await
+    }
+
+    async fn spawn(script: &str, args: &[&str]) -> Browser {
         let dir = peer_dir();
         require_prerequisites(&dir);
         let mut child = Command::new("node")
-            .arg(dir.join("jssip-peer.mjs"))
-            .args(["--tone-hz", &tone_hz.to_string()])
+            .arg(dir.join(script))
+            .args(args)
             .current_dir(&dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
