@@ -28,9 +28,15 @@ struct Serve {
 
 impl Serve {
     fn start(kamailio: &Kamailio) -> Serve {
+        Serve::start_with(kamailio, &[])
+    }
+
+    /// With more command-line arguments.
+    fn start_with(kamailio: &Kamailio, extra: &[&str]) -> Serve {
         let mut child = Command::new(cli())
             .args(["serve", "--server", &kamailio.ws_url(), "--user", "alice", "--domain", DOMAIN])
             .args(["--allow-loopback", "--tone", "440", "--listen", "127.0.0.1:0"])
+            .args(extra)
             .env("WEBPHONE_PASSWORD", ALICE_PASSWORD)
             .env("WEBPHONE_CONTROL_TOKEN", TOKEN)
             .stdout(Stdio::piped())
@@ -60,6 +66,22 @@ impl Serve {
     /// The widget page's URL, with the token.
     fn page(&self, name: &str) -> String {
         format!("{}/{name}?token={TOKEN}", self.url)
+    }
+}
+
+/// The one file that appears in `dir` and whose WAV header is complete.
+async fn wait_for_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        let files: Vec<_> = std::fs::read_dir(dir).expect("recordings dir").flatten().map(|e| e.path()).collect();
+        if let [file] = files.as_slice()
+            && hound::WavReader::open(file).is_ok_and(|r| r.duration() > 0)
+        {
+            return file.clone();
+        }
+        assert!(files.len() <= 1, "one recording only: {files:?}");
+        assert!(tokio::time::Instant::now() < deadline, "no complete recording in {}: {files:?}", dir.display());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
 
@@ -382,7 +404,10 @@ fn contact(status: &'static str) -> impl Fn(&Value) -> bool {
 async fn max_page_acknowledges_subscriptions_and_takes_the_commands() {
     let kamailio = start_kamailio();
     let (bob, mut bob_log) = registered_phone(&kamailio, "bob", BOB_PASSWORD).await;
-    let serve = Serve::start(&kamailio);
+    let recordings = std::env::temp_dir().join(format!("webphone-max-recordings-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&recordings);
+    std::fs::create_dir_all(&recordings).expect("recordings dir");
+    let serve = Serve::start_with(&kamailio, &["--recordings", recordings.to_str().expect("utf-8 path")]);
     // In MAX the CRM page is the child: the page embeds it.
     let crm_page = "http://localhost/crm/max.html";
     let mut crm = Crm::open(&format!("{}&crm={}", serve.page("max"), percent_encoded(crm_page))).await;
@@ -441,16 +466,33 @@ async fn max_page_acknowledges_subscriptions_and_takes_the_commands() {
     })
     .await;
 
-    // The phone cannot record yet: MAX would stay silent, the page says why.
+    // RecordEvent: the call is recorded into the server's recordings directory
+    // (stereo: what Alice sends left) and the contact says so.
     crm.post(frame, json!({"messageType": "RecordEvent"})).await;
-    let refused = crm.max_event(&mut seen, "RecordEvent's error", |e| e["messageType"] == "CommandError").await;
-    assert_eq!((&refused["command"], &refused["ContactID"]), (&json!("RecordEvent"), &contact_id), "{refused:#}");
-    assert!(refused["reason"].as_str().is_some_and(|r| r.contains("recording is not available")), "{refused:#}");
+    let logging =
+        crm.max_event(&mut seen, "recording", |e| e["Type"] == "CallContactEvent" && e["IsLogging"] == true).await;
+    assert_eq!(logging["ContactID"], contact_id, "{logging:#}");
+    // A second one is not a second recording: MAX's record is one-shot.
+    crm.post(frame, json!({"messageType": "RecordEvent"})).await;
+    // Let a second of the call be recorded (Bob decodes 50 more frames).
+    let recording_from = wait_stats(&bob, bobs.key, "audio at Bob", |s| s.decoded_frames > 0).await.decoded_frames;
+    wait_stats(&bob, bobs.key, "a second of recorded call", |s| s.decoded_frames >= recording_from + 50).await;
 
     crm.post(frame, json!({"messageType": "HangupEvent"})).await;
     let gone = crm.max_event(&mut seen, "Disconnected", contact("Disconnected")).await;
     assert_eq!((&gone["FinalState"], &gone["ContactID"]), (&json!(true), &contact_id));
     assert_eq!(ended_by(&bob_log.wait_ended(bobs.key).await), Some(Originator::Remote));
+    // The recording was completed with the call: one stereo WAV whose left
+    // channel is Alice's 440 Hz.
+    let file = wait_for_file(&recordings).await;
+    let mut wav = hound::WavReader::open(&file).expect("a complete WAV file");
+    assert_eq!((wav.spec().channels, wav.spec().sample_rate), (2, 48_000), "{}", file.display());
+    let left: Vec<i16> = wav.samples::<i16>().step_by(2).map(|s| s.expect("sample")).collect();
+    assert!(left.len() >= 24_000, "at least half a second recorded: {} frames", left.len());
+    let crossings = left.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count() as f64;
+    let hz = crossings / 2.0 / (left.len() as f64 / 48_000.0);
+    assert!((hz - 440.0).abs() < 40.0, "the left channel is Alice's tone: {hz:.0} Hz");
+    let _ = std::fs::remove_dir_all(&recordings);
     crm.max_event(&mut agent_seen, "Available again", |e| {
         e["Type"] == "AgentState" && e["CurrentState"] == "Available"
     })
@@ -480,10 +522,11 @@ async fn max_page_acknowledges_subscriptions_and_takes_the_commands() {
         .filter(|e| e["Type"] == "CallContactEvent")
         .map(|e| {
             format!(
-                "{} {}{}",
+                "{} {}{}{}",
                 e["ContactID"].as_str().unwrap_or("?"),
                 e["Status"].as_str().unwrap_or("?"),
-                if e["IsMuted"] == true { " muted" } else { "" }
+                if e["IsMuted"] == true { " muted" } else { "" },
+                if e["IsLogging"] == true { " recorded" } else { "" }
             )
         })
         .collect();
@@ -499,7 +542,8 @@ async fn max_page_acknowledges_subscriptions_and_takes_the_commands() {
         format!("{first} Active"),
         format!("{first} Active muted"),
         format!("{first} Active"),
-        format!("{first} Disconnected"),
+        format!("{first} Active recorded"),
+        format!("{first} Disconnected recorded"),
         format!("{second} Incoming"),
         format!("{second} Disconnected"),
     ]

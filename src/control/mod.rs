@@ -36,6 +36,7 @@ pub mod fuzzing {
 }
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -87,6 +88,10 @@ pub struct ControlConfig {
     /// The audio of `call` and `answer` actions that name none (default:
     /// [`AudioSetup::default`]).
     pub default_audio: Option<DefaultAudio>,
+    /// Where a `record` action that names no `path` writes (a widget's
+    /// record button has no file to give): `call-<key>-<ms>.wav` in this
+    /// directory. Without it such an action is refused.
+    pub recordings: Option<PathBuf>,
 }
 
 impl ControlConfig {
@@ -97,7 +102,14 @@ impl ControlConfig {
             token: token.into(),
             allow_remote: false,
             default_audio: None,
+            recordings: None,
         }
+    }
+
+    /// Writes recordings asked for without a path into `dir`.
+    pub fn recordings(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.recordings = Some(dir.into());
+        self
     }
 
     /// Gives `call` and `answer` actions without an `"audio"` this audio
@@ -115,6 +127,7 @@ impl std::fmt::Debug for ControlConfig {
             .field("token", &self.token)
             .field("allow_remote", &self.allow_remote)
             .field("default_audio", &self.default_audio.is_some())
+            .field("recordings", &self.recordings)
             .finish()
     }
 }
@@ -150,7 +163,12 @@ impl ControlServer {
             .map_err(|e| Error::Config(format!("control server on {}: {e}", config.listen)))?;
         let addr = listener.local_addr().map_err(|e| Error::Config(format!("control server: {e}")))?;
         let (shutdown, stop) = watch::channel(false);
-        let shared = Arc::new(Shared { phone, token: config.token, default_audio: config.default_audio });
+        let shared = Arc::new(Shared {
+            phone,
+            token: config.token,
+            default_audio: config.default_audio,
+            recordings: config.recordings,
+        });
         let task = tokio::spawn(accept_loop(listener, shared, stop));
         tracing::info!(%addr, "control server listening");
         Ok(ControlServer { addr, shutdown, task: Some(task) })
@@ -185,6 +203,7 @@ struct Shared {
     phone: Phone,
     token: Password,
     default_audio: Option<DefaultAudio>,
+    recordings: Option<PathBuf>,
 }
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
@@ -289,6 +308,10 @@ async fn client_session(ws: WebSocketStream<TcpStream>, shared: &Shared, mut sto
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                     Some(Ok(_)) => continue,
                 };
+                let text = match &shared.recordings {
+                    Some(dir) => with_recording_path(&text, dir).map_or(text, Utf8Bytes::from),
+                    None => text,
+                };
                 match wire::parse_request(&text) {
                     Request::Action { id, mut action } => {
                         if let (Some(choose), false) = (&shared.default_audio, wire::has_audio(&text)) {
@@ -328,6 +351,21 @@ async fn client_session(ws: WebSocketStream<TcpStream>, shared: &Shared, mut sto
         }
     }
     let _ = out.send(Message::Close(None)).await;
+}
+
+/// A `record` action without a `path`, given one in `dir`; `None` for any
+/// other message.
+fn with_recording_path(text: &str, dir: &Path) -> Option<String> {
+    let mut v: Value = serde_json::from_str(text).ok()?;
+    let map = v.as_object_mut()?;
+    if map.get("action")?.as_str()? != "record" || map.contains_key("path") {
+        return None;
+    }
+    let call = map.get("call").and_then(Value::as_u64).map_or_else(|| "current".to_string(), |k| k.to_string());
+    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    let path = dir.join(format!("call-{call}-{ms}.wav"));
+    map.insert("path".into(), Value::String(path.to_string_lossy().into_owned()));
+    Some(v.to_string())
 }
 
 type Sink = futures_util::stream::SplitSink<WebSocketStream<TcpStream>, Message>;

@@ -271,6 +271,10 @@ struct ServeArgs {
     /// The token clients must give (`?token=`); or set WEBPHONE_CONTROL_TOKEN.
     #[arg(long, env = "WEBPHONE_CONTROL_TOKEN", hide_env_values = true)]
     token: String,
+    /// Write the recordings a client asks for without a file name (a
+    /// widget's record button) into this directory.
+    #[arg(long, value_name = "DIR")]
+    recordings: Option<PathBuf>,
     /// Keep a history of the calls in this SQLite database (created if need be).
     #[arg(long, value_name = "DB")]
     history: Option<PathBuf>,

@@ -25,6 +25,9 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         let mut control = ControlConfig::new(args.token.as_str())
             .default_audio(move || audio.setup(count.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
         control.listen = args.listen;
+        if let Some(dir) = &args.recordings {
+            control = control.recordings(dir);
+        }
         let server = ControlServer::start(phone.clone(), control).await.map_err(|e| e.to_string())?;
         rec.print_json(json!({"event": "serving", "url": server.url()}));
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
