@@ -10,9 +10,9 @@ mod sip_net;
 
 use std::time::Duration;
 
-use sip_net::{CallSettings, Net, Party, no_session_timer};
+use sip_net::{CallSettings, Net, Node, Party, no_session_timer};
 use webphone::dialog::{CallEvent, CallKey};
-use webphone::sip::{HeaderName, Method, ReferTo, Replaces, TypedHeader};
+use webphone::sip::{HeaderName, Message, Method, ReferTo, Replaces, TypedHeader};
 use webphone::{CallRequest, PhoneState, TransferPolicy};
 
 const ALICE: Party = Party(0);
@@ -78,8 +78,16 @@ fn consult_then_complete_connects_alice_and_carol() {
     assert_eq!(net.incoming_calls(CAROL).len(), 2);
     assert!(net.ended_call(CAROL, c).is_some());
 
-    // bob learned the outcome and left both calls.
+    // bob learned the outcome and left both calls; the consultation was ended
+    // by carol, who accepted the Replaces (RFC 3891 §3), not by a BYE of bob's.
     assert!(net.events.iter().any(|(s, e)| *s == BOB && matches!(e, CallEvent::TransferAccepted { .. })));
+    let byes_on = |net: &Net, from: Party| {
+        net.requests(from, Method::Bye)
+            .iter()
+            .filter(|r| r.headers.get(&HeaderName::CallId) == Some(carol_call.call_id.as_str()))
+            .count()
+    };
+    assert_eq!((byes_on(&net, CAROL), byes_on(&net, BOB)), (1, 0));
     assert!(net.ended_call(BOB, b).is_some() && net.ended_call(BOB, consult).is_some());
     assert!(net.ended_call(ALICE, a).is_some());
     net.run_for(Duration::from_secs(1));
@@ -87,6 +95,25 @@ fn consult_then_complete_connects_alice_and_carol() {
     assert_eq!(net.ua(ALICE).call_keys().len(), 1, "alice talks to carol");
     assert_eq!(net.ua(CAROL).call_keys(), [new]);
     assert_eq!(net.ua(CAROL).call_held(new), Some((false, false)));
+}
+
+#[test]
+fn a_consulted_party_that_keeps_the_replaced_call_gets_our_bye_after_the_grace() {
+    let (mut net, _a, b, consult, c) = consulting(no_session_timer());
+    // carol's BYE for the replaced dialog is lost.
+    net.filter = Some(Box::new(|from, _to, msg| {
+        !(from == Node::Party(CAROL) && matches!(msg, Message::Request(r) if r.method == Method::Bye))
+    }));
+    let now = net.now;
+    net.ua(BOB).complete(b, consult, now).expect("complete");
+    net.drive();
+    assert!(replaced(&net, CAROL).is_some_and(|(old, _)| old == c), "carol replaced it (her BYE is lost)");
+    assert!(net.ended_call(BOB, consult).is_none(), "bob waits for carol's BYE");
+    net.run_for(Duration::from_millis(1900));
+    assert!(net.ended_call(BOB, consult).is_none(), "still within the grace");
+    net.run_for(Duration::from_millis(200));
+    assert!(net.ended_call(BOB, consult).is_some(), "bob hung it up himself");
+    assert_eq!(net.requests(BOB, Method::Bye).len(), 2, "one BYE to alice, one to carol");
 }
 
 #[test]

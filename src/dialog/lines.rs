@@ -236,9 +236,7 @@ impl UserAgent {
                     self.relay_transfer_progress(key, &event, now);
                     self.emit(AgentEvent::Call(event));
                 }
-                CallOutput::Hangup(other) => {
-                    let _ = self.hangup(other, now);
-                }
+                CallOutput::EndReplaced(consult) => self.end_replaced_later(consult, now),
             }
         }
     }

@@ -35,6 +35,13 @@ use crate::sip::{HeaderName, Replaces, Request, StatusCode, TypedHeader};
 /// How long a REFER waits for the application's decision.
 pub(super) const ASK_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// How long, after an attended transfer of ours succeeded, the consulted
+/// party has to end our consultation call itself (RFC 3891 §3: the UA that
+/// accepts Replaces ends the replaced dialog) before we send our own BYE.
+/// Both sending BYE at once is legal but races: JsSIP then throws on its
+/// own terminate of a session our BYE already ended.
+pub(super) const REPLACED_BYE_GRACE: Duration = Duration::from_secs(2);
+
 /// How many ended dialogs are remembered, so that an INVITE replacing one
 /// gets 603 rather than 481.
 const ENDED_DIALOGS_KEPT: usize = 32;
@@ -59,11 +66,14 @@ pub(super) struct Transfers {
     pending: Vec<(CallKey, PendingRefer)>,
     /// Dialogs that ended lately: (Call-ID, local tag, remote tag).
     ended: VecDeque<(String, String, String)>,
+    /// Consultation calls of completed attended transfers, ended by us at
+    /// the deadline unless the consulted party ended them first.
+    replaced: Vec<(CallKey, Instant)>,
 }
 
 impl Transfers {
     pub(super) fn next_deadline(&self) -> Option<Instant> {
-        self.pending.iter().map(|(_, p)| p.deadline).min()
+        self.pending.iter().map(|(_, p)| p.deadline).chain(self.replaced.iter().map(|(_, at)| *at)).min()
     }
 
     /// The call a consultation call consults about.
@@ -176,8 +186,24 @@ impl UserAgent {
         }
     }
 
-    /// Decisions the application did not make in time: declined.
+    /// An attended transfer of ours succeeded: `consult` is ended
+    /// [`REPLACED_BYE_GRACE`] from now unless the consulted party ends it first.
+    pub(super) fn end_replaced_later(&mut self, consult: CallKey, now: Instant) {
+        self.transfers.replaced.push((consult, now + REPLACED_BYE_GRACE));
+    }
+
+    /// Decisions the application did not make in time: declined; replaced
+    /// consultation calls their peer did not end: hung up.
     pub(super) fn handle_transfer_timeouts(&mut self, now: Instant) {
+        let (due, keep): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.transfers.replaced).into_iter().partition(|(_, at)| now >= *at);
+        self.transfers.replaced = keep;
+        for (consult, _) in due {
+            if self.calls.get(&consult).is_some_and(|c| !c.is_ended()) {
+                tracing::debug!(call = %consult, "the consulted party kept the replaced call: hanging it up");
+                let _ = self.hangup(consult, now);
+            }
+        }
         let (due, keep): (Vec<_>, Vec<_>) =
             std::mem::take(&mut self.transfers.pending).into_iter().partition(|(_, p)| now >= p.deadline);
         self.transfers.pending = keep;

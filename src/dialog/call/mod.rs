@@ -293,9 +293,9 @@ pub(crate) enum CallOutput {
     Media(MediaRequest),
     /// Report this.
     Event(CallEvent),
-    /// Hang up this other call (the consultation call of a completed
-    /// attended transfer).
-    Hangup(CallKey),
+    /// End this other call, the consultation call of a completed attended
+    /// transfer, unless its peer (which accepted the Replaces) ends it first.
+    EndReplaced(CallKey),
 }
 
 /// What a call needs from the agent while it handles an input: identity,

@@ -234,7 +234,7 @@ impl Call {
             Outcome::Succeeded => {
                 ctx.emit(CallEvent::TransferAccepted { call: self.snapshot.clone() });
                 if let Some(consult) = transfer.consult {
-                    ctx.out.push_back(CallOutput::Hangup(consult));
+                    ctx.out.push_back(CallOutput::EndReplaced(consult));
                 }
                 if ctx.settings.end_after_transfer || transfer.consult.is_some() {
                     self.bye(ctx, Originator::Local, "transferred", now);
