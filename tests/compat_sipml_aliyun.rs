@@ -61,7 +61,10 @@ impl Heard {
     async fn until_status(&mut self, code: i32) -> Vec<(&'static str, Value)> {
         let mut seen = Vec::new();
         loop {
-            let (n, v, _) = self.next().await;
+            let Ok(next) = tokio::time::timeout(TIMEOUT, self.0.recv()).await else {
+                panic!("no status {code} in time; the hooks called since: {seen:#?}");
+            };
+            let (n, v, _) = next.expect("listening");
             let done = n == "onStatusChange" && v["code"] == code;
             seen.push((n, v));
             if done {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::contract::{CallKey, MediaRequest};
@@ -76,6 +76,28 @@ struct CallMedia {
     inputs: mpsc::UnboundedSender<AudioInput>,
     /// The other end, until the audio task takes it.
     inputs_rx: Option<mpsc::UnboundedReceiver<AudioInput>>,
+    /// Ends when the latest negotiation step asked for has run (see [`Turn`]).
+    turn: Option<oneshot::Receiver<()>>,
+}
+
+/// A call's negotiation steps (offer, answer, applying an answer, re-offer,
+/// rollback) run on the peer in the order the SIP core asked for them, each
+/// after the previous one has finished: they are separate tasks, and a
+/// re-offer that overtook the answer it follows would find no session (a
+/// hold asked for right after the call was confirmed failed that way).
+struct Turn {
+    previous: Option<oneshot::Receiver<()>>,
+    /// Dropped when this step is done: the next one may go.
+    _done: oneshot::Sender<()>,
+}
+
+impl Turn {
+    /// Waits until the steps asked for before this one have run.
+    async fn wait(&mut self) {
+        if let Some(previous) = self.previous.take() {
+            let _ = previous.await;
+        }
+    }
 }
 
 impl CallMedia {
@@ -88,7 +110,14 @@ impl CallMedia {
             audio: None,
             inputs,
             inputs_rx: Some(inputs_rx),
+            turn: None,
         }
+    }
+
+    /// The next negotiation step's turn.
+    fn take_turn(&mut self) -> Turn {
+        let (done, next) = oneshot::channel();
+        Turn { previous: self.turn.replace(next), _done: done }
     }
 
     /// What a new audio task needs from the call: its setup, stats and inputs.
@@ -136,9 +165,11 @@ impl MediaEngine {
             MediaRequest::Offer { call, direction } => {
                 let entry = self.calls.entry(call).or_insert_with(|| CallMedia::new(AudioSetup::default()));
                 let peer = entry.peer.clone();
+                let mut turn = entry.take_turn();
                 let cfg = self.config.peer.clone();
                 let tx = self.results_tx.clone();
                 spawn(async move {
+                    turn.wait().await;
                     let sdp = async {
                         let peer = match peer {
                             Some(p) => p,
@@ -152,13 +183,16 @@ impl MediaEngine {
                 });
             }
             MediaRequest::Reoffer { call, direction } => {
-                let Some(peer) = self.calls.get(&call).and_then(|e| e.peer.clone()) else {
+                let Some((peer, mut turn)) =
+                    self.calls.get_mut(&call).and_then(|e| Some((e.peer.clone()?, e.take_turn())))
+                else {
                     let _ =
                         self.results_tx.send(MediaResult::LocalSdp { call, sdp: Err("no media to re-offer".into()) });
                     return;
                 };
                 let tx = self.results_tx.clone();
                 spawn(async move {
+                    turn.wait().await;
                     let sdp = peer.reoffer(direction).await.map_err(|e| e.to_string());
                     let _ = tx.send(MediaResult::LocalSdp { call, sdp: sdp.map(|s| (peer, Bytes::from(s))) });
                 });
@@ -170,9 +204,11 @@ impl MediaEngine {
                 let start = if entry.audio.is_none() { entry.start_audio() } else { None };
                 let running = entry.inputs.clone();
                 let starting = start.is_some();
+                let mut turn = entry.take_turn();
                 let cfg = self.config.clone();
                 let tx = self.results_tx.clone();
                 let handle = spawn(async move {
+                    turn.wait().await;
                     let answer = async {
                         let offer = std::str::from_utf8(&offer).map_err(|_| "offer is not UTF-8".to_string())?;
                         let peer = match existing {
@@ -183,6 +219,7 @@ impl MediaEngine {
                         Ok::<_, String>((peer, Bytes::from(sdp), negotiated))
                     }
                     .await;
+                    drop(turn);
                     match answer {
                         Ok((peer, sdp, negotiated)) => {
                             let _ = tx.send(MediaResult::LocalSdp { call, sdp: Ok((peer.clone(), sdp)) });
@@ -210,12 +247,16 @@ impl MediaEngine {
                     Ok(sdp) => peer.apply_answer(sdp).await.map_err(|e| e.to_string()),
                     Err(_) => Err("answer is not UTF-8".to_string()),
                 };
+                let mut turn = entry.take_turn();
                 let start = if entry.audio.is_none() { entry.start_audio() } else { None };
                 let Some(start) = start else {
                     // The answer to a re-offer: the running audio follows it.
                     let running = entry.inputs.clone();
                     spawn(async move {
-                        match apply(&peer).await {
+                        turn.wait().await;
+                        let applied = apply(&peer).await;
+                        drop(turn);
+                        match applied {
                             Ok(negotiated) => {
                                 let _ = running.send(AudioInput::Renegotiated(negotiated));
                             }
@@ -228,7 +269,10 @@ impl MediaEngine {
                 };
                 let cfg = self.config.clone();
                 entry.audio = Some(spawn(async move {
-                    match apply(&peer).await {
+                    turn.wait().await;
+                    let applied = apply(&peer).await;
+                    drop(turn);
+                    match applied {
                         Ok(negotiated) => run_audio(call, peer, negotiated, start, cfg, tx).await,
                         Err(reason) => {
                             let _ = tx.send(MediaResult::Failed { call, reason });
@@ -237,8 +281,13 @@ impl MediaEngine {
                 }));
             }
             MediaRequest::RollbackOffer { call } => {
-                let Some(peer) = self.calls.get(&call).and_then(|e| e.peer.clone()) else { return };
+                let Some((peer, mut turn)) =
+                    self.calls.get_mut(&call).and_then(|e| Some((e.peer.clone()?, e.take_turn())))
+                else {
+                    return;
+                };
                 spawn(async move {
+                    turn.wait().await;
                     if let Err(e) = peer.rollback_offer().await {
                         // The session stays as it was; the next re-offer will say whether it can go on.
                         tracing::warn!(%call, error = %e, "could not roll back the refused re-offer");
@@ -444,6 +493,29 @@ mod tests {
             out.push_str("\r\n");
         }
         out
+    }
+
+    /// A hold asked for the moment the call is confirmed: the re-offer is
+    /// asked for right after the answer is, and waits for it to be applied
+    /// (it used to overtake it and fail: "reoffer before the first
+    /// offer/answer").
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reoffer_right_after_the_answer_waits_for_it() {
+        let call = CallKey(1);
+        for _ in 0..5 {
+            let mut a = MediaEngine::new(loopback_config());
+            let mut b = MediaEngine::new(loopback_config());
+            a.handle(MediaRequest::Offer { call, direction: MediaDirection::SendRecv });
+            let offer = local_sdp(&mut a, call).await;
+            b.handle(MediaRequest::Answer { call, offer, direction: MediaDirection::SendRecv });
+            let answer = local_sdp(&mut b, call).await;
+            a.handle(MediaRequest::ApplyAnswer { call, answer });
+            a.handle(MediaRequest::Reoffer { call, direction: MediaDirection::SendOnly });
+            let reoffer = local_sdp(&mut a, call).await;
+            assert!(std::str::from_utf8(&reoffer).unwrap().contains("a=sendonly"));
+            a.close_all();
+            b.close_all();
+        }
     }
 
     /// Audio flows with Opus, then A re-offers PCMU only (as a PBX would)
