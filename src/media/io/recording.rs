@@ -60,6 +60,9 @@ pub(crate) struct RecordingDone {
 /// The audio task's end of a recording.
 pub(crate) struct Recorder {
     frames: mpsc::SyncSender<Frame>,
+    /// Buffers the writer is done with, to carry the next frames: once the
+    /// recording runs, the audio task allocates nothing per frame.
+    spare: mpsc::Receiver<Box<[i16]>>,
     dropped: u64,
 }
 
@@ -73,22 +76,36 @@ impl Recorder {
         on_done: impl FnOnce(RecordingDone) + Send + 'static,
     ) -> Result<Recorder, String> {
         let (tx, rx) = mpsc::sync_channel(QUEUE_FRAMES);
+        let (spare_tx, spare) = mpsc::sync_channel(2 * QUEUE_FRAMES);
         let path = path.to_path_buf();
         std::thread::Builder::new()
             .name("webphone-recording".into())
-            .spawn(move || on_done(write(rx, channels, path)))
+            .spawn(move || on_done(write(rx, &spare_tx, channels, path)))
             .map_err(|e| format!("recording: cannot start its writer: {e}"))?;
-        Ok(Recorder { frames: tx, dropped: 0 })
+        Ok(Recorder { frames: tx, spare, dropped: 0 })
     }
 
     /// A frame we sent.
     pub(crate) fn local(&mut self, pcm: &[i16]) {
-        self.push(Frame::Local(pcm.into()));
+        let frame = Frame::Local(self.buffer_of(pcm));
+        self.push(frame);
     }
 
     /// A frame we played.
     pub(crate) fn remote(&mut self, pcm: &[i16]) {
-        self.push(Frame::Remote(pcm.into()));
+        let frame = Frame::Remote(self.buffer_of(pcm));
+        self.push(frame);
+    }
+
+    /// `pcm` in a spare buffer of its length, or a new one.
+    fn buffer_of(&mut self, pcm: &[i16]) -> Box<[i16]> {
+        match self.spare.try_recv() {
+            Ok(mut buf) if buf.len() == pcm.len() => {
+                buf.copy_from_slice(pcm);
+                buf
+            }
+            _ => pcm.into(),
+        }
     }
 
     fn push(&mut self, frame: Frame) {
@@ -104,8 +121,13 @@ impl Recorder {
 }
 
 /// The writer thread: creates the file, then pairs and writes frames
-/// until the recorder is gone.
-fn write(rx: mpsc::Receiver<Frame>, channels: RecordChannels, path: PathBuf) -> RecordingDone {
+/// until the recorder is gone, handing written buffers back as `spare`.
+fn write(
+    rx: mpsc::Receiver<Frame>,
+    spare: &mpsc::SyncSender<Box<[i16]>>,
+    channels: RecordChannels,
+    path: PathBuf,
+) -> RecordingDone {
     let spec = hound::WavSpec {
         channels: match channels {
             RecordChannels::Stereo => 2,
@@ -138,6 +160,9 @@ fn write(rx: mpsc::Receiver<Frame>, channels: RecordChannels, path: PathBuf) -> 
             if let Err(e) = out(&local, &remote, &mut wav) {
                 error.get_or_insert(e.to_string());
             }
+            // A full queue of spares drops them: the recorder has enough.
+            let _ = spare.try_send(local);
+            let _ = spare.try_send(remote);
         }
     }
     while let Some((local, remote)) = pairs.next(true) {
@@ -260,7 +285,8 @@ mod tests {
     fn a_full_queue_drops_and_counts_without_waiting() {
         // A writer that never reads: every frame past the queue is dropped.
         let (tx, _rx) = mpsc::sync_channel(QUEUE_FRAMES);
-        let mut recorder = Recorder { frames: tx, dropped: 0 };
+        let (_spare_tx, spare) = mpsc::sync_channel(1);
+        let mut recorder = Recorder { frames: tx, spare, dropped: 0 };
         for _ in 0..QUEUE_FRAMES + 7 {
             recorder.local(&[0; 960]);
         }
