@@ -65,12 +65,16 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest message a client may send (an action is a few hundred bytes).
 const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 
-/// Pages served in place of the iframe widgets: path, page.
-const PAGES: [(&str, &str); 3] = [
-    ("/nxcloud", include_str!("pages/nxcloud.html")),
-    ("/mycc", include_str!("pages/mycc.html")),
-    ("/max", include_str!("pages/max.html")),
+/// Pages served in place of the iframe widgets, and the control client
+/// they share: path, content type, body.
+const PAGES: [(&str, &str, &str); 4] = [
+    ("/nxcloud", HTML, include_str!("pages/nxcloud.html")),
+    ("/mycc", HTML, include_str!("pages/mycc.html")),
+    ("/max", HTML, include_str!("pages/max.html")),
+    ("/control.js", "text/javascript; charset=utf-8", include_str!("pages/control.js")),
 ];
+
+const HTML: &str = "text/html; charset=utf-8";
 
 /// Chooses the audio of a call placed or answered without an `"audio"`.
 pub type DefaultAudio = Arc<dyn Fn() -> AudioSetup + Send + Sync>;
@@ -269,9 +273,8 @@ async fn serve_connection(mut stream: TcpStream, peer: SocketAddr, shared: Arc<S
         tracing::info!(%peer, "control client gone");
         return;
     }
-    let body = PAGES.iter().find(|(p, _)| *p == path).map(|(_, page)| *page);
-    let reply = match body {
-        Some(page) => http::response("200 OK", "text/html; charset=utf-8", page),
+    let reply = match PAGES.iter().find(|(p, _, _)| *p == path) {
+        Some((_, content_type, page)) => http::response("200 OK", content_type, page),
         None => http::response("404 Not Found", "text/plain", "no such page\n"),
     };
     let _ = stream.write_all(&reply).await;
