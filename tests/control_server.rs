@@ -88,9 +88,10 @@ async fn clients_drive_a_call_and_the_call_outlives_them() {
     assert_eq!(http_status(&server, "GET /nxcloud HTTP/1.1\r\nHost: x\r\n\r\n").await, "HTTP/1.1 200 OK");
     assert_eq!(http_status(&server, "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n").await, "HTTP/1.1 404 Not Found");
     assert_eq!(http_status(&server, "\x16\x03\x01 garbage\r\n\r\n").await, "HTTP/1.1 400 Bad Request");
-    // A non-loopback address is refused unless asked for.
+    // A non-loopback address is refused unless asked for (before any bind:
+    // 192.0.2.1 is a documentation address).
     let mut remote = ControlConfig::new(TOKEN);
-    remote.listen = "0.0.0.0:0".parse().unwrap();
+    remote.listen = "192.0.2.1:0".parse().unwrap();
     assert!(ControlServer::start(alice.clone(), remote).await.is_err());
 
     // Two clients: each starts with the state.

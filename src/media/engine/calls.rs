@@ -76,8 +76,8 @@ struct CallMedia {
     inputs: mpsc::UnboundedSender<AudioInput>,
     /// The other end, until the audio task takes it.
     inputs_rx: Option<mpsc::UnboundedReceiver<AudioInput>>,
-    /// Ends when the latest negotiation step asked for has run (see [`Turn`]).
-    turn: Option<oneshot::Receiver<()>>,
+    /// Ends when the latest negotiation step asked for has run (see [`StepOrder`]).
+    last_step: Option<oneshot::Receiver<()>>,
 }
 
 /// A call's negotiation steps (offer, answer, applying an answer, re-offer,
@@ -85,13 +85,13 @@ struct CallMedia {
 /// after the previous one has finished: they are separate tasks, and a
 /// re-offer that overtook the answer it follows would find no session (a
 /// hold asked for right after the call was confirmed failed that way).
-struct Turn {
+struct StepOrder {
     previous: Option<oneshot::Receiver<()>>,
     /// Dropped when this step is done: the next one may go.
     _done: oneshot::Sender<()>,
 }
 
-impl Turn {
+impl StepOrder {
     /// Waits until the steps asked for before this one have run.
     async fn wait(&mut self) {
         if let Some(previous) = self.previous.take() {
@@ -110,14 +110,14 @@ impl CallMedia {
             audio: None,
             inputs,
             inputs_rx: Some(inputs_rx),
-            turn: None,
+            last_step: None,
         }
     }
 
-    /// The next negotiation step's turn.
-    fn take_turn(&mut self) -> Turn {
+    /// The next negotiation step's place in the order.
+    fn next_step(&mut self) -> StepOrder {
         let (done, next) = oneshot::channel();
-        Turn { previous: self.turn.replace(next), _done: done }
+        StepOrder { previous: self.last_step.replace(next), _done: done }
     }
 
     /// What a new audio task needs from the call: its setup, stats and inputs.
@@ -165,11 +165,11 @@ impl MediaEngine {
             MediaRequest::Offer { call, direction } => {
                 let entry = self.calls.entry(call).or_insert_with(|| CallMedia::new(AudioSetup::default()));
                 let peer = entry.peer.clone();
-                let mut turn = entry.take_turn();
+                let mut step = entry.next_step();
                 let cfg = self.config.peer.clone();
                 let tx = self.results_tx.clone();
                 spawn(async move {
-                    turn.wait().await;
+                    step.wait().await;
                     let sdp = async {
                         let peer = match peer {
                             Some(p) => p,
@@ -183,8 +183,8 @@ impl MediaEngine {
                 });
             }
             MediaRequest::Reoffer { call, direction } => {
-                let Some((peer, mut turn)) =
-                    self.calls.get_mut(&call).and_then(|e| Some((e.peer.clone()?, e.take_turn())))
+                let Some((peer, mut step)) =
+                    self.calls.get_mut(&call).and_then(|e| Some((e.peer.clone()?, e.next_step())))
                 else {
                     let _ =
                         self.results_tx.send(MediaResult::LocalSdp { call, sdp: Err("no media to re-offer".into()) });
@@ -192,7 +192,7 @@ impl MediaEngine {
                 };
                 let tx = self.results_tx.clone();
                 spawn(async move {
-                    turn.wait().await;
+                    step.wait().await;
                     let sdp = peer.reoffer(direction).await.map_err(|e| e.to_string());
                     let _ = tx.send(MediaResult::LocalSdp { call, sdp: sdp.map(|s| (peer, Bytes::from(s))) });
                 });
@@ -204,11 +204,11 @@ impl MediaEngine {
                 let start = if entry.audio.is_none() { entry.start_audio() } else { None };
                 let running = entry.inputs.clone();
                 let starting = start.is_some();
-                let mut turn = entry.take_turn();
+                let mut step = entry.next_step();
                 let cfg = self.config.clone();
                 let tx = self.results_tx.clone();
                 let handle = spawn(async move {
-                    turn.wait().await;
+                    step.wait().await;
                     let answer = async {
                         let offer = std::str::from_utf8(&offer).map_err(|_| "offer is not UTF-8".to_string())?;
                         let peer = match existing {
@@ -219,7 +219,7 @@ impl MediaEngine {
                         Ok::<_, String>((peer, Bytes::from(sdp), negotiated))
                     }
                     .await;
-                    drop(turn);
+                    drop(step);
                     match answer {
                         Ok((peer, sdp, negotiated)) => {
                             let _ = tx.send(MediaResult::LocalSdp { call, sdp: Ok((peer.clone(), sdp)) });
@@ -247,15 +247,15 @@ impl MediaEngine {
                     Ok(sdp) => peer.apply_answer(sdp).await.map_err(|e| e.to_string()),
                     Err(_) => Err("answer is not UTF-8".to_string()),
                 };
-                let mut turn = entry.take_turn();
+                let mut step = entry.next_step();
                 let start = if entry.audio.is_none() { entry.start_audio() } else { None };
                 let Some(start) = start else {
                     // The answer to a re-offer: the running audio follows it.
                     let running = entry.inputs.clone();
                     spawn(async move {
-                        turn.wait().await;
+                        step.wait().await;
                         let applied = apply(&peer).await;
-                        drop(turn);
+                        drop(step);
                         match applied {
                             Ok(negotiated) => {
                                 let _ = running.send(AudioInput::Renegotiated(negotiated));
@@ -269,9 +269,9 @@ impl MediaEngine {
                 };
                 let cfg = self.config.clone();
                 entry.audio = Some(spawn(async move {
-                    turn.wait().await;
+                    step.wait().await;
                     let applied = apply(&peer).await;
-                    drop(turn);
+                    drop(step);
                     match applied {
                         Ok(negotiated) => run_audio(call, peer, negotiated, start, cfg, tx).await,
                         Err(reason) => {
@@ -281,13 +281,13 @@ impl MediaEngine {
                 }));
             }
             MediaRequest::RollbackOffer { call } => {
-                let Some((peer, mut turn)) =
-                    self.calls.get_mut(&call).and_then(|e| Some((e.peer.clone()?, e.take_turn())))
+                let Some((peer, mut step)) =
+                    self.calls.get_mut(&call).and_then(|e| Some((e.peer.clone()?, e.next_step())))
                 else {
                     return;
                 };
                 spawn(async move {
-                    turn.wait().await;
+                    step.wait().await;
                     if let Err(e) = peer.rollback_offer().await {
                         // The session stays as it was; the next re-offer will say whether it can go on.
                         tracing::warn!(%call, error = %e, "could not roll back the refused re-offer");
