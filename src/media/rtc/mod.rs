@@ -2,7 +2,8 @@
 //! ([`peer`], over webrtc-rs), split by concern: its settings ([`config`]),
 //! what it may send ([`gate`]), the RTCP interceptor that reads the
 //! remote's reports ([`interceptor`]), its figures ([`stats`]), which local
-//! addresses it binds (`interfaces`), and the fixes applied to remote SDP
+//! addresses it binds (`interfaces`), the runtime and UDP sockets its driver
+//! runs on (`socket`), and the fixes applied to remote SDP
 //! for interoperability ([`sdp`]).
 
 pub mod config;
@@ -11,6 +12,7 @@ pub mod interceptor;
 pub(crate) mod interfaces;
 pub mod peer;
 pub mod sdp;
+pub(crate) mod socket;
 pub mod stats;
 
 pub use config::{AudioCodecs, IceConfig, IceServer, PeerConfig};

@@ -86,6 +86,7 @@ pub use crate::media::rtc::interceptor::{dlsr, report_blocks};
 use crate::media::rtc::interfaces::bind_addresses;
 pub use crate::media::rtc::sdp::MediaDirection;
 use crate::media::rtc::sdp::{self, MediaInfo, SdpError};
+use crate::media::rtc::socket::PeerRuntime;
 pub use crate::media::rtc::stats::PeerStats;
 
 /// The window a candidate pair gets before it is declared failed, kept near
@@ -446,6 +447,7 @@ impl Peer {
             .with_interceptor_registry(registry)
             .with_handler(Arc::new(Handler { shared: Arc::clone(&shared) }))
             .with_udp_addrs(addrs)
+            .with_runtime(Arc::new(PeerRuntime))
             .build()
             .await
             .map_err(webrtc_err("build"))?;
