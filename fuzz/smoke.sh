@@ -12,7 +12,7 @@ cargo build --locked --offline --manifest-path "$root/fuzz/Cargo.toml"
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 rfc4475="$root/../shared/conformance/rfc4475"
-for target in sip_message sdp rtp jitter_buffer telephone_event dtmf_info control_request; do
+for target in sip_message sdp rtp jitter_buffer telephone_event dtmf_info control_request early_check; do
     seeds=()
     case $target in
         sdp) seeds=("$root/fuzz/seeds/sdp") ;;

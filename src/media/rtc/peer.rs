@@ -68,8 +68,8 @@ use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceGatheringState, RTCIceServer, RTCPeerConnectionState, RTCSessionDescription, RTCStatsReportEntry, Registry,
-    SettingEngineBuilder, StatsSelector, configure_rtcp_reports,
+    RTCIceConnectionState, RTCIceGatheringState, RTCIceServer, RTCPeerConnectionState, RTCSessionDescription,
+    RTCStatsReportEntry, Registry, SettingEngineBuilder, StatsSelector, configure_rtcp_reports,
 };
 use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RtpSender, RtpTransceiver};
 
@@ -79,6 +79,7 @@ pub use crate::media::rtc::config::{
     PeerConfig,
 };
 use crate::media::rtc::config::{codec_from_rtpmap, rtp_codec, telephone_event_params};
+use crate::media::rtc::early_checks::LocalIce;
 use crate::media::rtc::gate::Gate;
 pub use crate::media::rtc::gate::{DropReason, SendOutcome};
 use crate::media::rtc::interceptor::{RTCP_MONITOR_SLOT, RtcpMonitor, RtcpReports};
@@ -86,7 +87,7 @@ pub use crate::media::rtc::interceptor::{dlsr, report_blocks};
 use crate::media::rtc::interfaces::bind_addresses;
 pub use crate::media::rtc::sdp::MediaDirection;
 use crate::media::rtc::sdp::{self, MediaInfo, SdpError};
-use crate::media::rtc::socket::PeerRuntime;
+use crate::media::rtc::socket::{IceGate, PeerRuntime};
 pub use crate::media::rtc::stats::PeerStats;
 
 /// The window a candidate pair gets before it is declared failed, kept near
@@ -233,10 +234,17 @@ struct Shared {
 
 struct Handler {
     shared: Arc<Shared>,
+    ice_gate: Arc<IceGate>,
 }
 
 #[async_trait::async_trait]
 impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_connection_state_change(&self, state: RTCIceConnectionState) {
+        if matches!(state, RTCIceConnectionState::Connected | RTCIceConnectionState::Completed) {
+            self.ice_gate.open();
+        }
+    }
+
     async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
         if state == RTCIceGatheringState::Complete {
             self.shared.gathered_tx.send_modify(|g| *g += 1);
@@ -356,6 +364,9 @@ pub struct Peer {
     rtcp: Arc<StdMutex<RtcpReports>>,
     /// The last drop reason logged (0 = none), so drops log once per streak.
     last_drop: AtomicU8,
+    /// Shared with the sockets: early checks answered, datagrams held until
+    /// ICE is connected (see `socket`).
+    ice_gate: Arc<IceGate>,
 }
 
 impl fmt::Debug for Peer {
@@ -440,14 +451,16 @@ impl Peer {
         );
 
         debug!(?addrs, check_interval = ?interval, attempts, "building peer connection");
+        let ice_gate = Arc::new(IceGate::default());
+        let runtime = Arc::new(PeerRuntime::new(Arc::clone(&ice_gate)));
         let pc = PeerConnectionBuilder::new()
             .with_configuration(configuration)
             .with_media_engine(media_engine)
             .with_setting_engine(setting_engine)
             .with_interceptor_registry(registry)
-            .with_handler(Arc::new(Handler { shared: Arc::clone(&shared) }))
+            .with_handler(Arc::new(Handler { shared: Arc::clone(&shared), ice_gate: Arc::clone(&ice_gate) }))
             .with_udp_addrs(addrs)
-            .with_runtime(Arc::new(PeerRuntime))
+            .with_runtime(runtime)
             .build()
             .await
             .map_err(webrtc_err("build"))?;
@@ -466,6 +479,7 @@ impl Peer {
             rtp_rx: StdMutex::new(Some(rtp_rx)),
             rtcp,
             last_drop: AtomicU8::new(0),
+            ice_gate,
         })
     }
 
@@ -516,7 +530,11 @@ impl Peer {
         }
         let codings = self.offer_codings();
         self.add_track(&mut neg, codings).await?;
-        self.offer_locked(&mut neg, direction).await
+        let offer = self.offer_locked(&mut neg, direction).await?;
+        if let Some((ufrag, pwd)) = sdp::ice_credentials(&offer) {
+            self.ice_gate.answer_early_checks(LocalIce::new(ufrag, pwd));
+        }
+        Ok(offer)
     }
 
     /// A new offer on the established session, typically for hold
@@ -598,6 +616,7 @@ impl Peer {
             sdp::audio_section(&remote).ok_or_else(|| MediaError::Negotiation("no remote audio m= line".into()))?;
         let desc = RTCSessionDescription::answer(inactive_for_webrtc(&remote, &audio, MediaDirection::SendOnly))
             .map_err(webrtc_err("parse answer"))?;
+        self.ice_gate.stop_answering_early_checks();
         self.pc.set_remote_description(desc).await.map_err(webrtc_err("set_remote_description"))?;
         neg.offer_pending = false;
         neg.bound = true;
@@ -748,6 +767,8 @@ impl Peer {
             bytes_received: c.received_bytes.load(Ordering::Relaxed),
             receive_queue_dropped: c.queue_dropped.load(Ordering::Relaxed),
             connect_time: self.connected_at().map(|t| t - self.shared.created_at),
+            early_checks_answered: self.ice_gate.counts().0,
+            early_datagrams_held: self.ice_gate.counts().1,
             ..Default::default()
         };
         if self.shared.closed.load(Ordering::Acquire) {
@@ -1247,6 +1268,34 @@ mod tests {
             a.close().await;
             b.close().await;
         }
+    }
+
+    /// The answerer checks our candidates as soon as it has our offer; while
+    /// its answer is on the way those checks are answered by our sockets
+    /// (webrtc's agent, without the remote's credentials, would drop them),
+    /// and the call connects as usual once the answer is applied.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn checks_before_the_answer_are_answered() {
+        let a = Peer::new(&loopback_config(10)).await.unwrap();
+        let b = Peer::new(&loopback_config(10)).await.unwrap();
+        let offer = a.create_offer(MediaDirection::SendRecv).await.unwrap();
+        let (answer, _) = b.answer(&offer, MediaDirection::SendRecv).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while a.stats().await.early_checks_answered == 0 {
+            assert!(Instant::now() < deadline, "no early check answered");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        a.apply_answer(&answer).await.unwrap();
+        wait_state(&a, PeerState::Connected, Duration::from_secs(5)).await;
+        wait_state(&b, PeerState::Connected, Duration::from_secs(5)).await;
+        let stats = a.stats().await;
+        println!(
+            "offerer: {} early checks answered, {} datagrams held",
+            stats.early_checks_answered, stats.early_datagrams_held
+        );
+        assert_eq!(b.stats().await.early_checks_answered, 0, "the answerer had our credentials from the start");
+        a.close().await;
+        b.close().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -516,10 +516,20 @@ pub(crate) fn audio_section(sdp: &str) -> Option<MediaInfo> {
 /// The ICE username fragment (media level of the first `m=` line, else session level).
 #[cfg(test)]
 pub(crate) fn ice_ufrag(sdp: &str) -> Option<String> {
+    ice_attr(sdp, "ice-ufrag")
+}
+
+/// The ICE username fragment and password (media level of the first `m=`
+/// line, else session level).
+pub(crate) fn ice_credentials(sdp: &str) -> Option<(String, String)> {
+    Some((ice_attr(sdp, "ice-ufrag")?, ice_attr(sdp, "ice-pwd")?))
+}
+
+fn ice_attr(sdp: &str, name: &str) -> Option<String> {
     let doc = Doc::parse(sdp).ok()?;
     let find = |lines: &[String]| {
         lines.iter().find_map(|l| match attr(l) {
-            Some(("ice-ufrag", Some(v))) => Some(v.trim().to_string()),
+            Some((n, Some(v))) if n == name => Some(v.trim().to_string()),
             _ => None,
         })
     };

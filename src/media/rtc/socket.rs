@@ -10,26 +10,134 @@
 //! its buffers are 2 kB each, and every packet is one `sendto` / `recvfrom`.
 //! Everything else (tasks, timers, TCP, name lookup) is webrtc's
 //! [`TokioRuntime`].
+//!
+//! # Datagrams that arrive before ICE has chosen a path
+//!
+//! webrtc drops every non-STUN datagram (DTLS, RTP) that arrives before its
+//! ICE agent has selected a candidate pair. A browser that answers our offer
+//! becomes writable on our first connectivity check and sends its DTLS
+//! ClientHello at once, while our agent, the controlling one, nominates a
+//! pair only at its next check tick: the ClientHello was lost, and the
+//! handshake waited for the browser's retransmission (about 50 ms later in
+//! Chromium). The sockets therefore hold such datagrams (up to
+//! [`EARLY_HOLD`]) until the peer reports ICE connected through
+//! [`IceGate::open`], then hand them to the driver as if they had just
+//! arrived. Until our offer's answer is applied they also answer the
+//! remote's early connectivity checks (see `early_checks`), so the browser
+//! sends that ClientHello early rather than after its next check.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use crate::media::rtc::early_checks::LocalIce;
 use tokio::io::ReadBuf;
 use webrtc::runtime::{
     AsyncInterval, AsyncTcpListener, AsyncTcpStream, AsyncUdpSocket, JoinHandle, RecvMeta, Runtime, TokioRuntime,
     Transmit,
 };
 
-/// webrtc's [`TokioRuntime`] with one-datagram UDP sockets (see the module
-/// doc).
+/// Most datagrams a socket holds for a peer whose ICE is not connected yet;
+/// more are dropped, as webrtc would drop them all. A DTLS flight is a few.
+pub(crate) const EARLY_HOLD: usize = 16;
+
+/// Whether a peer's ICE has selected a pair, shared by the peer's event
+/// handler (which opens it) and its sockets (which hold datagrams until
+/// then).
 #[derive(Debug, Default)]
-pub(crate) struct PeerRuntime;
+pub(crate) struct IceGate {
+    state: Mutex<GateState>,
+    /// Early checks answered.
+    answered: AtomicU64,
+    /// Datagrams held until ICE connected.
+    held: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct GateState {
+    open: bool,
+    /// Our credentials while early checks are answered (offer made, answer
+    /// not applied yet).
+    answering: Option<LocalIce>,
+    /// The receive tasks of sockets holding datagrams, woken on opening.
+    wakers: Vec<Waker>,
+}
+
+impl IceGate {
+    fn lock(&self) -> MutexGuard<'_, GateState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn is_open(&self) -> bool {
+        self.lock().open
+    }
+
+    /// From our first offer until its answer is applied: answer the remote's
+    /// checks with `local`.
+    pub(crate) fn answer_early_checks(&self, local: LocalIce) {
+        self.lock().answering = Some(local);
+    }
+
+    /// The answer is being applied: webrtc's agent answers checks from now.
+    pub(crate) fn stop_answering_early_checks(&self) {
+        self.lock().answering = None;
+    }
+
+    /// Our answer to `datagram` from `from`, if it is an early check for us.
+    fn early_answer(&self, datagram: &[u8], from: SocketAddr) -> Option<Vec<u8>> {
+        let local = self.lock().answering.clone()?;
+        local.answer(datagram, from)
+    }
+
+    /// (early checks answered, datagrams held) so far.
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        (self.answered.load(Ordering::Relaxed), self.held.load(Ordering::Relaxed))
+    }
+
+    /// ICE has selected a pair: held datagrams may go to the driver now.
+    pub(crate) fn open(&self) {
+        let wakers = {
+            let mut state = self.lock();
+            state.open = true;
+            std::mem::take(&mut state.wakers)
+        };
+        wakers.into_iter().for_each(Waker::wake);
+    }
+
+    /// Wakes `waker` when the gate opens (the last few distinct wakers are
+    /// kept: webrtc also polls with a no-op waker when it drains a burst).
+    fn wake_on_open(&self, waker: &Waker) {
+        let mut state = self.lock();
+        if state.open || state.wakers.iter().any(|w| w.will_wake(waker)) {
+            return;
+        }
+        if state.wakers.len() == 4 {
+            state.wakers.remove(0);
+        }
+        state.wakers.push(waker.clone());
+    }
+}
+
+/// webrtc's [`TokioRuntime`] with one-datagram UDP sockets that hold what
+/// arrives before ICE is connected (see the module doc).
+#[derive(Debug, Default)]
+pub(crate) struct PeerRuntime {
+    gate: Arc<IceGate>,
+}
+
+impl PeerRuntime {
+    /// A runtime whose sockets wait for `gate`.
+    pub(crate) fn new(gate: Arc<IceGate>) -> PeerRuntime {
+        PeerRuntime { gate }
+    }
+}
 
 impl Runtime for PeerRuntime {
     fn spawn(&self, future: Pin<Box<dyn Future<Output = ()> + Send>>) -> Box<dyn JoinHandle> {
@@ -46,7 +154,11 @@ impl Runtime for PeerRuntime {
 
     fn wrap_udp_socket(&self, socket: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {
         socket.set_nonblocking(true)?;
-        Ok(Arc::new(DatagramSocket { io: tokio::net::UdpSocket::from_std(socket)? }))
+        Ok(Arc::new(DatagramSocket {
+            io: tokio::net::UdpSocket::from_std(socket)?,
+            gate: Arc::clone(&self.gate),
+            held: Mutex::new(VecDeque::new()),
+        }))
     }
 
     fn wrap_tcp_listener(&self, listener: std::net::TcpListener) -> io::Result<Arc<dyn AsyncTcpListener>> {
@@ -91,6 +203,28 @@ impl Runtime for PeerRuntime {
 /// A UDP socket that sends and receives one datagram at a time.
 struct DatagramSocket {
     io: tokio::net::UdpSocket,
+    gate: Arc<IceGate>,
+    /// Non-STUN datagrams that arrived before the gate opened.
+    held: Mutex<VecDeque<(Vec<u8>, SocketAddr)>>,
+}
+
+impl DatagramSocket {
+    fn held(&self) -> MutexGuard<'_, VecDeque<(Vec<u8>, SocketAddr)>> {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// STUN, by the first byte of a datagram (RFC 7983: 0–3; DTLS is 20–63,
+/// RTP and RTCP 128–191).
+fn is_stun(datagram: &[u8]) -> bool {
+    datagram.first().is_some_and(|&b| b < 4)
+}
+
+fn fill(meta: &mut RecvMeta, addr: SocketAddr, len: usize) {
+    *meta = RecvMeta::default();
+    meta.addr = addr;
+    meta.len = len;
+    meta.stride = len.max(1);
 }
 
 impl fmt::Debug for DatagramSocket {
@@ -112,7 +246,8 @@ impl AsyncUdpSocket for DatagramSocket {
     }
 
     /// One datagram into `bufs[0]` (a datagram longer than the buffer is
-    /// truncated by the kernel, as with any `recvfrom`).
+    /// truncated, as with any `recvfrom`). Before the gate opens, non-STUN
+    /// datagrams are held back; after, held ones come first.
     fn poll_recv(
         &self,
         cx: &mut Context<'_>,
@@ -122,14 +257,48 @@ impl AsyncUdpSocket for DatagramSocket {
         let (Some(buf), Some(meta)) = (bufs.first_mut(), meta.first_mut()) else {
             return Poll::Ready(Ok(0));
         };
-        let mut read = ReadBuf::new(buf);
-        let addr = ready!(self.io.poll_recv_from(cx, &mut read))?;
-        let len = read.filled().len();
-        *meta = RecvMeta::default();
-        meta.addr = addr;
-        meta.len = len;
-        meta.stride = len.max(1);
-        Poll::Ready(Ok(1))
+        let open = self.gate.is_open();
+        if open && let Some((datagram, addr)) = self.held().pop_front() {
+            let len = datagram.len().min(buf.len());
+            buf[..len].copy_from_slice(&datagram[..len]);
+            fill(meta, addr, len);
+            return Poll::Ready(Ok(1));
+        }
+        loop {
+            let mut read = ReadBuf::new(buf);
+            let addr = match self.io.poll_recv_from(cx, &mut read) {
+                Poll::Ready(Ok(addr)) => addr,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {
+                    if !open && !self.held().is_empty() {
+                        self.gate.wake_on_open(cx.waker());
+                    }
+                    return Poll::Pending;
+                }
+            };
+            let datagram = read.filled();
+            if !open
+                && is_stun(datagram)
+                && let Some(response) = self.gate.early_answer(datagram, addr)
+            {
+                tracing::trace!(from = %addr, "answering an early connectivity check");
+                self.gate.answered.fetch_add(1, Ordering::Relaxed);
+                // A lost answer is a lost check: the remote checks again.
+                let _ = self.io.try_send_to(&response, addr);
+                continue;
+            }
+            if open || is_stun(datagram) {
+                let len = datagram.len();
+                fill(meta, addr, len);
+                return Poll::Ready(Ok(1));
+            }
+            let mut held = self.held();
+            if held.len() < EARLY_HOLD {
+                tracing::trace!(from = %addr, len = datagram.len(), "holding a datagram until ICE is connected");
+                held.push_back((datagram.to_vec(), addr));
+                self.gate.held.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 }
 
@@ -142,7 +311,8 @@ mod tests {
     /// with the next.
     #[tokio::test]
     async fn one_datagram_per_receive() {
-        let runtime = PeerRuntime;
+        let runtime = PeerRuntime::default();
+        runtime.gate.open();
         let a = runtime.wrap_udp_socket(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
         let b = runtime.wrap_udp_socket(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
         assert_eq!((a.max_gro_segments(), a.max_gso_segments()), (1, 1));
@@ -166,5 +336,70 @@ mod tests {
             assert_eq!(meta[0].addr, a.local_addr().unwrap());
             assert!(buf[..n].iter().all(|&x| x == i as u8));
         }
+    }
+
+    async fn recv(socket: &Arc<dyn AsyncUdpSocket>) -> (Vec<u8>, SocketAddr) {
+        let mut buf = vec![0u8; 2000];
+        let mut meta = [RecvMeta::default(); 1];
+        std::future::poll_fn(|cx| {
+            let mut bufs = [IoSliceMut::new(&mut buf)];
+            socket.poll_recv(cx, &mut bufs, &mut meta)
+        })
+        .await
+        .unwrap();
+        buf.truncate(meta[0].len);
+        (buf, meta[0].addr)
+    }
+
+    /// Before ICE is connected, STUN passes and a DTLS record waits; opening
+    /// the gate wakes the waiting receive, which gets the record, from its
+    /// sender.
+    #[tokio::test]
+    async fn datagrams_before_ice_wait_for_the_gate() {
+        let gate = Arc::new(IceGate::default());
+        let runtime = PeerRuntime::new(Arc::clone(&gate));
+        let a = runtime.wrap_udp_socket(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
+        let b = runtime.wrap_udp_socket(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
+        let to = b.local_addr().unwrap();
+        let client_hello = [22u8, 0xfe, 0xfd, 0, 0];
+        a.send_to(&[0, 1, 0, 0], to).await.unwrap();
+        a.send_to(&client_hello, to).await.unwrap();
+        a.send_to(&[0, 1, 0, 1], to).await.unwrap();
+        assert_eq!(recv(&b).await.0, [0, 1, 0, 0]);
+        // The record is skipped (held), the STUN after it comes through.
+        assert_eq!(recv(&b).await.0, [0, 1, 0, 1]);
+        let waiting = tokio::spawn({
+            let b = Arc::clone(&b);
+            async move { recv(&b).await }
+        });
+        tokio::task::yield_now().await;
+        gate.open();
+        let (datagram, from) = tokio::time::timeout(Duration::from_secs(10), waiting).await.unwrap().unwrap();
+        assert_eq!(datagram, client_hello);
+        assert_eq!(from, a.local_addr().unwrap());
+        // Open: records pass at once.
+        a.send_to(&client_hello[..3], to).await.unwrap();
+        assert_eq!(recv(&b).await.0, client_hello[..3]);
+    }
+
+    /// A flood before ICE keeps at most [`EARLY_HOLD`] datagrams.
+    #[tokio::test]
+    async fn the_hold_is_bounded() {
+        let gate = Arc::new(IceGate::default());
+        let runtime = PeerRuntime::new(Arc::clone(&gate));
+        let a = runtime.wrap_udp_socket(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
+        let b = runtime.wrap_udp_socket(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
+        let to = b.local_addr().unwrap();
+        for i in 0..3 * EARLY_HOLD {
+            a.send_to(&[128, i as u8], to).await.unwrap();
+        }
+        a.send_to(&[1, 1], to).await.unwrap();
+        assert_eq!(recv(&b).await.0, [1, 1]);
+        gate.open();
+        for i in 0..EARLY_HOLD {
+            assert_eq!(recv(&b).await.0, [128, i as u8]);
+        }
+        a.send_to(&[1, 2], to).await.unwrap();
+        assert_eq!(recv(&b).await.0, [1, 2], "only the first {EARLY_HOLD} were held");
     }
 }

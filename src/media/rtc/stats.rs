@@ -45,4 +45,10 @@ pub struct PeerStats {
     pub jitter: Option<Duration>,
     /// Time from [`Peer::new`] to the first [`PeerState::Connected`].
     pub connect_time: Option<Duration>,
+    /// The remote's connectivity checks answered by our sockets before its
+    /// answer to our offer was applied (see `socket`).
+    pub early_checks_answered: u64,
+    /// DTLS / RTP datagrams that arrived before ICE connected and were held
+    /// for it rather than dropped.
+    pub early_datagrams_held: u64,
 }
