@@ -169,6 +169,30 @@ async fn we_call_jssip_and_audio_crosses_both_ways() {
     alice.stop().await.unwrap();
 }
 
+/// The same call between two JsSIP phones in Chromium, for the record
+/// beside `we_call_jssip_and_audio_crosses_both_ways`: the caller's 200 OK to
+/// its first RTP packet, as Chromium times it (the remote track's unmute).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jssip_calls_jssip_for_comparison() {
+    const CAROL_PASSWORD: &str = "carol-Secret-9d1e";
+    let kamailio = start_kamailio_with_users(&[("carol", CAROL_PASSWORD)]);
+    let mut browser = Browser::start(BROWSER_HZ as u32).await;
+    browser.register("bob", &kamailio, "bob", BOB_PASSWORD).await;
+    browser.register("carol", &kamailio, "carol", CAROL_PASSWORD).await;
+    let out = browser.command("carol", "call", json!({"target": "bob"})).await;
+    let out = out["call"].as_str().expect("call name").to_string();
+    let incoming = browser.wait("bob", "incoming", None).await;
+    let call = incoming["call"].as_str().expect("call name").to_string();
+    browser.command("bob", "answer", json!({"call": call})).await;
+    browser.wait("carol", "confirmed", Some(&out)).await;
+    let first = browser.wait("carol", "first_rtp", Some(&out)).await;
+    println!("chromium (JsSIP caller): 200 OK to first RTP {} ms", first["after_accepted_ms"]);
+    browser.wait_tone("bob", &call, BROWSER_HZ, true).await;
+    browser.wait_tone("carol", &out, BROWSER_HZ, true).await;
+    browser.command("carol", "hangup", json!({"call": out})).await;
+    browser.wait("bob", "ended", Some(&call)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jssip_holds_we_answer_recvonly_and_unhold_brings_audio_back() {
     // A short no-audio threshold: a false alert during the hold would show.

@@ -25,7 +25,8 @@
 // confirmed, ended, failed, hold, unhold, dtmf and info (received by SIP
 // INFO), heard_dtmf (DTMF tones in the received audio), sip (every SIP
 // message on the wire, both ways), refer, refer_request, refer_notify,
-// refer_call, replaces, ice, ...; page_error and fatal when the peer cannot
+// refer_call, replaces, ice, first_rtp (a call's first RTP packet, with
+// after_accepted_ms from its `accepted`), ...; page_error and fatal when the peer cannot
 // go on. Standard error: diagnostics (the browser's console).
 // End of standard input closes the browser and exits.
 

@@ -77,7 +77,10 @@
     session.on('progress', (e) =>
       emit('progress', { call, originator: e.originator, status: e.response ? e.response.status_code : null }),
     );
-    session.on('accepted', (e) => emit('accepted', { call, originator: e.originator }));
+    session.on('accepted', (e) => {
+      c.acceptedAt = performance.now();
+      emit('accepted', { call, originator: e.originator });
+    });
     session.on('confirmed', (e) => emit('confirmed', { call, originator: e.originator }));
     session.on('ended', (e) => {
       emit('ended', { call, originator: e.originator, cause: e.cause });
@@ -119,10 +122,26 @@
   function attachConnection(c, pc) {
     if (c.pc === pc) return;
     c.pc = pc;
-    pc.addEventListener('track', (e) => attachMeter(c, e.track));
+    pc.addEventListener('track', (e) => {
+      watchFirstRtp(c, e.track);
+      attachMeter(c, e.track);
+    });
     pc.addEventListener('iceconnectionstatechange', () =>
       emit('ice', { call: c.id, state: pc.iceConnectionState }),
     );
+  }
+
+  // A remote track is muted until its first RTP packet arrives: `first_rtp`
+  // reports when, from the call's `accepted` (the 200 OK, for a caller).
+  function watchFirstRtp(c, track) {
+    const report = () => {
+      if (c.firstRtpAt !== undefined) return;
+      c.firstRtpAt = performance.now();
+      const after = c.acceptedAt === undefined ? null : Math.round(c.firstRtpAt - c.acceptedAt);
+      emit('first_rtp', { call: c.id, after_accepted_ms: after });
+    };
+    if (!track.muted) report();
+    else track.addEventListener('unmute', report, { once: true });
   }
 
   // The meter listens to the receiver's track through a stream of our own:
