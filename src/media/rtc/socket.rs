@@ -311,15 +311,13 @@ mod tests {
     /// with the next.
     #[tokio::test]
     async fn one_datagram_per_receive() {
-        let runtime = PeerRuntime::default();
-        runtime.gate.open();
-        let a = runtime.wrap_udp_socket(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
-        let b = runtime.wrap_udp_socket(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
+        let (gate, a, b, to) = two_sockets();
+        gate.open();
         assert_eq!((a.max_gro_segments(), a.max_gso_segments()), (1, 1));
         let sizes = [0usize, 1, 160, 1200, 1500, 2000];
         for (i, &n) in sizes.iter().enumerate() {
             let payload = vec![i as u8; n];
-            assert_eq!(a.send_to(&payload, b.local_addr().unwrap()).await.unwrap(), n);
+            assert_eq!(a.send_to(&payload, to).await.unwrap(), n);
         }
         for (i, &n) in sizes.iter().enumerate() {
             let mut buf = vec![0u8; 2000];
@@ -336,6 +334,18 @@ mod tests {
             assert_eq!(meta[0].addr, a.local_addr().unwrap());
             assert!(buf[..n].iter().all(|&x| x == i as u8));
         }
+    }
+
+    type Socket = Arc<dyn AsyncUdpSocket>;
+
+    /// Two loopback sockets of one peer's runtime, its gate (closed), and the
+    /// second socket's address.
+    fn two_sockets() -> (Arc<IceGate>, Socket, Socket, SocketAddr) {
+        let runtime = PeerRuntime::default();
+        let socket = || runtime.wrap_udp_socket(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
+        let (a, b) = (socket(), socket());
+        let to = b.local_addr().unwrap();
+        (runtime.gate, a, b, to)
     }
 
     async fn recv(socket: &Arc<dyn AsyncUdpSocket>) -> (Vec<u8>, SocketAddr) {
@@ -356,11 +366,7 @@ mod tests {
     /// sender.
     #[tokio::test]
     async fn datagrams_before_ice_wait_for_the_gate() {
-        let gate = Arc::new(IceGate::default());
-        let runtime = PeerRuntime::new(Arc::clone(&gate));
-        let a = runtime.wrap_udp_socket(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
-        let b = runtime.wrap_udp_socket(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
-        let to = b.local_addr().unwrap();
+        let (gate, a, b, to) = two_sockets();
         let client_hello = [22u8, 0xfe, 0xfd, 0, 0];
         a.send_to(&[0, 1, 0, 0], to).await.unwrap();
         a.send_to(&client_hello, to).await.unwrap();
@@ -385,11 +391,7 @@ mod tests {
     /// A flood before ICE keeps at most [`EARLY_HOLD`] datagrams.
     #[tokio::test]
     async fn the_hold_is_bounded() {
-        let gate = Arc::new(IceGate::default());
-        let runtime = PeerRuntime::new(Arc::clone(&gate));
-        let a = runtime.wrap_udp_socket(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
-        let b = runtime.wrap_udp_socket(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
-        let to = b.local_addr().unwrap();
+        let (gate, a, b, to) = two_sockets();
         for i in 0..3 * EARLY_HOLD {
             a.send_to(&[128, i as u8], to).await.unwrap();
         }
