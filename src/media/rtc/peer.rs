@@ -759,6 +759,7 @@ impl Peer {
     /// Our counters plus what webrtc's statistics report.
     pub async fn stats(&self) -> PeerStats {
         let c = &self.shared.counters;
+        let (early_checks_answered, early_datagrams_held) = self.ice_gate.counts();
         let mut s = PeerStats {
             packets_sent: c.sent.load(Ordering::Relaxed),
             bytes_sent: c.sent_bytes.load(Ordering::Relaxed),
@@ -767,8 +768,8 @@ impl Peer {
             bytes_received: c.received_bytes.load(Ordering::Relaxed),
             receive_queue_dropped: c.queue_dropped.load(Ordering::Relaxed),
             connect_time: self.connected_at().map(|t| t - self.shared.created_at),
-            early_checks_answered: self.ice_gate.counts().0,
-            early_datagrams_held: self.ice_gate.counts().1,
+            early_checks_answered,
+            early_datagrams_held,
             ..Default::default()
         };
         if self.shared.closed.load(Ordering::Acquire) {

@@ -32,7 +32,7 @@ use std::future::Future;
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -53,6 +53,8 @@ pub(crate) const EARLY_HOLD: usize = 16;
 /// then).
 #[derive(Debug, Default)]
 pub(crate) struct IceGate {
+    /// ICE connected: read on every datagram, so not behind the lock.
+    open: AtomicBool,
     state: Mutex<GateState>,
     /// Early checks answered.
     answered: AtomicU64,
@@ -62,7 +64,6 @@ pub(crate) struct IceGate {
 
 #[derive(Debug, Default)]
 struct GateState {
-    open: bool,
     /// Our credentials while early checks are answered (offer made, answer
     /// not applied yet).
     answering: Option<LocalIce>,
@@ -76,7 +77,7 @@ impl IceGate {
     }
 
     fn is_open(&self) -> bool {
-        self.lock().open
+        self.open.load(Ordering::Acquire)
     }
 
     /// From our first offer until its answer is applied: answer the remote's
@@ -92,8 +93,7 @@ impl IceGate {
 
     /// Our answer to `datagram` from `from`, if it is an early check for us.
     fn early_answer(&self, datagram: &[u8], from: SocketAddr) -> Option<Vec<u8>> {
-        let local = self.lock().answering.clone()?;
-        local.answer(datagram, from)
+        self.lock().answering.as_ref()?.answer(datagram, from)
     }
 
     /// (early checks answered, datagrams held) so far.
@@ -105,17 +105,22 @@ impl IceGate {
     pub(crate) fn open(&self) {
         let wakers = {
             let mut state = self.lock();
-            state.open = true;
+            self.open.store(true, Ordering::Release);
             std::mem::take(&mut state.wakers)
         };
         wakers.into_iter().for_each(Waker::wake);
     }
 
-    /// Wakes `waker` when the gate opens (the last few distinct wakers are
-    /// kept: webrtc also polls with a no-op waker when it drains a burst).
+    /// Wakes `waker` when the gate opens, or now if it opened since the
+    /// caller looked (the last few distinct wakers are kept: webrtc also
+    /// polls with a no-op waker when it drains a burst).
     fn wake_on_open(&self, waker: &Waker) {
         let mut state = self.lock();
-        if state.open || state.wakers.iter().any(|w| w.will_wake(waker)) {
+        if self.is_open() {
+            waker.wake_by_ref();
+            return;
+        }
+        if state.wakers.iter().any(|w| w.will_wake(waker)) {
             return;
         }
         if state.wakers.len() == 4 {
@@ -158,6 +163,7 @@ impl Runtime for PeerRuntime {
             io: tokio::net::UdpSocket::from_std(socket)?,
             gate: Arc::clone(&self.gate),
             held: Mutex::new(VecDeque::new()),
+            drained: AtomicBool::new(false),
         }))
     }
 
@@ -176,7 +182,7 @@ impl Runtime for PeerRuntime {
         &'a self,
         host: &'a str,
     ) -> Pin<Box<dyn Future<Output = io::Result<Vec<SocketAddr>>> + Send + 'a>> {
-        Box::pin(async move { tokio::net::lookup_host(host).await.map(Iterator::collect) })
+        TokioRuntime.resolve_host(host)
     }
 
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
@@ -206,6 +212,9 @@ struct DatagramSocket {
     gate: Arc<IceGate>,
     /// Non-STUN datagrams that arrived before the gate opened.
     held: Mutex<VecDeque<(Vec<u8>, SocketAddr)>>,
+    /// The gate is open and `held` empty for good: nothing more is held
+    /// once it is open, so the receive path no longer takes the lock.
+    drained: AtomicBool,
 }
 
 impl DatagramSocket {
@@ -258,11 +267,15 @@ impl AsyncUdpSocket for DatagramSocket {
             return Poll::Ready(Ok(0));
         };
         let open = self.gate.is_open();
-        if open && let Some((datagram, addr)) = self.held().pop_front() {
-            let len = datagram.len().min(buf.len());
-            buf[..len].copy_from_slice(&datagram[..len]);
-            fill(meta, addr, len);
-            return Poll::Ready(Ok(1));
+        if open && !self.drained.load(Ordering::Relaxed) {
+            let mut held = self.held();
+            if let Some((datagram, addr)) = held.pop_front() {
+                let len = datagram.len().min(buf.len());
+                buf[..len].copy_from_slice(&datagram[..len]);
+                fill(meta, addr, len);
+                return Poll::Ready(Ok(1));
+            }
+            self.drained.store(true, Ordering::Relaxed);
         }
         loop {
             let mut read = ReadBuf::new(buf);
